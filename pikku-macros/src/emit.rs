@@ -1,0 +1,238 @@
+//! Emitting the route: a static descriptor, a module naming it, an `inventory` submission, and a
+//! handler that is a thin call into `pikku::__private`. All behaviour lives in the runtime.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ItemFn, Type};
+
+use crate::args::{Args, Method};
+use crate::signature::{Item, Output, Param, Shape};
+
+pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
+    let rt = quote!(::pikku::__private);
+    let name = &f.sig.ident;
+    let vis = &f.vis;
+    let name_str = name.to_string();
+    let static_name = format_ident!("__PIKKU_ROUTE_{}", name_str.to_uppercase());
+    let route = args.route.as_ref().map(|r| r.value()).unwrap_or_default();
+    let path_params = &args.path_params;
+    let method = format_ident!(
+        "{}",
+        match args.method {
+            Method::Get => "Get",
+            Method::Post => "Post",
+            Method::Put => "Put",
+            Method::Patch => "Patch",
+            Method::Delete => "Delete",
+        }
+    );
+    let (doc_summary, doc_description) = doc_comment(f);
+    let summary = option_str(args.summary.clone().or(doc_summary));
+    let description = option_str(args.description.clone().or(doc_description));
+    let operation_id = args.operation_id.clone().unwrap_or_else(|| name_str.clone());
+    let tags = &args.tags;
+    let auth = args.auth();
+    let heartbeat = match args.heartbeat_ms {
+        Some(ms) => quote!(::core::option::Option::Some(#ms)),
+        None => quote!(::core::option::Option::None),
+    };
+    let services = &shape.services;
+    let input_ty: Type = shape.input().cloned().unwrap_or_else(|| syn::parse_quote!(()));
+    let session_arg: Type = match shape.session() {
+        Some(t) => syn::parse_quote_spanned!(t.span()=> ::std::sync::Arc<#t>),
+        None => syn::parse_quote!(()),
+    };
+    let session_type = match shape.session() {
+        Some(t) => quote!(::core::option::Option::Some(#rt::type_id::<#t>)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (input_schema, input_plan) = match shape.input() {
+        Some(t) => (
+            quote_spanned!(t.span()=> ::core::option::Option::Some(#rt::schema_of::<#t>)),
+            quote_spanned!(t.span()=> ::core::option::Option::Some(#rt::input_plan::<#t>)),
+        ),
+        None => (
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        ),
+    };
+    let call_args = shape.params.iter().map(|p| match p {
+        Param::Input(_) => quote!(__p.input),
+        Param::Session(_) => quote!(&*__p.session),
+        Param::Context => quote!(&__p.ctx),
+    });
+    let schema = |t: &Type| quote_spanned!(t.span()=> ::core::option::Option::Some(#rt::schema_of::<#t>));
+    let none = quote!(::core::option::Option::None);
+    let (kind, output_schema, item_schema, fallible_items, body) = match &shape.output {
+        Output::Json { ty, fallible } => (
+            quote!(Json),
+            schema(ty),
+            none.clone(),
+            false,
+            json_body(*fallible),
+        ),
+        Output::Stream { item, fallible } => (
+            quote!(Stream),
+            none.clone(),
+            schema(&item.data),
+            item.fallible,
+            {
+                let unwrap = unwrap_fallible(*fallible);
+                let events = stream_events(item, quote!(__out));
+                quote!(#unwrap #events)
+            },
+        ),
+        Output::Either {
+            json,
+            item,
+            fallible,
+        } => (
+            quote!(Either),
+            schema(json),
+            schema(&item.data),
+            item.fallible,
+            {
+                let unwrap = unwrap_fallible(*fallible);
+                let events = stream_events(item, quote!(__s));
+                quote! {
+                    #unwrap
+                    match __out {
+                        ::pikku::Reply::Json(__v) => yield #rt::json(&__v),
+                        ::pikku::Reply::Stream(__s) => { #events }
+                    }
+                }
+            },
+        ),
+    };
+    let services_span = services.span();
+    let services_check = quote_spanned! {services_span=>
+        #rt::type_id::<#services>
+    };
+
+    quote! {
+        #f
+
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        pub static #static_name: #rt::RouteDef = #rt::RouteDef {
+            method: #rt::Method::#method,
+            path: #route,
+            path_params: &[#(#path_params),*],
+            fn_name: #name_str,
+            operation_id: #operation_id,
+            summary: #summary,
+            description: #description,
+            tags: &[#(#tags),*],
+            auth: #auth,
+            response: #rt::ResponseKind::#kind,
+            heartbeat_ms: #heartbeat,
+            services_type: #services_check,
+            services_type_name: #rt::type_name::<#services>,
+            session_type: #session_type,
+            input_schema: #input_schema,
+            input_plan: #input_plan,
+            output_schema: #output_schema,
+            item_schema: #item_schema,
+            fallible_items: #fallible_items,
+            handler: {
+                fn __pikku_handler(__call: #rt::Call) -> #rt::Steps {
+                    #rt::run(__call, |__p: #rt::Prepared<#services, #input_ty, #session_arg>| {
+                        #rt::stream! {
+                            let __out = #name(&*__p.services #(, #call_args)*).await;
+                            #body
+                        }
+                    })
+                }
+                __pikku_handler
+            },
+            source: (::core::file!(), ::core::line!()),
+            __plan: #rt::OnceLock::new(),
+        };
+
+        #[doc = ::core::concat!("The route of [`", #name_str, "()`]: `", #name_str, "::ROUTE`, for explicit registration.")]
+        #vis mod #name {
+            #[doc = ::core::concat!("The route descriptor of [`", #name_str, "()`](fn@super::", #name_str, ").")]
+            pub use super::#static_name as ROUTE;
+        }
+
+        #rt::inventory::submit! { #rt::RegisteredRoute(&#static_name) }
+    }
+}
+
+fn json_body(fallible: bool) -> TokenStream {
+    if fallible {
+        quote!(yield ::pikku::__private::json_result(__out);)
+    } else {
+        quote!(yield ::pikku::__private::json(&__out);)
+    }
+}
+
+fn unwrap_fallible(fallible: bool) -> TokenStream {
+    if fallible {
+        quote! {
+            let __out = match __out {
+                ::core::result::Result::Ok(__v) => __v,
+                ::core::result::Result::Err(__e) => {
+                    yield ::pikku::__private::fail(__e);
+                    return;
+                }
+            };
+        }
+    } else {
+        quote!()
+    }
+}
+
+fn stream_events(item: &Item, stream: TokenStream) -> TokenStream {
+    let frame = match (item.event, item.fallible) {
+        (false, false) => quote!(::pikku::__private::frame(&__item)),
+        (true, false) => quote!(::pikku::__private::frame_event(&__item)),
+        (false, true) => quote!(::pikku::__private::frame_result(__item)),
+        (true, true) => quote!(::pikku::__private::frame_event_result(__item)),
+    };
+    quote! {
+        yield ::pikku::__private::Step::Open;
+        for await __item in #stream {
+            yield #frame;
+        }
+    }
+}
+
+fn option_str(s: Option<String>) -> TokenStream {
+    match s {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The doc comment as (summary: first paragraph, description: the rest).
+fn doc_comment(f: &ItemFn) -> (Option<String>, Option<String>) {
+    let lines: Vec<String> = f
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(nv) => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Some(s.value().trim().to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let text = lines.join("\n");
+    let text = text.trim();
+    if text.is_empty() {
+        return (None, None);
+    }
+    match text.split_once("\n\n") {
+        Some((first, rest)) => (
+            Some(first.replace('\n', " ")),
+            Some(rest.trim().to_string()).filter(|s| !s.is_empty()),
+        ),
+        None => (Some(text.replace('\n', " ")), None),
+    }
+}

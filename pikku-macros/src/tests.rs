@@ -1,0 +1,51 @@
+//! Snapshots of the expanded output: the generated code stays small and reviewable.
+
+use quote::quote;
+
+fn pretty(tokens: proc_macro2::TokenStream) -> String {
+    let file: syn::File = syn::parse2(tokens).expect("expansion parses as a file");
+    prettyplease::unparse(&file)
+}
+
+#[test]
+fn stream_function() {
+    let out = super::expand(
+        quote!(route = "/stream/updates", method = "get", response = "stream", auth = false, tags = ["streaming"]),
+        quote! {
+            /// Stream live updates
+            async fn stream_updates(services: &Services, input: UpdatesQuery) -> impl Stream<Item = Update> {
+                stream! { yield Update::default(); }
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}
+
+#[test]
+fn json_session_function_with_result() {
+    let out = super::expand(
+        quote!(route = "/users/{userId}/notifications", method = "post"),
+        quote! {
+            /// Publish a notification
+            ///
+            /// Sends it to every open stream of the user.
+            pub async fn post_notification(services: &Services, input: NewNotification, session: &UserSession, ctx: &Context) -> Result<Published, PikkuError> {
+                body()
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}
+
+#[test]
+fn either_function() {
+    let out = super::expand(
+        quote!(route = "/data", auth = false),
+        quote! {
+            async fn get_data(services: &Services, input: DataQuery) -> Reply<Snapshot, impl Stream<Item = Result<Event<Snapshot>, PikkuError>>> {
+                body()
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}

@@ -1,0 +1,347 @@
+//! [`Pikku`]: an app's services, routes and settings, mounted on an axum [`Router`].
+
+use std::any::TypeId;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, RawPathParams, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{self, AppState};
+use crate::error::PikkuError;
+use crate::input::RawInput;
+use crate::registry::{self, Method, RouteDef, StartupError};
+use crate::session::{ErasedSessions, SessionService};
+use crate::sse::SseConfig;
+
+/// Default request body limit (1 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// An app: its services, the routes to serve, and how to serve them.
+///
+/// ```no_run
+/// # use pikku::Pikku;
+/// # struct Services;
+/// # async fn run() -> std::io::Result<()> {
+/// let pikku = Pikku::new(Services);              // every #[pikku_func] taking &Services
+/// let shutdown = pikku.shutdown_handle();
+/// let app = axum::Router::new()
+///     .nest("/api", pikku.router())               // nests and merges like any Router
+///     .route("/health", axum::routing::get(|| async { "ok" }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// pikku::serve(listener, app, shutdown).await
+/// # }
+/// ```
+pub struct Pikku<S> {
+    services: Arc<S>,
+    routes: Vec<&'static RouteDef>,
+    explicit: bool,
+    sse: SseConfig,
+    sessions: Option<Arc<dyn ErasedSessions>>,
+    shutdown: Shutdown,
+    body_limit: usize,
+}
+
+impl<S: Send + Sync + 'static> Pikku<S> {
+    /// An app serving every `#[pikku_func]` in the binary whose services type is `S`.
+    ///
+    /// SSE settings start from [`SseConfig::from_env`].
+    pub fn new(services: S) -> Self {
+        let routes = registry::all_routes()
+            .into_iter()
+            .filter(|r| (r.services_type)() == TypeId::of::<S>())
+            .collect();
+        Self::build(Arc::new(services), routes, false)
+    }
+
+    /// An app serving exactly `routes` (see [`routes!`](crate::routes)). Use it when the
+    /// functions live in a library crate the binary does not otherwise reference: the linker
+    /// may then drop that crate's `inventory` submissions, and `new` would not see them.
+    pub fn with_routes(services: S, routes: Vec<&'static RouteDef>) -> Self {
+        Self::build(Arc::new(services), routes, true)
+    }
+
+    fn build(services: Arc<S>, routes: Vec<&'static RouteDef>, explicit: bool) -> Self {
+        Self {
+            services,
+            routes,
+            explicit,
+            sse: SseConfig::from_env(),
+            sessions: None,
+            shutdown: Shutdown::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// Sets the SSE behaviour (heartbeat, extra headers, retry hint).
+    pub fn sse(mut self, cfg: SseConfig) -> Self {
+        self.sse = cfg;
+        self
+    }
+
+    /// Sets the session service that finds each request's session.
+    pub fn sessions<T: SessionService>(mut self, sessions: T) -> Self {
+        self.sessions = Some(Arc::new(sessions));
+        self
+    }
+
+    /// Sets the request body limit in bytes (413 beyond it).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Uses `shutdown` as the app's shutdown signal (e.g. one shared by several apps).
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The app's shutdown signal: triggering it ends every open stream.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// The app's services.
+    pub fn services(&self) -> &Arc<S> {
+        &self.services
+    }
+
+    /// The routes this app serves.
+    pub fn routes(&self) -> &[&'static RouteDef] {
+        &self.routes
+    }
+
+    /// Checks the routes (duplicates, path params, sessions) and mounts them on a `Router`.
+    pub fn try_router(self) -> Result<Router, StartupError> {
+        registry::validate(&self.routes)?;
+        for r in &self.routes {
+            if self.explicit && (r.services_type)() != TypeId::of::<S>() {
+                return Err(StartupError::ServicesTypeMismatch {
+                    function: r.fn_name,
+                    at: registry::location(r),
+                    expected: (r.services_type_name)(),
+                });
+            }
+            if r.auth {
+                let Some(sessions) = &self.sessions else {
+                    return Err(StartupError::NoSessionService {
+                        function: r.fn_name,
+                        at: registry::location(r),
+                    });
+                };
+                if r.session_type.is_some_and(|t| t() != sessions.session_type()) {
+                    return Err(StartupError::SessionTypeMismatch {
+                        function: r.fn_name,
+                        at: registry::location(r),
+                    });
+                }
+            }
+        }
+        let state = Arc::new(AppState {
+            services: self.services,
+            services_type: TypeId::of::<S>(),
+            sse: self.sse,
+            sessions: self.sessions,
+            shutdown: self.shutdown.0.clone(),
+            body_limit: self.body_limit,
+        });
+        Ok(mount(state, &self.routes))
+    }
+
+    /// Like [`try_router`](Self::try_router), but panics with the startup error's message.
+    ///
+    /// # Panics
+    /// At startup, when two functions share a method and route, a route's `{param}` is not
+    /// in its input type, or auth routes have no session service.
+    pub fn router(self) -> Router {
+        match self.try_router() {
+            Ok(r) => r,
+            Err(e) => panic!("pikku: {e}"),
+        }
+    }
+}
+
+fn mount(state: Arc<AppState>, routes: &[&'static RouteDef]) -> Router {
+    debug_assert!(routes.iter().all(|r| (r.services_type)() == state.services_type));
+    let mut by_path: BTreeMap<&'static str, (MethodRouter, Vec<&'static str>)> = BTreeMap::new();
+    for &route in routes {
+        let st = state.clone();
+        let handler = move |req: Request| {
+            let st = st.clone();
+            async move { adapt(&st, route, req).await }
+        };
+        let (mr, methods) = by_path
+            .entry(route.path)
+            .or_insert_with(|| (MethodRouter::new(), Vec::new()));
+        *mr = std::mem::take(mr).on(filter(route.method), handler);
+        methods.push(route.method.as_str());
+    }
+    let mut router = Router::new();
+    for (path, (mr, methods)) in by_path {
+        let allow = methods.join(", ");
+        let not_allowed = move || {
+            let allow = allow.clone();
+            async move {
+                let mut res = PikkuError::method_not_allowed(format!(
+                    "method not allowed; this route accepts {}",
+                    allow.to_uppercase()
+                ))
+                .into_response();
+                if let Ok(v) = http::HeaderValue::try_from(allow.to_uppercase()) {
+                    res.headers_mut().insert(http::header::ALLOW, v);
+                }
+                res
+            }
+        };
+        router = router.route(path, mr.fallback(not_allowed));
+    }
+    router.fallback(|| async { PikkuError::not_found("no route matches this path").into_response() })
+}
+
+fn filter(m: Method) -> MethodFilter {
+    match m {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+        Method::Put => MethodFilter::PUT,
+        Method::Patch => MethodFilter::PATCH,
+        Method::Delete => MethodFilter::DELETE,
+    }
+}
+
+/// The axum adapter: turns an axum request into the framework-independent call.
+async fn adapt(state: &AppState, route: &'static RouteDef, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let path = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(params) => params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        Err(_) => {
+            return PikkuError::bad_request("path params are not valid UTF-8").into_response();
+        }
+    };
+    let body = if route.method.has_body() {
+        match axum::body::to_bytes(body, state.body_limit).await {
+            Ok(b) => b,
+            Err(e) => {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                return if too_large {
+                    PikkuError::payload_too_large(format!(
+                        "request body is larger than {} bytes",
+                        state.body_limit
+                    ))
+                } else {
+                    PikkuError::bad_request("could not read the request body")
+                }
+                .into_response();
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    let raw = RawInput {
+        path,
+        query: parts.uri.query().map(str::to_owned),
+        body,
+    };
+    dispatch::handle(state, route, parts.headers, raw)
+        .await
+        .map(axum::body::Body::new)
+}
+
+/// The shutdown signal of an app: trigger it (or send SIGTERM/ctrl-c to [`serve`]) and every
+/// open stream ends with a final `event: shutdown` carrying a `retry:` hint.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(CancellationToken);
+
+impl Shutdown {
+    /// Starts the shutdown.
+    pub fn trigger(&self) {
+        self.0.cancel();
+    }
+    /// Whether shutdown has started.
+    pub fn is_triggered(&self) -> bool {
+        self.0.is_cancelled()
+    }
+    /// Resolves when shutdown starts.
+    pub async fn triggered(&self) {
+        self.0.cancelled().await
+    }
+}
+
+/// How long [`serve`] waits for open connections after shutdown starts.
+pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Serves `router` until ctrl-c, SIGTERM or `shutdown.trigger()`, then shuts down gracefully:
+/// stops accepting, ends every open stream with a final event, and returns once connections
+/// have closed or [`DEFAULT_SHUTDOWN_DEADLINE`] has passed.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    serve_with_deadline(listener, router, shutdown, DEFAULT_SHUTDOWN_DEADLINE).await
+}
+
+/// [`serve`] with a chosen shutdown deadline.
+pub async fn serve_with_deadline(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+    deadline: Duration,
+) -> std::io::Result<()> {
+    let signal = {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown.triggered() => {}
+                _ = os_signal() => {
+                    tracing::info!("shutdown signal received");
+                    shutdown.trigger();
+                }
+            }
+        }
+    };
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal);
+    tokio::select! {
+        r = server => r,
+        _ = async { shutdown.triggered().await; tokio::time::sleep(deadline).await } => {
+            tracing::warn!(?deadline, "connections still open at the shutdown deadline; exiting");
+            Ok(())
+        }
+    }
+}
+
+async fn os_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,111 @@
+//! Per-request context a function may take as `ctx: &Context`: request id, the SSE resume
+//! point (`Last-Event-ID`), the request headers, and the server's shutdown signal.
+
+use http::HeaderMap;
+use tokio_util::sync::CancellationToken;
+
+/// Longest `Last-Event-ID` accepted; longer ones are treated as absent (and logged).
+pub const MAX_LAST_EVENT_ID_LEN: usize = 256;
+
+/// The `Last-Event-ID` a reconnecting client sent: where its stream should resume.
+///
+/// ```
+/// # use pikku::LastEventId;
+/// let id = LastEventId::parse("41").unwrap();
+/// assert_eq!(id.as_u64(), Some(41));
+/// assert!(LastEventId::parse("").is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LastEventId(String);
+
+impl LastEventId {
+    /// Reads a header value; `None` for empty, over-long or non-UTF-8 ids.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > MAX_LAST_EVENT_ID_LEN {
+            return None;
+        }
+        Some(Self(raw.to_owned()))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as a number, for streams whose ids are sequence numbers.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+}
+
+/// Everything about the request that is not the function's typed input.
+#[derive(Debug, Clone)]
+pub struct Context {
+    request_id: String,
+    last_event_id: Option<LastEventId>,
+    headers: HeaderMap,
+    shutdown: CancellationToken,
+}
+
+impl Context {
+    pub(crate) fn new(
+        request_id: String,
+        headers: HeaderMap,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let last_event_id = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|raw| {
+                let id = LastEventId::parse(raw);
+                if id.is_none() && !raw.trim().is_empty() {
+                    tracing::warn!(len = raw.len(), "ignoring an unusable Last-Event-ID");
+                }
+                id
+            });
+        Self {
+            request_id,
+            last_event_id,
+            headers,
+            shutdown,
+        }
+    }
+
+    /// A context for calling a function directly (tests, other transports).
+    pub fn detached() -> Self {
+        Self::new(String::new(), HeaderMap::new(), CancellationToken::new())
+    }
+
+    /// The request id (from `x-request-id`, or generated).
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The resume point a reconnecting SSE client sent, if any.
+    pub fn last_event_id(&self) -> Option<&LastEventId> {
+        self.last_event_id.as_ref()
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Whether the server is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Resolves when the server starts shutting down: select on it to end a stream cleanly.
+    ///
+    /// ```ignore
+    /// tokio::select! {
+    ///     _ = ctx.shutdown() => return,
+    ///     item = source.next() => yield item,
+    /// }
+    /// ```
+    pub fn shutdown(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.shutdown.clone().cancelled_owned()
+    }
+}

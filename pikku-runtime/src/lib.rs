@@ -1,0 +1,110 @@
+//! # Pikku for Rust
+//!
+//! Typed real-time streams over HTTP from one attribute. Write a generator-style async
+//! function, annotate it with [`#[pikku_func]`](macro@pikku_func), and [`Pikku::new`] mounts it
+//! on an axum `Router` as a Server-Sent Events endpoint (or a JSON one) with correct framing,
+//! ids, heartbeats, error events and cleanup when the client goes away.
+//!
+//! ```
+//! use pikku::prelude::*;
+//! use std::time::Duration;
+//!
+//! pub struct Services;
+//!
+//! #[derive(Serialize, JsonSchema)]
+//! pub struct Update { count: u64 }
+//!
+//! /// Stream live updates
+//! #[pikku_func(route = "/stream/updates", response = "stream", auth = false, tags = ["streaming"])]
+//! async fn stream_updates(_services: &Services) -> impl Stream<Item = Update> {
+//!     stream! {
+//!         for count in 1..=3 {
+//!             yield Update { count };
+//!             tokio::time::sleep(Duration::from_millis(10)).await;
+//!         }
+//!     }
+//! }
+//!
+//! let router: axum::Router = Pikku::new(Services).router();
+//! ```
+//!
+//! ## Function signatures
+//!
+//! `async fn name(services: &S [, input: I] [, session: &U] [, ctx: &Context]) -> R`
+//!
+//! - `services: &S` — the app's services, always first (Pikku's `services`).
+//! - `input: I` — by value; `I: Deserialize + JsonSchema`, filled from path params, query and
+//!   (for POST/PUT/PATCH) the JSON body. Omit it when the function takes no input.
+//! - `session: &U` — makes it a session function (Pikku's `pikkuFunc`): it needs `auth = true`
+//!   (the default) and receives the session the app's [`SessionService`] found.
+//! - `ctx: &Context` — request id, `Last-Event-ID`, headers, shutdown signal.
+//!
+//! `R` is, by `response`:
+//! - `"json"` (default): `T` or `Result<T, E>` with `T: Serialize + JsonSchema`,
+//!   `E: Into<PikkuError>`;
+//! - `"stream"`: `impl Stream<Item = X>` or `Result<impl Stream<Item = X>, E>`, where `X` is
+//!   `T`, `Event<T>`, `Result<T, E>` or `Result<Event<T>, E>`;
+//! - [`Reply<T, impl Stream<Item = X>>`](Reply) (or a `Result` of it): JSON or stream, chosen
+//!   at run time.
+
+#![warn(missing_docs)]
+
+mod app;
+pub mod context;
+pub mod dispatch;
+pub mod error;
+pub mod input;
+pub mod registry;
+mod reply;
+pub mod session;
+pub mod sse;
+
+pub use app::{
+    DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_DEADLINE, Pikku, Shutdown, serve, serve_with_deadline,
+};
+pub use async_stream::{stream, try_stream};
+pub use context::{Context, LastEventId};
+pub use error::{PikkuError, Result};
+pub use pikku_macros::pikku_func;
+pub use registry::{Method, ResponseKind, RouteDef, StartupError};
+pub use reply::Reply;
+pub use session::SessionService;
+pub use sse::{Event, SseConfig};
+
+/// What a module declaring Pikku functions usually needs.
+pub mod prelude {
+    pub use crate::{
+        Context, Event, LastEventId, Pikku, PikkuError, Reply, SseConfig, pikku_func, stream,
+        try_stream,
+    };
+    pub use futures_util::{Stream, StreamExt};
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Used by the code `#[pikku_func]` generates. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::dispatch::{
+        Call, Prepared, Step, Steps, fail, frame, frame_event, frame_event_result, frame_result,
+        json, json_result, run,
+    };
+    pub use crate::input::InputPlan;
+    pub use crate::registry::{Method, RegisteredRoute, ResponseKind, RouteDef, schema_of};
+    pub use async_stream::stream;
+    pub use inventory;
+    pub use std::sync::OnceLock;
+
+    /// `TypeId::of`, as a fn pointer for descriptors.
+    pub fn type_id<T: 'static>() -> std::any::TypeId {
+        std::any::TypeId::of::<T>()
+    }
+    /// `type_name`, as a fn pointer for descriptors.
+    pub fn type_name<T: ?Sized>() -> &'static str {
+        std::any::type_name::<T>()
+    }
+    /// The input plan of `T`, as a fn pointer for descriptors.
+    pub fn input_plan<T: schemars::JsonSchema>() -> InputPlan {
+        InputPlan::of::<T>()
+    }
+}

@@ -1,0 +1,282 @@
+//! The route descriptors `#[pikku_func]` emits, how they are collected, and the startup checks.
+//!
+//! Each annotated function becomes one `static` [`RouteDef`] and one `inventory::submit!` of
+//! it, so [`Pikku::new`](crate::Pikku::new) finds every route with no wiring. The descriptor is
+//! also reachable by name (`my_fn::ROUTE`), for explicit registration with
+//! [`routes!`](crate::routes) when a crate's submissions would otherwise be dropped by the
+//! linker (see the README, "Explicit registration").
+
+use std::any::TypeId;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use crate::dispatch::{Call, Steps};
+use crate::input::InputPlan;
+
+/// HTTP methods a Pikku function can be declared on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    /// The method as `http` knows it.
+    pub fn as_http(self) -> http::Method {
+        match self {
+            Method::Get => http::Method::GET,
+            Method::Post => http::Method::POST,
+            Method::Put => http::Method::PUT,
+            Method::Patch => http::Method::PATCH,
+            Method::Delete => http::Method::DELETE,
+        }
+    }
+    /// Lower-case name, as written in the attribute and in OpenAPI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+            Method::Patch => "patch",
+            Method::Delete => "delete",
+        }
+    }
+    /// Whether the JSON body contributes to the input.
+    pub fn has_body(self) -> bool {
+        !matches!(self, Method::Get | Method::Delete)
+    }
+}
+
+/// What a route answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseKind {
+    /// `application/json`
+    Json,
+    /// `text/event-stream`
+    Stream,
+    /// Either, decided at run time (a function returning [`Reply`](crate::Reply)).
+    Either,
+}
+
+/// Builds a JSON schema of some type into a generator (component schemas go to its `$defs`).
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// The schema function of `T`, for descriptors.
+pub fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+/// Everything known about one declared function. Emitted by `#[pikku_func]`; not meant to be
+/// written by hand, but readable by tools (OpenAPI, client generators).
+pub struct RouteDef {
+    /// The HTTP method.
+    pub method: Method,
+    /// The route, with `{param}` segments.
+    pub path: &'static str,
+    /// The `{param}` names of `path`, in order.
+    pub path_params: &'static [&'static str],
+    /// The Rust function's name.
+    pub fn_name: &'static str,
+    /// OpenAPI `operationId` (default: the function's name).
+    pub operation_id: &'static str,
+    /// Short summary (default: first line of the doc comment).
+    pub summary: Option<&'static str>,
+    /// Long description (default: the rest of the doc comment).
+    pub description: Option<&'static str>,
+    /// OpenAPI tags.
+    pub tags: &'static [&'static str],
+    /// Whether a valid session is required.
+    pub auth: bool,
+    /// JSON, stream, or either.
+    pub response: ResponseKind,
+    /// Per-route heartbeat override in milliseconds (`Some(0)`: none).
+    pub heartbeat_ms: Option<u64>,
+    /// The services type the function takes.
+    pub services_type: fn() -> TypeId,
+    /// Its name, for error messages.
+    pub services_type_name: fn() -> &'static str,
+    /// The session type, for session functions.
+    pub session_type: Option<fn() -> TypeId>,
+    /// Schema of the input type, if the function takes one.
+    pub input_schema: Option<SchemaFn>,
+    /// How the input is read off a request; built on first use.
+    pub input_plan: Option<fn() -> InputPlan>,
+    /// Schema of the JSON output (json / either routes).
+    pub output_schema: Option<SchemaFn>,
+    /// Schema of one stream item's data (stream / either routes).
+    pub item_schema: Option<SchemaFn>,
+    /// Whether stream items may be errors (`Result` items).
+    pub fallible_items: bool,
+    /// The generated handler.
+    pub handler: fn(Call) -> Steps,
+    /// Where it was declared (`file!()`, `line!()`), for startup errors.
+    pub source: (&'static str, u32),
+    #[doc(hidden)]
+    pub __plan: OnceLock<InputPlan>,
+}
+
+impl RouteDef {
+    /// The input plan, built once.
+    pub(crate) fn plan(&self) -> &InputPlan {
+        self.__plan
+            .get_or_init(|| self.input_plan.map(|f| f()).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for RouteDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteDef")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("fn_name", &self.fn_name)
+            .field("auth", &self.auth)
+            .field("response", &self.response)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `inventory` collects: a pointer to a route's static descriptor.
+pub struct RegisteredRoute(pub &'static RouteDef);
+
+inventory::collect!(RegisteredRoute);
+
+/// Every route declared with `#[pikku_func]` in the binary, in a stable order (path, method).
+pub fn all_routes() -> Vec<&'static RouteDef> {
+    let mut routes: Vec<_> = inventory::iter::<RegisteredRoute>
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    routes.sort_by(|a, b| (a.path, a.method).cmp(&(b.path, b.method)));
+    routes
+}
+
+/// A list of routes by function name, for explicit registration.
+///
+/// ```ignore
+/// let app = Pikku::with_routes(services, pikku::routes![stream_updates, get_data]);
+/// ```
+#[macro_export]
+macro_rules! routes {
+    ($($f:path),* $(,)?) => {
+        ::std::vec![$( &$f::ROUTE ),*]
+    };
+}
+
+/// A problem found when mounting routes. Reported at startup, naming the declarations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartupError {
+    /// Two functions on the same method and route.
+    #[error(
+        "two functions are declared on {method} {path}: `{first}` ({first_at}) and `{second}` ({second_at}); give one of them another route or method"
+    )]
+    DuplicateRoute {
+        /// Method.
+        method: &'static str,
+        /// Route.
+        path: &'static str,
+        /// First function.
+        first: &'static str,
+        /// Where it is.
+        first_at: String,
+        /// Second function.
+        second: &'static str,
+        /// Where it is.
+        second_at: String,
+    },
+    /// A `{param}` of the route is not a field of the input type.
+    #[error(
+        "route {path} of `{function}` ({at}) has the param `{{{param}}}`, but its input type has no field `{param}` (as serialized); add the field or rename the param"
+    )]
+    MissingPathParam {
+        /// Route.
+        path: &'static str,
+        /// Function.
+        function: &'static str,
+        /// Where it is.
+        at: String,
+        /// The param.
+        param: &'static str,
+    },
+    /// A route needs a session but the app has no session service.
+    #[error(
+        "`{function}` ({at}) requires auth but the app has no session service; add one with `.sessions(...)` or declare `auth = false`"
+    )]
+    NoSessionService {
+        /// Function.
+        function: &'static str,
+        /// Where it is.
+        at: String,
+    },
+    /// A session function's session type differs from the app's session service.
+    #[error(
+        "`{function}` ({at}) takes a session of another type than the app's session service produces"
+    )]
+    SessionTypeMismatch {
+        /// Function.
+        function: &'static str,
+        /// Where it is.
+        at: String,
+    },
+    /// An explicitly registered route takes another services type.
+    #[error(
+        "`{function}` ({at}) takes services of type `{expected}`, but the app was built with other services"
+    )]
+    ServicesTypeMismatch {
+        /// Function.
+        function: &'static str,
+        /// Where it is.
+        at: String,
+        /// The type the function takes.
+        expected: &'static str,
+    },
+}
+
+fn at(r: &RouteDef) -> String {
+    format!("{}:{}", r.source.0, r.source.1)
+}
+
+/// Checks a set of routes for the errors that can only be seen once all are known.
+pub fn validate(routes: &[&'static RouteDef]) -> Result<(), StartupError> {
+    let mut seen: BTreeMap<(&str, Method), &RouteDef> = BTreeMap::new();
+    for r in routes {
+        if let Some(first) = seen.insert((r.path, r.method), r) {
+            return Err(StartupError::DuplicateRoute {
+                method: r.method.as_str(),
+                path: r.path,
+                first: first.fn_name,
+                first_at: at(first),
+                second: r.fn_name,
+                second_at: at(r),
+            });
+        }
+        if !r.path_params.is_empty() {
+            let plan = r.plan();
+            for p in r.path_params {
+                if !plan.properties().iter().any(|f| f == p) {
+                    return Err(StartupError::MissingPathParam {
+                        path: r.path,
+                        function: r.fn_name,
+                        at: at(r),
+                        param: p,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn location(r: &RouteDef) -> String {
+    at(r)
+}

@@ -1,0 +1,474 @@
+//! Server-Sent Events: the event type, its wire encoding, and the response body that
+//! drives a generator.
+//!
+//! Encoding follows the WHATWG `text/event-stream` format: every field is written as
+//! `field: value`, data is split into one `data:` line per line of the payload (CR, LF and
+//! CRLF all end a line, so no payload can break framing), and an event ends with a blank line.
+//! Fields that cannot be split (`id`, `event`) are validated when the [`Event`] is built.
+//!
+//! ```
+//! use pikku::sse::Event;
+//! let ev = Event::new(serde_json::json!({"n": 1})).with_id(7).unwrap().with_event("tick").unwrap();
+//! assert_eq!(&ev.encode().unwrap()[..], b"id: 7\nevent: tick\ndata: {\"n\":1}\n\n");
+//! assert!(Event::new(()).with_event("bad\nname").is_err());
+//! ```
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::fmt;
+use std::io::Write as _;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use serde::Serialize;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::dispatch::{Step, Steps};
+use crate::error::PikkuError;
+
+/// Default heartbeat interval (as FastAPI's and axum's SSE helpers use).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The comment line sent when a stream has been idle for the heartbeat interval.
+pub const HEARTBEAT_FRAME: &[u8] = b": ping\n\n";
+
+/// An SSE event carrying typed data plus the optional `id`, `event` and `retry` fields.
+///
+/// Yield `Event<T>` items from a stream function to set these fields per item; plain `T`
+/// items are sent as data-only events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<T> {
+    data: T,
+    id: Option<String>,
+    event: Option<Cow<'static, str>>,
+    retry: Option<Duration>,
+}
+
+/// Returned when an `id` or `event` value contains CR, LF or NUL, which SSE cannot carry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SSE `{field}` field must not contain CR, LF or NUL")]
+pub struct InvalidEventField {
+    field: &'static str,
+}
+
+impl From<InvalidEventField> for PikkuError {
+    fn from(e: InvalidEventField) -> Self {
+        PikkuError::internal(e)
+    }
+}
+
+fn check_field(field: &'static str, v: &str) -> Result<(), InvalidEventField> {
+    if v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        Err(InvalidEventField { field })
+    } else {
+        Ok(())
+    }
+}
+
+impl<T> Event<T> {
+    /// A data-only event.
+    pub fn new(data: T) -> Self {
+        Self {
+            data,
+            id: None,
+            event: None,
+            retry: None,
+        }
+    }
+
+    /// Sets the `id:` field (the value a reconnecting client sends back as `Last-Event-ID`).
+    pub fn with_id(mut self, id: impl fmt::Display) -> Result<Self, InvalidEventField> {
+        let id = id.to_string();
+        check_field("id", &id)?;
+        self.id = Some(id);
+        Ok(self)
+    }
+
+    /// Sets the `event:` field (the event type a browser dispatches on).
+    pub fn with_event(
+        mut self,
+        event: impl Into<Cow<'static, str>>,
+    ) -> Result<Self, InvalidEventField> {
+        let event = event.into();
+        check_field("event", &event)?;
+        self.event = Some(event);
+        Ok(self)
+    }
+
+    /// Sets the `retry:` field: how long a client waits before reconnecting.
+    pub fn with_retry(mut self, retry: Duration) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// The data.
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+    /// The `id:` field, if set.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+    /// The `event:` field, if set.
+    pub fn event(&self) -> Option<&str> {
+        self.event.as_deref()
+    }
+}
+
+impl<T> From<T> for Event<T> {
+    fn from(data: T) -> Self {
+        Event::new(data)
+    }
+}
+
+impl<T: Serialize> Event<T> {
+    /// Encodes the event as it goes on the wire (data as JSON).
+    pub fn encode(&self) -> Result<Bytes, PikkuError> {
+        let mut buf = BytesMut::with_capacity(128);
+        write_field(&mut buf, b"id", self.id.as_deref());
+        write_field(&mut buf, b"event", self.event.as_deref());
+        if let Some(retry) = self.retry {
+            let _ = writeln!((&mut buf).writer(), "retry: {}", retry.as_millis());
+        }
+        write_json_data(&mut buf, &self.data)?;
+        Ok(buf.freeze())
+    }
+}
+
+fn write_field(buf: &mut BytesMut, name: &[u8], value: Option<&str>) {
+    if let Some(v) = value {
+        buf.put_slice(name);
+        buf.put_slice(b": ");
+        buf.put_slice(v.as_bytes());
+        buf.put_u8(b'\n');
+    }
+}
+
+/// Encodes a data-only event whose data is `value` as JSON.
+pub fn encode_json<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, PikkuError> {
+    let mut buf = BytesMut::with_capacity(128);
+    write_json_data(&mut buf, value)?;
+    Ok(buf.freeze())
+}
+
+fn write_json_data<T: Serialize + ?Sized>(buf: &mut BytesMut, value: &T) -> Result<(), PikkuError> {
+    let start = buf.len();
+    buf.put_slice(b"data: ");
+    serde_json::to_writer(buf.writer(), value).map_err(PikkuError::internal)?;
+    // Compact serde_json output never holds a raw line break; a custom serializer might.
+    if buf[start..].iter().any(|b| matches!(b, b'\r' | b'\n')) {
+        let payload = buf.split_off(start + 6);
+        buf.truncate(start);
+        write_data_lines(buf, &payload);
+    } else {
+        buf.put_slice(b"\n\n");
+    }
+    Ok(())
+}
+
+/// Writes `payload` as `data:` lines (split on CR, LF and CRLF) and ends the event.
+pub fn write_data_lines(buf: &mut BytesMut, payload: &[u8]) {
+    let mut rest = payload;
+    loop {
+        let end = rest.iter().position(|b| matches!(b, b'\r' | b'\n'));
+        buf.put_slice(b"data: ");
+        match end {
+            None => {
+                buf.put_slice(rest);
+                buf.put_u8(b'\n');
+                break;
+            }
+            Some(i) => {
+                buf.put_slice(&rest[..i]);
+                buf.put_u8(b'\n');
+                let skip = if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                rest = &rest[i + skip..];
+            }
+        }
+    }
+    buf.put_u8(b'\n');
+}
+
+/// An `event: error` whose data is the error's JSON body. Sent for `Err` items.
+pub fn encode_error(err: &PikkuError) -> Bytes {
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_slice(b"event: error\n");
+    let body = serde_json::json!({"error": err.code(), "message": err.message()});
+    // A json! value always serializes.
+    let _ = write_json_data(&mut buf, &body);
+    buf.freeze()
+}
+
+/// SSE behaviour of an app (the seed's `sse: { headers, heartbeat }`), overridable per route.
+///
+/// ```
+/// use std::time::Duration;
+/// let cfg = pikku::SseConfig::default()
+///     .heartbeat(Some(Duration::from_secs(30)))
+///     .header("x-stream-version", "1").unwrap();
+/// assert_eq!(cfg.heartbeat_interval(), Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SseConfig {
+    heartbeat: Option<Duration>,
+    headers: HeaderMap,
+    retry: Option<Duration>,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Some(DEFAULT_HEARTBEAT),
+            headers: HeaderMap::new(),
+            retry: None,
+        }
+    }
+}
+
+/// Env var read by [`SseConfig::from_env`]: heartbeat interval in milliseconds (`0` turns it off).
+pub const HEARTBEAT_ENV: &str = "PIKKU_SSE_HEARTBEAT_MS";
+
+impl SseConfig {
+    /// The defaults, with the heartbeat taken from `PIKKU_SSE_HEARTBEAT_MS` when set.
+    ///
+    /// An unparsable value is ignored with a warning rather than taking the server down.
+    pub fn from_env() -> Self {
+        let mut cfg = Self::default();
+        if let Ok(v) = std::env::var(HEARTBEAT_ENV) {
+            match v.trim().parse::<u64>() {
+                Ok(0) => cfg.heartbeat = None,
+                Ok(ms) => cfg.heartbeat = Some(Duration::from_millis(ms)),
+                Err(_) => tracing::warn!(value = %v, "ignoring unparsable {HEARTBEAT_ENV}"),
+            }
+        }
+        cfg
+    }
+
+    /// Sets the heartbeat interval; `None` turns heartbeats off.
+    pub fn heartbeat(mut self, every: Option<Duration>) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// The heartbeat interval, if heartbeats are on.
+    pub fn heartbeat_interval(&self) -> Option<Duration> {
+        self.heartbeat
+    }
+
+    /// Adds a header to every SSE response (the seed's `sse.headers`).
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, http::Error> {
+        let name = HeaderName::try_from(name)?;
+        let value = HeaderValue::try_from(value)?;
+        self.headers.insert(name, value);
+        Ok(self)
+    }
+
+    /// Sends `retry: <ms>` at the start of every stream, telling clients how long to wait
+    /// before reconnecting.
+    pub fn retry(mut self, retry: Option<Duration>) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub(crate) fn apply_headers(&self, headers: &mut HeaderMap) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        );
+        for (k, v) in &self.headers {
+            headers.insert(k.clone(), v.clone());
+        }
+    }
+
+    pub(crate) fn prelude(&self) -> Option<Bytes> {
+        self.retry
+            .map(|r| Bytes::from(format!("retry: {}\n\n", r.as_millis())))
+    }
+}
+
+/// The frame sent to every open stream when the server shuts down: tells the client to
+/// reconnect (to another instance) after a short pause.
+pub fn shutdown_frame() -> Bytes {
+    Bytes::from_static(b"event: shutdown\nretry: 1000\ndata: {\"reason\":\"server shutting down\"}\n\n")
+}
+
+/// The streaming response body: polls the generator only when the connection asks for
+/// the next frame (so a slow client slows the generator instead of growing a buffer),
+/// interleaves heartbeats, turns a panic into a final error event, and ends on shutdown.
+///
+/// Dropping the body (the client went away) drops the generator, which runs its cleanup.
+pub struct SseBody {
+    steps: Option<Steps>,
+    prelude: Option<Bytes>,
+    heartbeat: Option<(Duration, Pin<Box<Sleep>>)>,
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    span: tracing::Span,
+}
+
+impl SseBody {
+    pub(crate) fn new(
+        steps: Steps,
+        cfg: &SseConfig,
+        heartbeat: Option<Duration>,
+        shutdown: Option<WaitForCancellationFutureOwned>,
+        span: tracing::Span,
+    ) -> Self {
+        Self {
+            steps: Some(steps),
+            prelude: cfg.prelude(),
+            heartbeat: heartbeat.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
+            shutdown: shutdown.map(Box::pin),
+            span,
+        }
+    }
+
+}
+
+impl http_body::Body for SseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let SseBody {
+            steps: steps_slot,
+            prelude,
+            heartbeat,
+            shutdown,
+            span,
+        } = self.get_mut();
+        let _enter = span.enter();
+        // Dropping the generator here (not when hyper drops the body) runs its cleanup now.
+        macro_rules! finish {
+            () => {{
+                *steps_slot = None;
+                *heartbeat = None;
+                *shutdown = None;
+            }};
+        }
+        if let Some(p) = prelude.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(p))));
+        }
+        let Some(steps) = steps_slot.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| steps.as_mut().poll_next(cx))) {
+            Ok(Poll::Ready(Some(Step::Frame(bytes)))) => {
+                if let Some((every, sleep)) = heartbeat.as_mut() {
+                    sleep.as_mut().reset(Instant::now() + *every);
+                }
+                return Poll::Ready(Some(Ok(http_body::Frame::data(bytes))));
+            }
+            Ok(Poll::Ready(Some(other))) => {
+                // Open/Json/Fail only make sense before the stream started.
+                tracing::error!(step = ?other, "unexpected step inside an open stream");
+                finish!();
+                let err = PikkuError::internal("unexpected step inside an open stream");
+                return Poll::Ready(Some(Ok(http_body::Frame::data(encode_error(&err)))));
+            }
+            Ok(Poll::Ready(None)) => {
+                finish!();
+                return Poll::Ready(None);
+            }
+            Ok(Poll::Pending) => {}
+            Err(panic) => {
+                let msg = panic_message(&panic);
+                tracing::error!(panic = %msg, "stream generator panicked; ending this stream");
+                finish!();
+                let err = PikkuError::new(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal server error",
+                );
+                return Poll::Ready(Some(Ok(http_body::Frame::data(encode_error(&err)))));
+            }
+        }
+        if let Some(shutdown) = shutdown.as_mut() {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                finish!();
+                return Poll::Ready(Some(Ok(http_body::Frame::data(shutdown_frame()))));
+            }
+        }
+        if let Some((every, sleep)) = heartbeat.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                sleep.as_mut().reset(Instant::now() + *every);
+                // Poll once more so the new deadline registers this task's waker.
+                let _ = sleep.as_mut().poll(cx);
+                return Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+                    HEARTBEAT_FRAME,
+                )))));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+use std::future::Future as _;
+
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_lines_split_on_every_line_ending() {
+        let mut buf = BytesMut::new();
+        write_data_lines(&mut buf, b"a\rb\nc\r\nd\n");
+        assert_eq!(&buf[..], b"data: a\ndata: b\ndata: c\ndata: d\ndata: \n\n");
+    }
+
+    #[test]
+    fn json_data_is_one_line() {
+        let b = encode_json(&serde_json::json!({"s": "x\ny"})).unwrap();
+        assert_eq!(&b[..], b"data: {\"s\":\"x\\ny\"}\n\n");
+    }
+
+    #[test]
+    fn invalid_fields_rejected_when_built() {
+        assert!(Event::new(1).with_id("a\rb").is_err());
+        assert!(Event::new(1).with_id("a\0b").is_err());
+        assert!(Event::new(1).with_event("x\n").is_err());
+        assert!(Event::new(1).with_id("ok-1").is_ok());
+    }
+
+    #[test]
+    fn retry_is_written_in_millis() {
+        let b = Event::new(1).with_retry(Duration::from_secs(2)).encode().unwrap();
+        assert_eq!(&b[..], b"retry: 2000\ndata: 1\n\n");
+    }
+
+    #[test]
+    fn error_event_has_json_body() {
+        let b = encode_error(&PikkuError::bad_request("nope"));
+        assert_eq!(
+            &b[..],
+            b"event: error\ndata: {\"error\":\"bad_request\",\"message\":\"nope\"}\n\n"
+        );
+    }
+}
