@@ -23,10 +23,13 @@ pub struct FlakySource;
 impl FlakySource {
     /// Fetches reading number `call`; calls 3, 6, 9, ... fail.
     pub async fn fetch(&self, call: u64) -> Result<Reading, String> {
-        if call % 3 == 0 {
+        if call.is_multiple_of(3) {
             Err(format!("upstream timed out (call {call})"))
         } else {
-            Ok(Reading { call, value: call * 10 })
+            Ok(Reading {
+                call,
+                value: call * 10,
+            })
         }
     }
 }
@@ -117,7 +120,10 @@ fn live_updates(every: Duration) -> impl Stream<Item = Update> {
 ///
 /// One update per `interval_ms` (default 1000), counting from 1.
 #[pikku_func(route = "/stream/updates", method = "get", response = "stream", auth = false, tags = ["streaming"])]
-pub async fn stream_updates(_services: &Services, input: UpdatesQuery) -> impl Stream<Item = Update> {
+pub async fn stream_updates(
+    _services: &Services,
+    input: UpdatesQuery,
+) -> impl Stream<Item = Update> {
     live_updates(interval(input.interval_ms))
 }
 
@@ -125,7 +131,10 @@ pub async fn stream_updates(_services: &Services, input: UpdatesQuery) -> impl S
 ///
 /// Failures of the source are reported as `{"status":"error"}` items and the stream goes on.
 #[pikku_func(route = "/stream/with-errors", response = "stream", auth = false, tags = ["streaming"])]
-pub async fn stream_with_errors(services: &Services, input: UpdatesQuery) -> impl Stream<Item = StatusUpdate> {
+pub async fn stream_with_errors(
+    services: &Services,
+    input: UpdatesQuery,
+) -> impl Stream<Item = StatusUpdate> {
     let every = interval(input.interval_ms);
     stream! {
         for call in 1.. {
@@ -154,7 +163,10 @@ pub async fn get_data(
     } else {
         Reply::Json(Update {
             timestamp: now(),
-            data: UpdateData { count: 0, message: "Static snapshot".into() },
+            data: UpdateData {
+                count: 0,
+                message: "Static snapshot".into(),
+            },
         })
     }
 }
@@ -168,8 +180,7 @@ pub fn app() -> Pikku<Services> {
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let addr = std::env::var("PIKKU_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());

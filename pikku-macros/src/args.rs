@@ -79,7 +79,9 @@ pub fn parse(attr: proc_macro2::TokenStream, errors: &mut Errors) -> Args {
         Err(e) => {
             errors.push(syn::Error::new(
                 e.span(),
-                format!("{e}\nhelp: write the attribute as `#[pikku_func(route = \"/path\", ...)]`"),
+                format!(
+                    "{e}\nhelp: write the attribute as `#[pikku_func(route = \"/path\", ...)]`"
+                ),
             ));
             return args;
         }
@@ -256,10 +258,7 @@ fn check_route(lit: &LitStr, errors: &mut Errors) -> Vec<String> {
     for segment in route.split('/').skip(1) {
         if segment.starts_with('{') && segment.ends_with('}') && segment.len() > 2 {
             let name = &segment[1..segment.len() - 1];
-            if !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 errors.push(syn::Error::new(
                     lit.span(),
                     format!(

@@ -30,7 +30,10 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
     let (doc_summary, doc_description) = doc_comment(f);
     let summary = option_str(args.summary.clone().or(doc_summary));
     let description = option_str(args.description.clone().or(doc_description));
-    let operation_id = args.operation_id.clone().unwrap_or_else(|| name_str.clone());
+    let operation_id = args
+        .operation_id
+        .clone()
+        .unwrap_or_else(|| name_str.clone());
     let tags = &args.tags;
     let auth = args.auth();
     let heartbeat = match args.heartbeat_ms {
@@ -38,7 +41,10 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let services = &shape.services;
-    let input_ty: Type = shape.input().cloned().unwrap_or_else(|| syn::parse_quote!(()));
+    let input_ty: Type = shape
+        .input()
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(()));
     let session_arg: Type = match shape.session() {
         Some(t) => syn::parse_quote_spanned!(t.span()=> ::std::sync::Arc<#t>),
         None => syn::parse_quote!(()),
@@ -62,7 +68,8 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         Param::Session(_) => quote!(&*__p.session),
         Param::Context => quote!(&__p.ctx),
     });
-    let schema = |t: &Type| quote_spanned!(t.span()=> ::core::option::Option::Some(#rt::schema_of::<#t>));
+    let schema =
+        |t: &Type| quote_spanned!(t.span()=> ::core::option::Option::Some(#rt::schema_of::<#t>));
     let none = quote!(::core::option::Option::None);
     let (kind, output_schema, item_schema, fallible_items, body) = match &shape.output {
         Output::Json { ty, fallible } => (
@@ -70,7 +77,7 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
             schema(ty),
             none.clone(),
             false,
-            json_body(*fallible),
+            json_body(ty, *fallible),
         ),
         Output::Stream { item, fallible } => (
             quote!(Stream),
@@ -95,16 +102,20 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
             {
                 let unwrap = unwrap_fallible(*fallible);
                 let events = stream_events(item, quote!(__s));
+                let json_fn = quote_spanned!(json.span()=> #rt::json);
                 quote! {
                     #unwrap
                     match __out {
-                        ::pikku::Reply::Json(__v) => yield #rt::json(&__v),
+                        ::pikku::Reply::Json(__v) => yield #json_fn(&__v),
                         ::pikku::Reply::Stream(__s) => { #events }
                     }
                 }
             },
         ),
     };
+    let mod_doc =
+        format!("The route of [`{name_str}()`](fn@{name_str}), for explicit registration.");
+    let route_doc = format!("The route descriptor of [`{name_str}()`](fn@super::{name_str}).");
     let services_span = services.span();
     let services_check = quote_spanned! {services_span=>
         #rt::type_id::<#services>
@@ -150,21 +161,31 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
             __plan: #rt::OnceLock::new(),
         };
 
-        #[doc = ::core::concat!("The route of [`", #name_str, "()`]: `", #name_str, "::ROUTE`, for explicit registration.")]
-        #vis mod #name {
-            #[doc = ::core::concat!("The route descriptor of [`", #name_str, "()`](fn@super::", #name_str, ").")]
-            pub use super::#static_name as ROUTE;
+        // A braced struct lives in the type namespace only, so it can share the function's
+        // name (`my_fn::route()`), and it works where a module would not (inside fn bodies).
+        #[doc = #mod_doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #name {}
+
+        impl #name {
+            #[doc = #route_doc]
+            pub fn route() -> &'static #rt::RouteDef {
+                &#static_name
+            }
         }
 
         #rt::inventory::submit! { #rt::RegisteredRoute(&#static_name) }
     }
 }
 
-fn json_body(fallible: bool) -> TokenStream {
+// Calls are spanned at the user's type, so a missing `Serialize` points there.
+fn json_body(ty: &Type, fallible: bool) -> TokenStream {
     if fallible {
-        quote!(yield ::pikku::__private::json_result(__out);)
+        let f = quote_spanned!(ty.span()=> ::pikku::__private::json_result);
+        quote!(yield #f(__out);)
     } else {
-        quote!(yield ::pikku::__private::json(&__out);)
+        let f = quote_spanned!(ty.span()=> ::pikku::__private::json);
+        quote!(yield #f(&__out);)
     }
 }
 
@@ -185,11 +206,12 @@ fn unwrap_fallible(fallible: bool) -> TokenStream {
 }
 
 fn stream_events(item: &Item, stream: TokenStream) -> TokenStream {
+    let span = item.data.span();
     let frame = match (item.event, item.fallible) {
-        (false, false) => quote!(::pikku::__private::frame(&__item)),
-        (true, false) => quote!(::pikku::__private::frame_event(&__item)),
-        (false, true) => quote!(::pikku::__private::frame_result(__item)),
-        (true, true) => quote!(::pikku::__private::frame_event_result(__item)),
+        (false, false) => quote_spanned!(span=> ::pikku::__private::frame(&__item)),
+        (true, false) => quote_spanned!(span=> ::pikku::__private::frame_event(&__item)),
+        (false, true) => quote_spanned!(span=> ::pikku::__private::frame_result(__item)),
+        (true, true) => quote_spanned!(span=> ::pikku::__private::frame_event_result(__item)),
     };
     quote! {
         yield ::pikku::__private::Step::Open;

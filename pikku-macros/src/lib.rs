@@ -29,7 +29,10 @@ pub fn pikku_func(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// The expansion, on `proc_macro2` tokens so it can be tested and snapshotted.
-fn expand(attr: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+fn expand(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
     let f: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {

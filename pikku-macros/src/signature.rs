@@ -6,9 +6,7 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{
-    FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeParamBound,
-};
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeParamBound};
 
 use crate::args::{Args, ResponseKey};
 use crate::errors::Errors;
@@ -33,11 +31,23 @@ pub struct Item {
 }
 
 /// What the function returns.
+// Built once per macro call: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Output {
-    Json { ty: Type, fallible: bool },
-    Stream { item: Item, fallible: bool },
-    Either { json: Type, item: Item, fallible: bool },
+    Json {
+        ty: Type,
+        fallible: bool,
+    },
+    Stream {
+        item: Item,
+        fallible: bool,
+    },
+    Either {
+        json: Type,
+        item: Item,
+        fallible: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -135,7 +145,13 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
                     );
                 }
             }
-            ty => push_unique(&mut params, Param::Input(ty.clone()), pt.span(), "an input", errors),
+            ty => push_unique(
+                &mut params,
+                Param::Input(ty.clone()),
+                pt.span(),
+                "an input",
+                errors,
+            ),
         }
     }
 
@@ -230,7 +246,10 @@ fn output(ret: &ReturnType, args: &Args, errors: &mut Errors) -> Option<Output> 
             ));
             None
         }
-        (_, None) => Some(Output::Json { ty: inner, fallible }),
+        (_, None) => Some(Output::Json {
+            ty: inner,
+            fallible,
+        }),
     }
 }
 

@@ -10,7 +10,13 @@ fn pretty(tokens: proc_macro2::TokenStream) -> String {
 #[test]
 fn stream_function() {
     let out = super::expand(
-        quote!(route = "/stream/updates", method = "get", response = "stream", auth = false, tags = ["streaming"]),
+        quote!(
+            route = "/stream/updates",
+            method = "get",
+            response = "stream",
+            auth = false,
+            tags = ["streaming"]
+        ),
         quote! {
             /// Stream live updates
             async fn stream_updates(services: &Services, input: UpdatesQuery) -> impl Stream<Item = Update> {

@@ -136,7 +136,9 @@ impl<S: Send + Sync + 'static> Pikku<S> {
                         at: registry::location(r),
                     });
                 };
-                if r.session_type.is_some_and(|t| t() != sessions.session_type()) {
+                if r.session_type
+                    .is_some_and(|t| t() != sessions.session_type())
+                {
                     return Err(StartupError::SessionTypeMismatch {
                         function: r.fn_name,
                         at: registry::location(r),
@@ -169,7 +171,11 @@ impl<S: Send + Sync + 'static> Pikku<S> {
 }
 
 fn mount(state: Arc<AppState>, routes: &[&'static RouteDef]) -> Router {
-    debug_assert!(routes.iter().all(|r| (r.services_type)() == state.services_type));
+    debug_assert!(
+        routes
+            .iter()
+            .all(|r| (r.services_type)() == state.services_type)
+    );
     let mut by_path: BTreeMap<&'static str, (MethodRouter, Vec<&'static str>)> = BTreeMap::new();
     for &route in routes {
         let st = state.clone();
@@ -202,7 +208,8 @@ fn mount(state: Arc<AppState>, routes: &[&'static RouteDef]) -> Router {
         };
         router = router.route(path, mr.fallback(not_allowed));
     }
-    router.fallback(|| async { PikkuError::not_found("no route matches this path").into_response() })
+    router
+        .fallback(|| async { PikkuError::not_found("no route matches this path").into_response() })
 }
 
 fn filter(m: Method) -> MethodFilter {

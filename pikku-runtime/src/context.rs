@@ -49,11 +49,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub(crate) fn new(
-        request_id: String,
-        headers: HeaderMap,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub(crate) fn new(request_id: String, headers: HeaderMap, shutdown: CancellationToken) -> Self {
         let last_event_id = headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())

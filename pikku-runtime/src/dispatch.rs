@@ -128,7 +128,11 @@ where
 
 /// A JSON answer.
 pub fn json<T: Serialize>(value: &T) -> Step {
-    Step::Json(serde_json::to_vec(value).map(Bytes::from).map_err(PikkuError::internal))
+    Step::Json(
+        serde_json::to_vec(value)
+            .map(Bytes::from)
+            .map_err(PikkuError::internal),
+    )
 }
 
 /// A JSON answer from a fallible function.
@@ -297,13 +301,7 @@ async fn serve(
                 Some(ms) => Some(std::time::Duration::from_millis(ms)),
                 None => app.sse.heartbeat_interval(),
             };
-            let body = SseBody::new(
-                steps,
-                &app.sse,
-                heartbeat,
-                Some(app.shutdown.clone().cancelled_owned()),
-                span,
-            );
+            let body = SseBody::new(steps, &app.sse, heartbeat, Some(app.shutdown.clone()), span);
             let mut res = http::Response::new(PikkuBody::Sse(Box::new(body)));
             app.sse.apply_headers(res.headers_mut());
             res

@@ -71,7 +71,11 @@ impl PikkuError {
     }
     /// 405: the route exists, but not with this method.
     pub fn method_not_allowed(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            message,
+        )
     }
     /// 409: the request conflicts with the current state.
     pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
@@ -173,7 +177,13 @@ impl fmt::Debug for PikkuError {
 
 impl fmt::Display for PikkuError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)?;
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )?;
         if let Some(field) = &self.field {
             write!(f, " (field `{field}`)")?;
         }
@@ -216,7 +226,8 @@ mod tests {
 
     #[test]
     fn too_many_requests_sets_retry_after() {
-        let res: http::Response<Bytes> = PikkuError::too_many_requests("slow down", 3).to_response();
+        let res: http::Response<Bytes> =
+            PikkuError::too_many_requests("slow down", 3).to_response();
         assert_eq!(res.status(), 429);
         assert_eq!(res.headers()[header::RETRY_AFTER], "3");
         assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");

@@ -189,9 +189,8 @@ pub fn decode<T: DeserializeOwned>(
 ) -> Result<T, PikkuError> {
     let mut merged = Map::new();
     if has_body && !raw.body.iter().all(u8::is_ascii_whitespace) {
-        let body: Value = serde_json::from_slice(&raw.body).map_err(|e| {
-            PikkuError::bad_request(format!("request body is not valid JSON: {e}"))
-        })?;
+        let body: Value = serde_json::from_slice(&raw.body)
+            .map_err(|e| PikkuError::bad_request(format!("request body is not valid JSON: {e}")))?;
         match body {
             Value::Object(map) => merged = map,
             // A non-object body is the whole input when nothing else contributes.
@@ -209,7 +208,10 @@ pub fn decode<T: DeserializeOwned>(
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
             let value = plan.coerce(&k, &v);
             if plan.is_array(&k) {
-                match merged.entry(k.into_owned()).or_insert_with(|| Value::Array(vec![])) {
+                match merged
+                    .entry(k.into_owned())
+                    .or_insert_with(|| Value::Array(vec![]))
+                {
                     Value::Array(items) => items.push(value),
                     slot => *slot = Value::Array(vec![value]),
                 }
@@ -230,7 +232,13 @@ fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, PikkuError> {
         let inner = err.into_inner().to_string();
         // serde reports a missing field on its parent; name the field itself.
         let field = missing_field(&inner)
-            .map(|f| if path == "." { f.to_string() } else { format!("{path}.{f}") })
+            .map(|f| {
+                if path == "." {
+                    f.to_string()
+                } else {
+                    format!("{path}.{f}")
+                }
+            })
             .unwrap_or(path);
         PikkuError::unprocessable(format!("invalid input at `{field}`: {inner}")).with_field(field)
     })
@@ -271,7 +279,11 @@ mod tests {
         let plan = InputPlan::of::<Q>();
         let q: Q = decode(
             &plan,
-            &raw(&[("userId", "42")], "intervalMs=250&realtime=true&tags=1&tags=2", ""),
+            &raw(
+                &[("userId", "42")],
+                "intervalMs=250&realtime=true&tags=1&tags=2",
+                "",
+            ),
             false,
         )
         .unwrap();
@@ -289,14 +301,24 @@ mod tests {
     #[test]
     fn path_params_win_over_body() {
         let plan = InputPlan::of::<Q>();
-        let q: Q = decode(&plan, &raw(&[("userId", "a")], "", r#"{"userId":"b"}"#), true).unwrap();
+        let q: Q = decode(
+            &plan,
+            &raw(&[("userId", "a")], "", r#"{"userId":"b"}"#),
+            true,
+        )
+        .unwrap();
         assert_eq!(q.user_id, "a");
     }
 
     #[test]
     fn wrong_type_names_the_field() {
         let plan = InputPlan::of::<Q>();
-        let e = decode::<Q>(&plan, &raw(&[("userId", "a")], "intervalMs=soon", ""), false).unwrap_err();
+        let e = decode::<Q>(
+            &plan,
+            &raw(&[("userId", "a")], "intervalMs=soon", ""),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(e.status(), 422);
         assert_eq!(e.field(), Some("intervalMs"));
     }

@@ -2,7 +2,7 @@
 //!
 //! Each annotated function becomes one `static` [`RouteDef`] and one `inventory::submit!` of
 //! it, so [`Pikku::new`](crate::Pikku::new) finds every route with no wiring. The descriptor is
-//! also reachable by name (`my_fn::ROUTE`), for explicit registration with
+//! also reachable by name (`my_fn::route()`), for explicit registration with
 //! [`routes!`](crate::routes) when a crate's submissions would otherwise be dropped by the
 //! linker (see the README, "Explicit registration").
 
@@ -168,8 +168,8 @@ pub fn all_routes() -> Vec<&'static RouteDef> {
 /// ```
 #[macro_export]
 macro_rules! routes {
-    ($($f:path),* $(,)?) => {
-        ::std::vec![$( &$f::ROUTE ),*]
+    ($($($seg:ident)::+),* $(,)?) => {
+        ::std::vec![$( $($seg)::+::route() ),*]
     };
 }
 

@@ -65,7 +65,10 @@ pub fn token_from_headers<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Opti
     if let Some(token) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
     {
         return Some(token.trim());
     }

@@ -26,7 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde::Serialize;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::dispatch::{Step, Steps};
 use crate::error::PikkuError;
@@ -303,7 +303,9 @@ impl SseConfig {
 /// The frame sent to every open stream when the server shuts down: tells the client to
 /// reconnect (to another instance) after a short pause.
 pub fn shutdown_frame() -> Bytes {
-    Bytes::from_static(b"event: shutdown\nretry: 1000\ndata: {\"reason\":\"server shutting down\"}\n\n")
+    Bytes::from_static(
+        b"event: shutdown\nretry: 1000\ndata: {\"reason\":\"server shutting down\"}\n\n",
+    )
 }
 
 /// The streaming response body: polls the generator only when the connection asks for
@@ -316,6 +318,7 @@ pub struct SseBody {
     prelude: Option<Bytes>,
     heartbeat: Option<(Duration, Pin<Box<Sleep>>)>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    shutdown_token: Option<CancellationToken>,
     span: tracing::Span,
 }
 
@@ -324,18 +327,18 @@ impl SseBody {
         steps: Steps,
         cfg: &SseConfig,
         heartbeat: Option<Duration>,
-        shutdown: Option<WaitForCancellationFutureOwned>,
+        shutdown: Option<CancellationToken>,
         span: tracing::Span,
     ) -> Self {
         Self {
             steps: Some(steps),
             prelude: cfg.prelude(),
             heartbeat: heartbeat.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
-            shutdown: shutdown.map(Box::pin),
+            shutdown: shutdown.clone().map(|t| Box::pin(t.cancelled_owned())),
+            shutdown_token: shutdown,
             span,
         }
     }
-
 }
 
 impl http_body::Body for SseBody {
@@ -351,6 +354,7 @@ impl http_body::Body for SseBody {
             prelude,
             heartbeat,
             shutdown,
+            shutdown_token,
             span,
         } = self.get_mut();
         let _enter = span.enter();
@@ -384,6 +388,11 @@ impl http_body::Body for SseBody {
             }
             Ok(Poll::Ready(None)) => {
                 finish!();
+                // A generator that ended because the server is shutting down still tells its
+                // client to reconnect elsewhere.
+                if shutdown_token.take().is_some_and(|t| t.is_cancelled()) {
+                    return Poll::Ready(Some(Ok(http_body::Frame::data(shutdown_frame()))));
+                }
                 return Poll::Ready(None);
             }
             Ok(Poll::Pending) => {}
@@ -402,6 +411,7 @@ impl http_body::Body for SseBody {
         if let Some(shutdown) = shutdown.as_mut() {
             if shutdown.as_mut().poll(cx).is_ready() {
                 finish!();
+                *shutdown_token = None;
                 return Poll::Ready(Some(Ok(http_body::Frame::data(shutdown_frame()))));
             }
         }
@@ -431,7 +441,6 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,7 +468,10 @@ mod tests {
 
     #[test]
     fn retry_is_written_in_millis() {
-        let b = Event::new(1).with_retry(Duration::from_secs(2)).encode().unwrap();
+        let b = Event::new(1)
+            .with_retry(Duration::from_secs(2))
+            .encode()
+            .unwrap();
         assert_eq!(&b[..], b"retry: 2000\ndata: 1\n\n");
     }
 

@@ -1,0 +1,302 @@
+//! The SSE handler: headers, framing, ids, heartbeats, error events, panics, cleanup, shutdown.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::fixtures;
+use crate::support::*;
+
+#[tokio::test]
+async fn stream_headers_are_sse_and_unbuffered() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(
+        app.sse(
+            pikku::SseConfig::default()
+                .header("x-stream-version", "7")
+                .unwrap(),
+        ),
+    )
+    .await;
+    let res = get(&srv.url("/t/events")).await;
+    assert_eq!(res.status(), 200);
+    let h = res.headers();
+    assert_eq!(h["content-type"], "text/event-stream");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["x-accel-buffering"], "no");
+    assert_eq!(h["x-stream-version"], "7", "configured extra header");
+    assert!(h.get("content-length").is_none());
+}
+
+#[tokio::test]
+async fn event_fields_reach_a_spec_parser() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut ev = events(get(&srv.url("/t/events")).await);
+    let e1 = next_event(&mut ev, 5).await.unwrap();
+    assert_eq!((e1.event.as_str(), e1.id.as_str()), ("message", "1"));
+    assert_eq!(json(&e1), serde_json::json!({"n": 1}));
+    let e2 = next_event(&mut ev, 5).await.unwrap();
+    assert_eq!((e2.event.as_str(), e2.id.as_str()), ("special", "2"));
+    assert_eq!(e2.retry, Some(Duration::from_millis(2500)));
+    let e3 = next_event(&mut ev, 5).await.unwrap();
+    assert_eq!(e3.id, "3");
+    assert!(
+        next_event(&mut ev, 5).await.is_none(),
+        "stream ends when the generator does"
+    );
+}
+
+#[tokio::test]
+async fn wire_format_is_field_colon_space_value() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut res = get(&srv.url("/t/events")).await;
+    let raw = read_until(&mut res, 5, |s| s.matches("\n\n").count() >= 3).await;
+    assert_eq!(
+        raw,
+        "id: 1\ndata: {\"n\":1}\n\nid: 2\nevent: special\nretry: 2500\ndata: {\"n\":2}\n\nid: 3\ndata: {\"n\":3}\n\n"
+    );
+}
+
+#[tokio::test]
+async fn err_items_become_error_events_and_the_stream_goes_on() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut ev = events(get(&srv.url("/t/fallible")).await);
+    assert_eq!(
+        json(&next_event(&mut ev, 5).await.unwrap()),
+        serde_json::json!({"n": 1})
+    );
+    let err = next_event(&mut ev, 5).await.unwrap();
+    assert_eq!(err.event, "error");
+    assert_eq!(
+        json(&err),
+        serde_json::json!({"error": "conflict", "message": "source is busy"})
+    );
+    assert_eq!(
+        json(&next_event(&mut ev, 5).await.unwrap()),
+        serde_json::json!({"n": 2})
+    );
+}
+
+#[tokio::test]
+async fn error_before_the_stream_is_an_http_error() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let res = get(&srv.url("/t/missing/0")).await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+    assert_eq!(body["field"], "id");
+    let res = get(&srv.url("/t/missing/5")).await;
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+}
+
+#[tokio::test]
+async fn heartbeats_are_comments_sent_when_idle() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut res = get(&srv.url("/t/heartbeat")).await;
+    let started = std::time::Instant::now();
+    let raw = read_until(&mut res, 5, |s| s.matches(": ping\n\n").count() >= 3).await;
+    assert!(raw.matches(": ping\n\n").count() >= 3, "got {raw:?}");
+    assert!(
+        raw.chars().all(|c| c != 'd'),
+        "nothing but comments: {raw:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "paced by the interval"
+    );
+}
+
+#[tokio::test]
+async fn heartbeat_interval_is_configurable_app_wide_and_reset_by_events() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(
+        app.sse(pikku::SseConfig::default().heartbeat(Some(Duration::from_millis(120)))),
+    )
+    .await;
+    // Events every 50 ms keep the stream busy: no heartbeat between them.
+    let mut res = get(&srv.url("/t/guarded?every_ms=50")).await;
+    let raw = read_until(&mut res, 5, |s| s.matches("data:").count() >= 10).await;
+    assert!(
+        !raw.contains(": ping"),
+        "events reset the heartbeat: {raw:?}"
+    );
+    // An idle stream gets them at the app-wide interval.
+    let mut res = get(&srv.url("/t/shutdown-aware")).await;
+    let raw = read_until(&mut res, 5, |s| s.contains(": ping")).await;
+    assert!(raw.contains(": ping"), "app-wide heartbeat: {raw:?}");
+}
+
+#[tokio::test]
+async fn retry_hint_configured_app_wide() {
+    let (app, ..) = fixtures::app();
+    let srv =
+        TestServer::pikku(app.sse(pikku::SseConfig::default().retry(Some(Duration::from_secs(3)))))
+            .await;
+    // `retry:` alone is a connection setting (a spec parser dispatches no event for it).
+    let mut res = get(&srv.url("/t/events")).await;
+    let raw = read_until(&mut res, 5, |s| s.contains("id: 1")).await;
+    assert!(raw.starts_with("retry: 3000\n\nid: 1\n"), "{raw:?}");
+}
+
+#[tokio::test]
+async fn last_event_id_reaches_the_function() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let res = client()
+        .get(srv.url("/t/ctx"))
+        .header("last-event-id", "41")
+        .header("x-request-id", "req-abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "req-abc");
+    let mut ev = events(res);
+    let seen = json(&next_event(&mut ev, 5).await.unwrap());
+    assert_eq!(
+        seen,
+        serde_json::json!({"last_event_id": "41", "resume_from": 41, "request_id": "req-abc"})
+    );
+    // An unusable id (too long) is treated as absent, not as an error.
+    let res = client()
+        .get(srv.url("/t/ctx"))
+        .header("last-event-id", "x".repeat(10_000))
+        .send()
+        .await
+        .unwrap();
+    let seen = json(&next_event(&mut events(res), 5).await.unwrap());
+    assert_eq!(seen["last_event_id"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn panic_in_generator_ends_only_that_stream() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut ev = events(get(&srv.url("/t/panic")).await);
+    assert_eq!(
+        json(&next_event(&mut ev, 5).await.unwrap()),
+        serde_json::json!({"n": 1})
+    );
+    let err = next_event(&mut ev, 5).await.unwrap();
+    assert_eq!(err.event, "error");
+    assert_eq!(json(&err)["error"], "internal");
+    assert!(!err.data.contains("exploded"), "no internals leak");
+    assert!(next_event(&mut ev, 5).await.is_none());
+    // The server and other streams are unaffected.
+    let mut ev = events(get(&srv.url("/t/events")).await);
+    assert!(next_event(&mut ev, 5).await.is_some());
+    let res = get(&srv.url("/t/panic-json")).await;
+    assert_eq!(res.status(), 500);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("\"internal\"") && !body.contains("exploded"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn client_disconnect_runs_cleanup_within_a_second() {
+    let (app, cleanups, started) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut ev = events(get(&srv.url("/t/guarded?every_ms=200")).await);
+    next_event(&mut ev, 5).await.unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        cleanups.load(Ordering::SeqCst),
+        0,
+        "guard alive while the client reads"
+    );
+    drop(ev);
+    assert!(
+        eventually(Duration::from_secs(1), || cleanups.load(Ordering::SeqCst)
+            == 1)
+        .await,
+        "cleanup ran within one second of the client closing"
+    );
+}
+
+#[tokio::test]
+async fn client_disconnect_runs_cleanup_of_an_idle_stream() {
+    let (app, cleanups, _) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut ev = events(get(&srv.url("/t/idle")).await);
+    next_event(&mut ev, 5).await.unwrap();
+    drop(ev);
+    assert!(
+        eventually(Duration::from_secs(1), || cleanups.load(Ordering::SeqCst)
+            == 1)
+        .await,
+        "an idle stream (no writes to fail) is still cleaned up within one second"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_streams_with_a_final_event_and_runs_cleanup() {
+    let (app, cleanups, _) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut aware = events(get(&srv.url("/t/shutdown-aware")).await);
+    assert_eq!(next_event(&mut aware, 5).await.unwrap().data, "\"hello\"");
+    let mut plain = events(get(&srv.url("/t/guarded?every_ms=100")).await);
+    next_event(&mut plain, 5).await.unwrap();
+    srv.shutdown.trigger();
+    // The function that watches ctx.shutdown() says goodbye, then everyone gets `shutdown`.
+    assert_eq!(next_event(&mut aware, 5).await.unwrap().data, "\"bye\"");
+    let fin = next_event(&mut aware, 5).await.unwrap();
+    assert_eq!(fin.event, "shutdown");
+    assert!(fin.retry.is_some(), "tells the client when to reconnect");
+    assert!(
+        next_event(&mut aware, 5).await.is_none(),
+        "clean end of body"
+    );
+    let mut last = None;
+    while let Some(e) = next_event(&mut plain, 5).await {
+        last = Some(e);
+    }
+    assert_eq!(last.unwrap().event, "shutdown");
+    assert!(
+        eventually(Duration::from_secs(1), || cleanups.load(Ordering::SeqCst)
+            == 2)
+        .await
+    );
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sse_is_never_compressed() {
+    use tower_http::compression::CompressionLayer;
+    let (app, ..) = fixtures::app();
+    let shutdown = app.shutdown_handle();
+    let router = app.router().layer(CompressionLayer::new());
+    let srv = TestServer::start(router, shutdown).await;
+    let gz = |path: &str| {
+        client()
+            .get(srv.url(path))
+            .header("accept-encoding", "gzip")
+            .send()
+    };
+    let json = client()
+        .post(srv.url("/t/echo/someone"))
+        .header("accept-encoding", "gzip")
+        .body(format!(
+            r#"{{"note":"{}"}}"#,
+            "long enough to be worth compressing ".repeat(4)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip"),
+        "the layer is active"
+    );
+    let mut sse = gz("/t/events").await.unwrap();
+    assert!(sse.headers().get("content-encoding").is_none());
+    let raw = read_until(&mut sse, 5, |s| s.contains("id: 3")).await;
+    assert!(raw.starts_with("id: 1\ndata: "), "{raw:?}");
+}

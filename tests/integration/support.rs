@@ -1,0 +1,110 @@
+//! Test servers and SSE clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use pikku::Shutdown;
+
+/// A server on a free loopback port, shut down when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: Shutdown,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start(router: axum::Router, shutdown: Shutdown) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let s = shutdown.clone();
+        let task = tokio::spawn(async move {
+            pikku::serve_with_deadline(listener, router, s, Duration::from_secs(2)).await
+        });
+        Self {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn pikku<S: Send + Sync + 'static>(app: pikku::Pikku<S>) -> Self {
+        let shutdown = app.shutdown_handle();
+        Self::start(app.router(), shutdown).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Triggers shutdown and waits for the server to return.
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.shutdown.trigger();
+        let Self { task, .. } = self;
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("server stops within 5 s")
+            .expect("server task did not panic")
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().unwrap()
+}
+
+pub async fn get(url: &str) -> reqwest::Response {
+    client().get(url).send().await.unwrap()
+}
+
+/// Parsed events of a streaming response.
+pub fn events(res: reqwest::Response) -> impl Stream<Item = Event> + Unpin {
+    Box::pin(
+        res.bytes_stream()
+            .eventsource()
+            .map(|e| e.expect("valid SSE")),
+    )
+}
+
+/// The next event, failing the test after `secs` seconds.
+pub async fn next_event(s: &mut (impl Stream<Item = Event> + Unpin), secs: u64) -> Option<Event> {
+    tokio::time::timeout(Duration::from_secs(secs), s.next())
+        .await
+        .expect("an event (or the end) in time")
+}
+
+/// Reads raw body bytes until `pred` holds for all that was read, or `secs` pass.
+pub async fn read_until(
+    res: &mut reqwest::Response,
+    secs: u64,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let mut all = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !pred(&all) {
+        match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Ok(Ok(Some(chunk))) => all.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    all
+}
+
+/// Polls `cond` every 10 ms until it holds or `within` passes; returns whether it held.
+pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn json(e: &Event) -> serde_json::Value {
+    serde_json::from_str(&e.data)
+        .unwrap_or_else(|err| panic!("event data {:?} is JSON: {err}", e.data))
+}
