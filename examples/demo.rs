@@ -5,15 +5,40 @@
 //! curl -N http://127.0.0.1:3000/stream/updates?interval_ms=500
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use pikku::event_hub::MemoryHub;
 use pikku::prelude::*;
+use pikku::session::JwtSessions;
 
 /// The app's services (Pikku's singleton services): shared by every function.
-#[derive(Default)]
 pub struct Services {
     /// A simulated flaky upstream for `/stream/with-errors`.
     pub flaky: FlakySource,
+    /// Pub/sub for notification streams (embedded by default).
+    pub hub: Arc<dyn EventHub>,
+    /// Signs and verifies session tokens (secret from `PIKKU_SESSION_SECRET`).
+    pub sessions: Arc<JwtSessions<UserSession>>,
+}
+
+impl Services {
+    /// Services on the embedded defaults, configured from the environment.
+    pub fn from_env() -> Self {
+        Self {
+            flaky: FlakySource,
+            hub: Arc::new(MemoryHub::new()),
+            sessions: Arc::new(JwtSessions::from_env()),
+        }
+    }
+}
+
+/// A logged-in user's session (carried inside the signed token).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSession {
+    /// Who is logged in.
+    pub user_id: String,
 }
 
 /// A deterministic stand-in for `fetchDataFromExternalAPI()`: every third call fails.
@@ -171,9 +196,154 @@ pub async fn get_data(
     }
 }
 
+/// Input of `POST /auth/login`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginInput {
+    /// The user to log in as (letters, digits, `-`, `_`; at most 64).
+    pub user_id: String,
+}
+
+/// Answer of `POST /auth/login`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LoginOutput {
+    /// A bearer token; the same token is also set as the `pikku_session` cookie.
+    pub token: String,
+}
+
+fn valid_user_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Log in
+///
+/// A demo login without a password: real apps check credentials here. Answers with a signed
+/// token and sets it as an HttpOnly cookie, which browsers' `EventSource` sends.
+#[pikku_func(route = "/auth/login", method = "post", auth = false, tags = ["auth"])]
+pub async fn login(
+    services: &Services,
+    input: LoginInput,
+    ctx: &Context,
+) -> Result<LoginOutput, PikkuError> {
+    if !valid_user_id(&input.user_id) {
+        return Err(
+            PikkuError::unprocessable("userId must be 1-64 letters, digits, `-` or `_`")
+                .with_field("userId"),
+        );
+    }
+    let token = services.sessions.issue(&UserSession {
+        user_id: input.user_id,
+    })?;
+    ctx.append_response_header(http::header::SET_COOKIE, services.sessions.cookie(&token)?);
+    Ok(LoginOutput { token })
+}
+
+/// A user's notification topic. User ids are validated at login, so they cannot reach
+/// into another key space.
+pub fn notifications_topic(user_id: &str) -> String {
+    format!("user:{user_id}:notifications")
+}
+
+/// Path of the notification routes.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPath {
+    /// Whose notifications.
+    pub user_id: String,
+}
+
+/// One notification, as published and as streamed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Notification {
+    /// What kind of notification.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The text.
+    pub message: String,
+}
+
+/// Input of `POST /users/{userId}/notifications`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewNotification {
+    /// To whom.
+    pub user_id: String,
+    /// What kind of notification.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The text.
+    pub message: String,
+}
+
+/// Answer of a publish.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Published {
+    /// The event's id: its SSE `id:` on every stream.
+    pub id: String,
+}
+
+/// Permission: a user may only open their own notification stream.
+pub async fn is_self(_services: &Services, input: &UserPath, session: &UserSession) -> bool {
+    input.user_id == session.user_id
+}
+
+/// Stream a user's notifications
+///
+/// Subscribes to `user:{userId}:notifications` on the event hub and streams each notification
+/// with its id. Reconnecting with `Last-Event-ID` resumes where the client left off; the
+/// subscription ends when the client goes away.
+#[pikku_func(route = "/users/{userId}/notifications", response = "stream", permissions = [is_self], tags = ["notifications"])]
+pub async fn stream_user_notifications(
+    services: &Services,
+    input: UserPath,
+    _session: &UserSession,
+    ctx: &Context,
+) -> Result<impl Stream<Item = Frame<Notification>>, PikkuError> {
+    let subscription = services
+        .hub
+        .resume(&notifications_topic(&input.user_id), ctx.last_event_id())
+        .await?;
+    // Dropping the stream (the client went away) drops the subscription: the seed's
+    // `finally { await subscription.unsubscribe() }`.
+    Ok(subscription.frames())
+}
+
+/// Send a notification
+///
+/// Publishes to the user's topic; every open stream of that user receives it.
+#[pikku_func(route = "/users/{userId}/notifications", method = "post", tags = ["notifications"])]
+pub async fn post_notification(
+    services: &Services,
+    input: NewNotification,
+    _session: &UserSession,
+) -> Result<Published, PikkuError> {
+    if !valid_user_id(&input.user_id) {
+        return Err(PikkuError::unprocessable("no such user").with_field("userId"));
+    }
+    let notification = Notification {
+        kind: input.kind,
+        message: input.message,
+    };
+    let id = services
+        .hub
+        .publish(&notifications_topic(&input.user_id), &notification)
+        .await?;
+    Ok(Published { id })
+}
+
 /// The demo's Pikku app on the embedded defaults.
 pub fn app() -> Pikku<Services> {
-    Pikku::new(Services::default())
+    app_with(Services::from_env())
+}
+
+/// The demo's Pikku app with the given services.
+pub fn app_with(services: Services) -> Pikku<Services> {
+    let sessions = services.sessions.clone();
+    Pikku::new(services).sessions(sessions)
 }
 
 #[tokio::main]

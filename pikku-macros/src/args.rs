@@ -19,6 +19,7 @@ pub const KEYS: &[&str] = &[
     "description",
     "operation_id",
     "heartbeat_ms",
+    "permissions",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,9 @@ pub struct Args {
     pub description: Option<String>,
     pub operation_id: Option<String>,
     pub heartbeat_ms: Option<u64>,
+    /// Paths of permission functions, checked in order.
+    pub permissions: Vec<syn::Path>,
+    pub permissions_span: Option<Span>,
 }
 
 impl Args {
@@ -70,6 +74,8 @@ pub fn parse(attr: proc_macro2::TokenStream, errors: &mut Errors) -> Args {
         description: None,
         operation_id: None,
         heartbeat_ms: None,
+        permissions: Vec::new(),
+        permissions_span: None,
     };
     let metas = match syn::parse::Parser::parse2(
         Punctuated::<Meta, Token![,]>::parse_terminated,
@@ -207,6 +213,25 @@ pub fn parse(attr: proc_macro2::TokenStream, errors: &mut Errors) -> Args {
                         value.span(),
                         "`heartbeat_ms` takes an integer (milliseconds; 0 turns heartbeats off)",
                     ));
+                }
+            }
+            "permissions" => {
+                args.permissions_span = Some(nv.path.span());
+                let Expr::Array(arr) = value else {
+                    errors.push(syn::Error::new(
+                        value.span(),
+                        "`permissions` takes a list of function paths\nhelp: e.g. `permissions = [is_owner]`, with `async fn is_owner(services: &S, input: &I, session: &U) -> bool`",
+                    ));
+                    continue;
+                };
+                for el in &arr.elems {
+                    match el {
+                        Expr::Path(p) if p.qself.is_none() => args.permissions.push(p.path.clone()),
+                        other => errors.push(syn::Error::new(
+                            other.span(),
+                            "a permission is named by the path of an `async fn(&S, &I, &U) -> bool`",
+                        )),
+                    }
                 }
             }
             _ => {

@@ -2,12 +2,12 @@
 //! handler that is a thin call into `pikku::__private`. All behaviour lives in the runtime.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, Type};
 
 use crate::args::{Args, Method};
-use crate::signature::{Item, Output, Param, Shape};
+use crate::signature::{Item, Output, Param, Shape, Wrap};
 
 pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
     let rt = quote!(::pikku::__private);
@@ -113,6 +113,17 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
             },
         ),
     };
+    // Each check runs before the function; the first refusal answers 403.
+    let permission_checks = args.permissions.iter().map(|p| {
+        let name = p.to_token_stream().to_string().replace(' ', "");
+        quote_spanned! {p.span()=>
+            if !#p(&*__p.services, &__p.input, &*__p.session).await {
+                yield #rt::fail(#rt::forbidden(#name));
+                return;
+            }
+        }
+    });
+    let permission_checks = quote!(#(#permission_checks)*);
     let mod_doc =
         format!("The route of [`{name_str}()`](fn@{name_str}), for explicit registration.");
     let route_doc = format!("The route descriptor of [`{name_str}()`](fn@super::{name_str}).");
@@ -150,6 +161,7 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
                 fn __pikku_handler(__call: #rt::Call) -> #rt::Steps {
                     #rt::run(__call, |__p: #rt::Prepared<#services, #input_ty, #session_arg>| {
                         #rt::stream! {
+                            #permission_checks
                             let __out = #name(&*__p.services #(, #call_args)*).await;
                             #body
                         }
@@ -207,11 +219,15 @@ fn unwrap_fallible(fallible: bool) -> TokenStream {
 
 fn stream_events(item: &Item, stream: TokenStream) -> TokenStream {
     let span = item.data.span();
-    let frame = match (item.event, item.fallible) {
-        (false, false) => quote_spanned!(span=> ::pikku::__private::frame(&__item)),
-        (true, false) => quote_spanned!(span=> ::pikku::__private::frame_event(&__item)),
-        (false, true) => quote_spanned!(span=> ::pikku::__private::frame_result(__item)),
-        (true, true) => quote_spanned!(span=> ::pikku::__private::frame_event_result(__item)),
+    let frame = match (item.wrap, item.fallible) {
+        (Wrap::Plain, false) => quote_spanned!(span=> ::pikku::__private::frame(&__item)),
+        (Wrap::Event, false) => quote_spanned!(span=> ::pikku::__private::frame_event(&__item)),
+        (Wrap::Frame, false) => quote_spanned!(span=> ::pikku::__private::frame_raw(__item)),
+        (Wrap::Plain, true) => quote_spanned!(span=> ::pikku::__private::frame_result(__item)),
+        (Wrap::Event, true) => {
+            quote_spanned!(span=> ::pikku::__private::frame_event_result(__item))
+        }
+        (Wrap::Frame, true) => quote_spanned!(span=> ::pikku::__private::frame_raw_result(__item)),
     };
     quote! {
         yield ::pikku::__private::Step::Open;

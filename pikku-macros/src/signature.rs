@@ -19,13 +19,24 @@ pub enum Param {
     Context,
 }
 
+/// How a stream item is wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrap {
+    /// `T`: serialized as data.
+    Plain,
+    /// `Event<T>`: with `id`/`event`/`retry`.
+    Event,
+    /// `Frame<T>`: already encoded (event hub fan-out).
+    Frame,
+}
+
 /// How a stream item becomes an event.
 #[derive(Debug, Clone)]
 pub struct Item {
     /// The item's data type (what is serialized).
     pub data: Type,
-    /// Items are `Event<T>`.
-    pub event: bool,
+    /// What wraps the data.
+    pub wrap: Wrap,
     /// Items are `Result<_, E>`.
     pub fallible: bool,
 }
@@ -172,6 +183,15 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+            ));
+        }
+    }
+
+    if let Some(span) = args.permissions_span {
+        if !params.iter().any(|p| matches!(p, Param::Session(_))) {
+            errors.push(syn::Error::new(
+                span,
+                "permission checks receive the session, but this function takes none\nhelp: add a `session: &YourSession` parameter",
             ));
         }
     }
@@ -342,18 +362,23 @@ fn classify_item(item: Type) -> Item {
         Some(ok) => (ok, true),
         None => (item, false),
     };
-    if let Some(seg) = last_segment(&inner).filter(|s| s.ident == "Event") {
-        if let Some(data) = type_args(seg).into_iter().next() {
+    if let Some(seg) = last_segment(&inner) {
+        let wrap = match seg.ident.to_string().as_str() {
+            "Event" => Some(Wrap::Event),
+            "Frame" => Some(Wrap::Frame),
+            _ => None,
+        };
+        if let (Some(wrap), Some(data)) = (wrap, type_args(seg).into_iter().next()) {
             return Item {
                 data,
-                event: true,
+                wrap,
                 fallible,
             };
         }
     }
     Item {
         data: inner,
-        event: false,
+        wrap: Wrap::Plain,
         fallible,
     }
 }

@@ -55,3 +55,20 @@ fn either_function() {
     );
     insta::assert_snapshot!(pretty(out));
 }
+
+#[test]
+fn permissions_and_frames() {
+    let out = super::expand(
+        quote!(
+            route = "/users/{userId}/notifications",
+            response = "stream",
+            permissions = [is_self, checks::active]
+        ),
+        quote! {
+            async fn notifications(services: &Services, input: UserPath, session: &UserSession) -> Result<impl Stream<Item = Frame<Notification>>, PikkuError> {
+                body()
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}

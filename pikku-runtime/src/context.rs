@@ -1,7 +1,9 @@
 //! Per-request context a function may take as `ctx: &Context`: request id, the SSE resume
 //! point (`Last-Event-ID`), the request headers, and the server's shutdown signal.
 
-use http::HeaderMap;
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
 /// Longest `Last-Event-ID` accepted; longer ones are treated as absent (and logged).
@@ -46,6 +48,7 @@ pub struct Context {
     last_event_id: Option<LastEventId>,
     headers: HeaderMap,
     shutdown: CancellationToken,
+    response_headers: Arc<Mutex<HeaderMap>>,
 }
 
 impl Context {
@@ -65,7 +68,12 @@ impl Context {
             last_event_id,
             headers,
             shutdown,
+            response_headers: Arc::default(),
         }
+    }
+
+    pub(crate) fn response_headers(&self) -> Arc<Mutex<HeaderMap>> {
+        self.response_headers.clone()
     }
 
     /// A context for calling a function directly (tests, other transports).
@@ -86,6 +94,14 @@ impl Context {
     /// The request headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// Adds a header to the response (e.g. `Set-Cookie` on login). Headers added before a
+    /// stream's first event are sent with it; later ones are ignored.
+    pub fn append_response_header(&self, name: HeaderName, value: HeaderValue) {
+        if let Ok(mut h) = self.response_headers.lock() {
+            h.append(name, value);
+        }
     }
 
     /// Whether the server is shutting down.

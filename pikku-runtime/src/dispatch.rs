@@ -158,6 +158,19 @@ pub fn frame_event<T: Serialize>(item: &Event<T>) -> Step {
     Step::Frame(item.encode().unwrap_or_else(|e| sse::encode_error(&e)))
 }
 
+/// A pre-encoded event, sent as it is.
+pub fn frame_raw<T>(item: sse::Frame<T>) -> Step {
+    Step::Frame(item.into_bytes())
+}
+
+/// A fallible pre-encoded event.
+pub fn frame_raw_result<T, E: Into<PikkuError>>(item: Result<sse::Frame<T>, E>) -> Step {
+    match item {
+        Ok(v) => frame_raw(v),
+        Err(e) => Step::Frame(sse::encode_error(&e.into())),
+    }
+}
+
 /// A fallible item: `Err` becomes `event: error`.
 pub fn frame_result<T: Serialize, E: Into<PikkuError>>(item: Result<T, E>) -> Step {
     match item {
@@ -280,12 +293,14 @@ async fn serve(
     } else {
         None
     };
+    let ctx = Context::new(request_id, headers, app.shutdown.clone());
+    let extra_headers = ctx.response_headers();
     let call = Call {
         route,
         services: app.services.clone(),
         session,
         raw,
-        ctx: Context::new(request_id, headers, app.shutdown.clone()),
+        ctx,
     };
     let mut steps = (route.handler)(call);
     let first = {
@@ -293,6 +308,29 @@ async fn serve(
         AssertUnwindSafe(steps.next()).catch_unwind()
     }
     .await;
+    let mut res = respond(app, route, first, steps, span);
+    if let Ok(mut extra) = extra_headers.lock() {
+        // `drain` names a header once for all its values.
+        let mut current = None;
+        for (name, value) in extra.drain() {
+            if name.is_some() {
+                current = name;
+            }
+            if let Some(name) = &current {
+                res.headers_mut().append(name.clone(), value);
+            }
+        }
+    }
+    res
+}
+
+fn respond(
+    app: &AppState,
+    route: &'static RouteDef,
+    first: Result<Option<Step>, Box<dyn Any + Send>>,
+    steps: Steps,
+    span: tracing::Span,
+) -> http::Response<PikkuBody> {
     match first {
         Ok(Some(Step::Open)) => {
             tracing::debug!(parent: &span, "stream opened");

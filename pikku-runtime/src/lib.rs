@@ -53,6 +53,7 @@ mod app;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod event_hub;
 pub mod input;
 pub mod registry;
 mod reply;
@@ -65,17 +66,18 @@ pub use app::{
 pub use async_stream::{stream, try_stream};
 pub use context::{Context, LastEventId};
 pub use error::{PikkuError, Result};
+pub use event_hub::{EventHub, EventHubExt, MemoryHub};
 pub use pikku_macros::pikku_func;
 pub use registry::{Method, ResponseKind, RouteDef, StartupError};
 pub use reply::Reply;
 pub use session::SessionService;
-pub use sse::{Event, SseConfig};
+pub use sse::{Event, Frame, SseConfig};
 
 /// What a module declaring Pikku functions usually needs.
 pub mod prelude {
     pub use crate::{
-        Context, Event, LastEventId, Pikku, PikkuError, Reply, SseConfig, pikku_func, stream,
-        try_stream,
+        Context, Event, EventHub, EventHubExt, Frame, LastEventId, Pikku, PikkuError, Reply,
+        SseConfig, pikku_func, stream, try_stream,
     };
     pub use futures_util::{Stream, StreamExt};
     pub use schemars::JsonSchema;
@@ -86,14 +88,19 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::dispatch::{
-        Call, Prepared, Step, Steps, fail, frame, frame_event, frame_event_result, frame_result,
-        json, json_result, run,
+        Call, Prepared, Step, Steps, fail, frame, frame_event, frame_event_result, frame_raw,
+        frame_raw_result, frame_result, json, json_result, run,
     };
     pub use crate::input::InputPlan;
     pub use crate::registry::{Method, RegisteredRoute, ResponseKind, RouteDef, schema_of};
     pub use async_stream::stream;
     pub use inventory;
     pub use std::sync::OnceLock;
+
+    /// The 403 of a refused permission check.
+    pub fn forbidden(check: &'static str) -> crate::PikkuError {
+        crate::PikkuError::forbidden(format!("permission check `{check}` refused this request"))
+    }
 
     /// `TypeId::of`, as a fn pointer for descriptors.
     pub fn type_id<T: 'static>() -> std::any::TypeId {

@@ -149,6 +149,56 @@ fn write_field(buf: &mut BytesMut, name: &[u8], value: Option<&str>) {
     }
 }
 
+/// An event already encoded for the wire, typed by the data it carries.
+///
+/// The event hub encodes each published event once and hands every subscriber the same
+/// bytes as a `Frame<T>`; yielding it sends those bytes as they are (no serialization per
+/// subscriber). `T` only documents the data (OpenAPI, clients).
+pub struct Frame<T> {
+    bytes: Bytes,
+    _data: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Frame<T> {
+    /// Wraps bytes that are one or more complete SSE events.
+    pub fn from_encoded(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            _data: std::marker::PhantomData,
+        }
+    }
+    /// The encoded bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+    /// The encoded bytes, owned.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+}
+
+impl<T> Clone for Frame<T> {
+    fn clone(&self) -> Self {
+        Self::from_encoded(self.bytes.clone())
+    }
+}
+
+impl<T> fmt::Debug for Frame<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Frame").field(&self.bytes).finish()
+    }
+}
+
+/// Encodes an event with an optional `event:` name and a JSON payload that is already
+/// serialized (`json` must be one line, as serde_json's compact output is).
+pub fn encode_raw(id: Option<&str>, event: Option<&str>, json: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(json.len() + 32);
+    write_field(&mut buf, b"id", id);
+    write_field(&mut buf, b"event", event);
+    write_data_lines(&mut buf, json);
+    buf.freeze()
+}
+
 /// Encodes a data-only event whose data is `value` as JSON.
 pub fn encode_json<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, PikkuError> {
     let mut buf = BytesMut::with_capacity(128);

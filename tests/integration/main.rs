@@ -9,7 +9,9 @@ mod fixtures;
 mod support;
 
 mod demo_app;
+mod hub_suite;
 mod input;
+mod notifications;
 mod registration;
 mod sse;
 mod ui;
