@@ -677,3 +677,25 @@ mod tests {
         assert!(hub.topic_count() < 600, "swept: {}", hub.topic_count());
     }
 }
+
+/// Env var selecting the hub backend: unset or `memory` for the embedded hub,
+/// `redis://host:port` for Redis.
+pub const EVENT_HUB_ENV: &str = "PIKKU_EVENT_HUB";
+
+/// The hub `PIKKU_EVENT_HUB` selects (the embedded [`MemoryHub`] when unset).
+pub async fn from_env(cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
+    match std::env::var(EVENT_HUB_ENV) {
+        Err(_) => Ok(Arc::new(MemoryHub::with_config(cfg))),
+        Ok(url) => from_url(&url, cfg).await,
+    }
+}
+
+/// The hub a URL names: `memory` or `redis://...`.
+pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
+    match url.split_once("://").map_or(url, |(scheme, _)| scheme) {
+        "" | "memory" => Ok(Arc::new(MemoryHub::with_config(cfg))),
+        other => Err(HubError(format!(
+            "unsupported event hub `{other}` in {EVENT_HUB_ENV}; use `memory` or `redis://host:port`"
+        ))),
+    }
+}
