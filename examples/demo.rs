@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pikku::event_hub::MemoryHub;
+use pikku::event_hub::{self, HubConfig, HubStatus};
 use pikku::prelude::*;
 use pikku::session::JwtSessions;
 
@@ -23,13 +23,15 @@ pub struct Services {
 }
 
 impl Services {
-    /// Services on the embedded defaults, configured from the environment.
-    pub fn from_env() -> Self {
-        Self {
+    /// Services configured from the environment: the event hub from `PIKKU_EVENT_HUB`
+    /// (embedded when unset, `redis://...` to share streams across instances), the session
+    /// secret from `PIKKU_SESSION_SECRET`.
+    pub async fn from_env() -> Result<Self, event_hub::HubError> {
+        Ok(Self {
             flaky: FlakySource,
-            hub: Arc::new(MemoryHub::new()),
+            hub: event_hub::from_env(HubConfig::default()).await?,
             sessions: Arc::new(JwtSessions::from_env()),
-        }
+        })
     }
 }
 
@@ -242,10 +244,10 @@ pub async fn login(
     Ok(LoginOutput { token })
 }
 
-/// A user's notification topic. User ids are validated at login, so they cannot reach
-/// into another key space.
+/// A user's notification topic: `user:{userId}:notifications`, with the user id escaped so it
+/// cannot change the topic's structure.
 pub fn notifications_topic(user_id: &str) -> String {
-    format!("user:{user_id}:notifications")
+    event_hub::topic(&["user", user_id, "notifications"])
 }
 
 /// Path of the notification routes.
@@ -335,9 +337,27 @@ pub async fn post_notification(
     Ok(Published { id })
 }
 
-/// The demo's Pikku app on the embedded defaults.
-pub fn app() -> Pikku<Services> {
-    app_with(Services::from_env())
+/// Readiness
+///
+/// 200 with the event hub's status when it can publish and deliver, 503 when not.
+#[pikku_func(route = "/health/ready", auth = false, tags = ["health"])]
+pub async fn ready(services: &Services) -> Result<HubStatus, PikkuError> {
+    let status = services.hub.check().await;
+    if status.healthy {
+        Ok(status)
+    } else {
+        Err(PikkuError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "hub_unavailable",
+            format!("event hub ({}) unavailable", status.backend),
+        )
+        .with_retry_after(1))
+    }
+}
+
+/// The demo's Pikku app, configured from the environment (embedded defaults).
+pub async fn app() -> Result<Pikku<Services>, event_hub::HubError> {
+    Ok(app_with(Services::from_env().await?))
 }
 
 /// The demo's Pikku app with the given services.
@@ -354,7 +374,7 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let addr = std::env::var("PIKKU_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let pikku = app();
+    let pikku = app().await.map_err(std::io::Error::other)?;
     let shutdown = pikku.shutdown_handle();
     let router = pikku.router();
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn stream_updates_counts_from_one_at_the_interval() {
-    let srv = TestServer::pikku(demo::app()).await;
+    let srv = TestServer::pikku(demo::app().await.unwrap()).await;
     let started = std::time::Instant::now();
     let mut ev = events(get(&srv.url("/stream/updates?interval_ms=50")).await);
     for expected in 1..=4u64 {
@@ -26,7 +26,7 @@ async fn stream_updates_counts_from_one_at_the_interval() {
 
 #[tokio::test]
 async fn stream_with_errors_reports_failures_as_items() {
-    let srv = TestServer::pikku(demo::app()).await;
+    let srv = TestServer::pikku(demo::app().await.unwrap()).await;
     let mut ev = events(get(&srv.url("/stream/with-errors?interval_ms=10")).await);
     let mut statuses = Vec::new();
     for _ in 0..6 {
@@ -46,7 +46,7 @@ async fn stream_with_errors_reports_failures_as_items() {
 
 #[tokio::test]
 async fn data_negotiates_json_or_stream() {
-    let srv = TestServer::pikku(demo::app()).await;
+    let srv = TestServer::pikku(demo::app().await.unwrap()).await;
     let res = get(&srv.url("/data")).await;
     assert_eq!(res.headers()["content-type"], "application/json");
     let body: Value = res.json().await.unwrap();
@@ -70,65 +70,28 @@ async fn data_negotiates_json_or_stream() {
 
 #[tokio::test]
 async fn bad_interval_is_a_422_not_a_500() {
-    let srv = TestServer::pikku(demo::app()).await;
+    let srv = TestServer::pikku(demo::app().await.unwrap()).await;
     let res = get(&srv.url("/stream/updates?interval_ms=soon")).await;
     assert_eq!(res.status(), 422);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["field"], "interval_ms");
 }
 
-/// The demo binary itself: `PIKKU_ADDR` and `PIKKU_SSE_HEARTBEAT_MS` from the environment.
+/// The demo binary itself: `PIKKU_ADDR` and `PIKKU_SSE_HEARTBEAT_MS` from the environment,
+/// and a graceful exit on SIGTERM.
 #[tokio::test]
 async fn demo_binary_reads_addr_and_heartbeat_from_env() {
-    let exe = std::env::current_exe().unwrap();
-    let demo = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("demo");
-    assert!(
-        demo.exists(),
-        "cargo test builds the demo example at {}",
-        demo.display()
-    );
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = tokio::process::Command::new(&demo)
-        .env("PIKKU_ADDR", format!("127.0.0.1:{port}"))
-        .env("PIKKU_SSE_HEARTBEAT_MS", "100")
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/stream/updates?interval_ms=100000");
-    let mut res = None;
-    for _ in 0..100 {
-        if let Ok(r) = client().get(&url).send().await {
-            res = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut res = res.expect("demo answers on PIKKU_ADDR");
+    let mut demo = DemoProcess::start(&[("PIKKU_SSE_HEARTBEAT_MS", "100")]).await;
+    let mut res = get(&demo.url("/stream/updates?interval_ms=100000")).await;
     let raw = read_until(&mut res, 5, |s| s.matches(": ping").count() >= 2).await;
     assert!(
         raw.matches(": ping").count() >= 2,
         "heartbeat every 100 ms: {raw:?}"
     );
-    // SIGTERM: a graceful exit.
-    let pid = child.id().unwrap() as i32;
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
+    demo.terminate();
     let rest = read_until(&mut res, 5, |s| s.contains("event: shutdown")).await;
     assert!(rest.contains("event: shutdown"), "{rest:?}");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), demo.child.wait())
         .await
         .unwrap()
         .unwrap();

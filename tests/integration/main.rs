@@ -13,5 +13,6 @@ mod hub_suite;
 mod input;
 mod notifications;
 mod registration;
+mod scale_out;
 mod sse;
 mod ui;

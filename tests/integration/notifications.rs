@@ -15,7 +15,7 @@ struct Demo {
 }
 
 async fn demo_server() -> Demo {
-    let services = demo::Services::from_env();
+    let services = demo::Services::from_env().await.unwrap();
     let hub = services.hub.clone();
     Demo {
         srv: TestServer::pikku(demo::app_with(services)).await,

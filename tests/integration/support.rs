@@ -108,3 +108,67 @@ pub fn json(e: &Event) -> serde_json::Value {
     serde_json::from_str(&e.data)
         .unwrap_or_else(|err| panic!("event data {:?} is JSON: {err}", e.data))
 }
+
+/// The demo example binary (built by `cargo test`), running as its own process.
+pub struct DemoProcess {
+    pub child: tokio::process::Child,
+    pub base: String,
+}
+
+impl DemoProcess {
+    /// Starts the demo on a free loopback port with `envs`, and waits until it answers.
+    pub async fn start(envs: &[(&str, &str)]) -> Self {
+        let exe = std::env::current_exe().unwrap();
+        let demo = exe
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples")
+            .join("demo");
+        assert!(
+            demo.exists(),
+            "cargo test builds the demo example at {}",
+            demo.display()
+        );
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut cmd = tokio::process::Command::new(&demo);
+        cmd.env("PIKKU_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if client()
+                .get(format!("{base}/health/ready"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Self { child, base };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("demo did not start on {base}");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("running");
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+    }
+}

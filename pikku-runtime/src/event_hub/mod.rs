@@ -53,6 +53,34 @@ use crate::context::LastEventId;
 use crate::error::PikkuError;
 use crate::sse::{self, Event, Frame};
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
+/// Builds a topic name from parts, escaping each so that a user-controlled part (a user id,
+/// say) cannot change the topic's structure: `:` and `%` in a part are percent-encoded.
+///
+/// ```
+/// use pikku::event_hub::topic;
+/// assert_eq!(topic(&["user", "alice", "notifications"]), "user:alice:notifications");
+/// assert_eq!(topic(&["user", "alice:admin", "notifications"]), "user:alice%3Aadmin:notifications");
+/// ```
+pub fn topic(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        for c in part.chars() {
+            match c {
+                ':' => out.push_str("%3A"),
+                '%' => out.push_str("%25"),
+                c => out.push(c),
+            }
+        }
+    }
+    out
+}
+
 /// One published event, as every subscriber receives it.
 #[derive(Clone)]
 pub struct HubEvent(Arc<Record>);
@@ -82,7 +110,8 @@ impl HubEvent {
     pub fn id(&self) -> &str {
         &self.0.id
     }
-    /// The event's position in its topic, increasing with each publish.
+    /// The event's position in its topic: increasing with each publish (not necessarily by
+    /// one), comparable only within a topic.
     pub fn seq(&self) -> u64 {
         self.0.seq
     }
@@ -175,7 +204,7 @@ impl From<HubError> for PikkuError {
 }
 
 /// Health of a hub backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct HubStatus {
     /// The backend's name (`memory`, `redis`, ...).
     pub backend: &'static str,
@@ -208,8 +237,13 @@ pub trait EventHub: Send + Sync + 'static {
     /// How many subscriptions are live in this process.
     fn live_subscriptions(&self) -> usize;
 
-    /// The backend's health.
+    /// The backend's health, as last seen.
     fn status(&self) -> HubStatus;
+
+    /// Checks the backend now (e.g. a round trip to its server) and returns its health.
+    fn check(&self) -> BoxFuture<'_, HubStatus> {
+        Box::pin(futures_util::future::ready(self.status()))
+    }
 }
 
 /// The typed conveniences every hub has.
@@ -265,6 +299,9 @@ impl<H: EventHub + ?Sized> EventHub for Arc<H> {
     }
     fn status(&self) -> HubStatus {
         (**self).status()
+    }
+    fn check(&self) -> BoxFuture<'_, HubStatus> {
+        (**self).check()
     }
 }
 
@@ -534,7 +571,7 @@ impl EventHub for MemoryHub {
                 }
             }
             Ok(Subscription::new(
-                live(head, rx, self.cfg.slow_consumer),
+                live(head, rx, self.cfg.slow_consumer, None),
                 self.counter.guard(),
             ))
         })();
@@ -556,10 +593,14 @@ impl EventHub for MemoryHub {
 }
 
 /// Replayed items, then live events from a broadcast receiver, applying the policy on lag.
+///
+/// Live events at or before `after_seq` are skipped: a backend whose replay read overlaps its
+/// live feed passes the last replayed position, so nothing is delivered twice.
 pub fn live(
     head: Vec<HubItem>,
     mut rx: broadcast::Receiver<HubEvent>,
     policy: SlowConsumerPolicy,
+    after_seq: Option<u64>,
 ) -> impl Stream<Item = HubItem> + Send {
     async_stream::stream! {
         for item in head {
@@ -567,6 +608,7 @@ pub fn live(
         }
         loop {
             match rx.recv().await {
+                Ok(ev) if after_seq.is_some_and(|a| ev.seq() <= a) => continue,
                 Ok(ev) => yield HubItem::Event(ev),
                 Err(broadcast::error::RecvError::Lagged(missed)) => match policy {
                     SlowConsumerPolicy::Disconnect => {
@@ -581,6 +623,37 @@ pub fn live(
                 Err(broadcast::error::RecvError::Closed) => break,
             }
         }
+    }
+}
+
+/// Env var selecting the hub backend: unset or `memory` for the embedded hub,
+/// `redis://host:port` for Redis.
+pub const EVENT_HUB_ENV: &str = "PIKKU_EVENT_HUB";
+
+/// The hub `PIKKU_EVENT_HUB` selects (the embedded [`MemoryHub`] when unset).
+pub async fn from_env(cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
+    match std::env::var(EVENT_HUB_ENV) {
+        Err(_) => Ok(Arc::new(MemoryHub::with_config(cfg))),
+        Ok(url) => from_url(&url, cfg).await,
+    }
+}
+
+/// Env var with the Redis key prefix (default `pikku:hub:`), isolating apps sharing a server.
+pub const EVENT_HUB_PREFIX_ENV: &str = "PIKKU_EVENT_HUB_PREFIX";
+
+/// The hub a URL names: `memory` or `redis://...` (key prefix from `PIKKU_EVENT_HUB_PREFIX`).
+pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
+    match url.split_once("://").map_or(url, |(scheme, _)| scheme) {
+        "" | "memory" => Ok(Arc::new(MemoryHub::with_config(cfg))),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => {
+            let prefix = std::env::var(EVENT_HUB_PREFIX_ENV)
+                .unwrap_or_else(|_| redis::DEFAULT_PREFIX.to_string());
+            Ok(Arc::new(redis::RedisHub::open(url, &prefix, cfg)?))
+        }
+        other => Err(HubError(format!(
+            "unsupported event hub `{other}` in {EVENT_HUB_ENV}; use `memory` or `redis://host:port`"
+        ))),
     }
 }
 
@@ -675,27 +748,5 @@ mod tests {
             drop(s);
         }
         assert!(hub.topic_count() < 600, "swept: {}", hub.topic_count());
-    }
-}
-
-/// Env var selecting the hub backend: unset or `memory` for the embedded hub,
-/// `redis://host:port` for Redis.
-pub const EVENT_HUB_ENV: &str = "PIKKU_EVENT_HUB";
-
-/// The hub `PIKKU_EVENT_HUB` selects (the embedded [`MemoryHub`] when unset).
-pub async fn from_env(cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
-    match std::env::var(EVENT_HUB_ENV) {
-        Err(_) => Ok(Arc::new(MemoryHub::with_config(cfg))),
-        Ok(url) => from_url(&url, cfg).await,
-    }
-}
-
-/// The hub a URL names: `memory` or `redis://...`.
-pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
-    match url.split_once("://").map_or(url, |(scheme, _)| scheme) {
-        "" | "memory" => Ok(Arc::new(MemoryHub::with_config(cfg))),
-        other => Err(HubError(format!(
-            "unsupported event hub `{other}` in {EVENT_HUB_ENV}; use `memory` or `redis://host:port`"
-        ))),
     }
 }
