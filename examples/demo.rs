@@ -368,7 +368,10 @@ pub fn app_with(services: Services) -> Pikku<Services> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -376,8 +379,16 @@ async fn main() -> std::io::Result<()> {
     let addr = std::env::var("PIKKU_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let pikku = app().await.map_err(std::io::Error::other)?;
     let shutdown = pikku.shutdown_handle();
+    let metrics = pikku.metrics();
     let router = pikku.router();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!("demo listening on http://{}", listener.local_addr()?);
-    pikku::serve(listener, router, shutdown).await
+    pikku::serve(listener, router, shutdown).await?;
+    let m = metrics.snapshot();
+    tracing::info!(
+        streams_opened = m.streams_opened,
+        streams_closed = m.streams_closed,
+        "shutdown complete"
+    );
+    Ok(())
 }

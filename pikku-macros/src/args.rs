@@ -20,6 +20,7 @@ pub const KEYS: &[&str] = &[
     "operation_id",
     "heartbeat_ms",
     "permissions",
+    "rate_limit",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub struct Args {
     pub description: Option<String>,
     pub operation_id: Option<String>,
     pub heartbeat_ms: Option<u64>,
+    /// `(count, per)` of `rate_limit = "10/s"`; per is `Second`, `Minute` or `Hour`.
+    pub rate_limit: Option<(u32, &'static str)>,
     /// Paths of permission functions, checked in order.
     pub permissions: Vec<syn::Path>,
     pub permissions_span: Option<Span>,
@@ -76,6 +79,7 @@ pub fn parse(attr: proc_macro2::TokenStream, errors: &mut Errors) -> Args {
         heartbeat_ms: None,
         permissions: Vec::new(),
         permissions_span: None,
+        rate_limit: None,
     };
     let metas = match syn::parse::Parser::parse2(
         Punctuated::<Meta, Token![,]>::parse_terminated,
@@ -215,6 +219,17 @@ pub fn parse(attr: proc_macro2::TokenStream, errors: &mut Errors) -> Args {
                     ));
                 }
             }
+            "rate_limit" => {
+                if let Some(lit) = string(value, "rate_limit", errors) {
+                    match parse_rate(&lit.value()) {
+                        Some(rate) => args.rate_limit = Some(rate),
+                        None => errors.push(syn::Error::new(
+                            lit.span(),
+                            "`rate_limit` is `\"<count>/<s|m|h>\"` with a count above 0\nhelp: e.g. `rate_limit = \"10/s\"` (10 requests a second per client)",
+                        )),
+                    }
+                }
+            }
             "permissions" => {
                 args.permissions_span = Some(nv.path.span());
                 let Expr::Array(arr) = value else {
@@ -252,6 +267,18 @@ pub fn parse(attr: proc_macro2::TokenStream, errors: &mut Errors) -> Args {
         ));
     }
     args
+}
+
+fn parse_rate(v: &str) -> Option<(u32, &'static str)> {
+    let (count, per) = v.split_once('/')?;
+    let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
+    let per = match per.trim() {
+        "s" | "sec" | "second" => "Second",
+        "m" | "min" | "minute" => "Minute",
+        "h" | "hour" => "Hour",
+        _ => return None,
+    };
+    Some((count, per))
 }
 
 fn string(value: &Expr, key: &str, errors: &mut Errors) -> Option<LitStr> {

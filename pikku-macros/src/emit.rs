@@ -40,6 +40,13 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
         None => quote!(::core::option::Option::None),
     };
+    let rate_limit = match args.rate_limit {
+        Some((count, per)) => {
+            let per = format_ident!("{per}");
+            quote!(::core::option::Option::Some(#rt::RateLimit { count: #count, per: #rt::RatePer::#per }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let services = &shape.services;
     let input_ty: Type = shape
         .input()
@@ -149,6 +156,7 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
             auth: #auth,
             response: #rt::ResponseKind::#kind,
             heartbeat_ms: #heartbeat,
+            rate_limit: #rate_limit,
             services_type: #services_check,
             services_type_name: #rt::type_name::<#services>,
             session_type: #session_type,

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::{self, AppState};
 use crate::error::PikkuError;
 use crate::input::RawInput;
+use crate::limits::{Limits, StreamLimiter};
+use crate::metrics::Metrics;
 use crate::registry::{self, Method, RouteDef, StartupError};
 use crate::session::{ErasedSessions, SessionService};
 use crate::sse::SseConfig;
@@ -46,6 +48,8 @@ pub struct Pikku<S> {
     sessions: Option<Arc<dyn ErasedSessions>>,
     shutdown: Shutdown,
     body_limit: usize,
+    limits: Limits,
+    metrics: Metrics,
 }
 
 impl<S: Send + Sync + 'static> Pikku<S> {
@@ -76,6 +80,8 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             sessions: None,
             shutdown: Shutdown::default(),
             body_limit: DEFAULT_BODY_LIMIT,
+            limits: Limits::default(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -95,6 +101,17 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
+    }
+
+    /// Caps concurrent streams (global, per client IP, per session).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The app's runtime counters.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Uses `shutdown` as the app's shutdown signal (e.g. one shared by several apps).
@@ -146,14 +163,21 @@ impl<S: Send + Sync + 'static> Pikku<S> {
                 }
             }
         }
-        let state = Arc::new(AppState {
+        let mut state = AppState {
             services: self.services,
             services_type: TypeId::of::<S>(),
             sse: self.sse,
             sessions: self.sessions,
             shutdown: self.shutdown.0.clone(),
             body_limit: self.body_limit,
-        });
+            metrics: self.metrics,
+            stream_limiter: StreamLimiter::new(self.limits),
+            rate_limiters: Default::default(),
+        };
+        for r in &self.routes {
+            state.add_rate_limit(r);
+        }
+        let state = Arc::new(state);
         Ok(mount(state, &self.routes))
     }
 
@@ -259,7 +283,11 @@ async fn adapt(state: &AppState, route: &'static RouteDef, req: Request) -> Resp
         query: parts.uri.query().map(str::to_owned),
         body,
     };
-    dispatch::handle(state, route, parts.headers, raw)
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    dispatch::handle(state, route, parts.headers, raw, peer)
         .await
         .map(axum::body::Body::new)
 }

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{Metrics, MetricsSnapshot};
+
 /// Longest `Last-Event-ID` accepted; longer ones are treated as absent (and logged).
 pub const MAX_LAST_EVENT_ID_LEN: usize = 256;
 
@@ -49,10 +51,16 @@ pub struct Context {
     headers: HeaderMap,
     shutdown: CancellationToken,
     response_headers: Arc<Mutex<HeaderMap>>,
+    metrics: Metrics,
 }
 
 impl Context {
-    pub(crate) fn new(request_id: String, headers: HeaderMap, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(
+        request_id: String,
+        headers: HeaderMap,
+        shutdown: CancellationToken,
+        metrics: Metrics,
+    ) -> Self {
         let last_event_id = headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
@@ -69,6 +77,7 @@ impl Context {
             headers,
             shutdown,
             response_headers: Arc::default(),
+            metrics,
         }
     }
 
@@ -78,7 +87,12 @@ impl Context {
 
     /// A context for calling a function directly (tests, other transports).
     pub fn detached() -> Self {
-        Self::new(String::new(), HeaderMap::new(), CancellationToken::new())
+        Self::new(
+            String::new(),
+            HeaderMap::new(),
+            CancellationToken::new(),
+            Metrics::default(),
+        )
     }
 
     /// The request id (from `x-request-id`, or generated).
@@ -102,6 +116,11 @@ impl Context {
         if let Ok(mut h) = self.response_headers.lock() {
             h.append(name, value);
         }
+    }
+
+    /// The app's runtime counters (open streams, cleanups, refusals, panics).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
     }
 
     /// Whether the server is shutting down.

@@ -7,6 +7,8 @@
 //! either-routes, and lets a generator borrow the services it runs with.
 
 use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,8 +25,10 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Context;
 use crate::error::PikkuError;
 use crate::input::{self, RawInput};
+use crate::limits::{RouteRateLimiter, StreamLimiter, StreamPermit};
+use crate::metrics::Metrics;
 use crate::registry::{ResponseKind, RouteDef};
-use crate::session::ErasedSessions;
+use crate::session::{ErasedSessions, SESSION_COOKIE, token_from_headers};
 use crate::sse::{self, Event, SseBody, SseConfig};
 
 /// One step of a generated handler's output.
@@ -195,6 +199,22 @@ pub(crate) struct AppState {
     pub sessions: Option<Arc<dyn ErasedSessions>>,
     pub shutdown: CancellationToken,
     pub body_limit: usize,
+    pub metrics: Metrics,
+    pub stream_limiter: StreamLimiter,
+    /// Rate limiters by route (keyed by the descriptor's address).
+    pub rate_limiters: HashMap<usize, RouteRateLimiter>,
+}
+
+fn route_key(route: &'static RouteDef) -> usize {
+    route as *const RouteDef as usize
+}
+
+impl AppState {
+    pub(crate) fn add_rate_limit(&mut self, route: &'static RouteDef) {
+        if let Some(limiter) = route.rate_limit.and_then(RouteRateLimiter::new) {
+            self.rate_limiters.insert(route_key(route), limiter);
+        }
+    }
 }
 
 /// The response body: a complete buffer or an event stream.
@@ -255,6 +275,7 @@ pub(crate) async fn handle(
     route: &'static RouteDef,
     headers: http::HeaderMap,
     raw: RawInput,
+    peer: Option<IpAddr>,
 ) -> http::Response<PikkuBody> {
     let request_id = request_id(&headers);
     let span = tracing::info_span!(
@@ -263,7 +284,17 @@ pub(crate) async fn handle(
         method = route.method.as_str(),
         request_id = %request_id
     );
-    let mut res = serve(app, route, headers, raw, request_id.clone(), span.clone()).await;
+    app.metrics.request();
+    let mut res = serve(
+        app,
+        route,
+        headers,
+        raw,
+        peer,
+        request_id.clone(),
+        span.clone(),
+    )
+    .await;
     if let Ok(v) = HeaderValue::try_from(request_id) {
         res.headers_mut().insert("x-request-id", v);
     }
@@ -275,9 +306,16 @@ async fn serve(
     route: &'static RouteDef,
     headers: http::HeaderMap,
     raw: RawInput,
+    peer: Option<IpAddr>,
     request_id: String,
     span: tracing::Span,
 ) -> http::Response<PikkuBody> {
+    if let Some(limiter) = app.rate_limiters.get(&route_key(route)) {
+        if let Err(e) = limiter.check(peer) {
+            app.metrics.rejected();
+            return e.to_response();
+        }
+    }
     let session = if route.auth {
         let Some(sessions) = &app.sessions else {
             // Caught at startup; kept as a guard for hand-built states.
@@ -293,7 +331,32 @@ async fn serve(
     } else {
         None
     };
-    let ctx = Context::new(request_id, headers, app.shutdown.clone());
+    // Stream routes take their place under the limits before the function runs; either-routes
+    // when they turn out to stream.
+    let acquire = |headers: &http::HeaderMap| {
+        if app.stream_limiter.is_unlimited() {
+            return Ok(None);
+        }
+        let credential = token_from_headers(headers, SESSION_COOKIE).filter(|_| route.auth);
+        app.stream_limiter.acquire(peer, credential).map(Some)
+    };
+    let mut permit = None;
+    if route.response == ResponseKind::Stream {
+        match acquire(&headers) {
+            Ok(p) => permit = p,
+            Err(e) => {
+                app.metrics.rejected();
+                return e.to_response();
+            }
+        }
+    }
+    let either_credential = (route.response == ResponseKind::Either).then(|| acquire(&headers));
+    let ctx = Context::new(
+        request_id,
+        headers,
+        app.shutdown.clone(),
+        app.metrics.clone(),
+    );
     let extra_headers = ctx.response_headers();
     let call = Call {
         route,
@@ -308,7 +371,16 @@ async fn serve(
         AssertUnwindSafe(steps.next()).catch_unwind()
     }
     .await;
-    let mut res = respond(app, route, first, steps, span);
+    if let (Ok(Some(Step::Open)), Some(acquired)) = (&first, either_credential) {
+        match acquired {
+            Ok(p) => permit = p,
+            Err(e) => {
+                app.metrics.rejected();
+                return e.to_response();
+            }
+        }
+    }
+    let mut res = respond(app, route, first, steps, permit, span);
     if let Ok(mut extra) = extra_headers.lock() {
         // `drain` names a header once for all its values.
         let mut current = None;
@@ -329,6 +401,7 @@ fn respond(
     route: &'static RouteDef,
     first: Result<Option<Step>, Box<dyn Any + Send>>,
     steps: Steps,
+    permit: Option<StreamPermit>,
     span: tracing::Span,
 ) -> http::Response<PikkuBody> {
     match first {
@@ -339,7 +412,15 @@ fn respond(
                 Some(ms) => Some(std::time::Duration::from_millis(ms)),
                 None => app.sse.heartbeat_interval(),
             };
-            let body = SseBody::new(steps, &app.sse, heartbeat, Some(app.shutdown.clone()), span);
+            let body = SseBody::new(
+                steps,
+                &app.sse,
+                heartbeat,
+                Some(app.shutdown.clone()),
+                app.metrics.clone(),
+                permit,
+                span,
+            );
             let mut res = http::Response::new(PikkuBody::Sse(Box::new(body)));
             app.sse.apply_headers(res.headers_mut());
             res
@@ -362,6 +443,7 @@ fn respond(
             PikkuError::internal("handler produced no response").to_response()
         }
         Err(panic) => {
+            app.metrics.panic();
             tracing::error!(parent: &span, panic = %sse::panic_message(&panic), "function panicked");
             PikkuError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

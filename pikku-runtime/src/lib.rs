@@ -55,6 +55,8 @@ pub mod dispatch;
 pub mod error;
 pub mod event_hub;
 pub mod input;
+mod limits;
+pub mod metrics;
 pub mod registry;
 mod reply;
 pub mod session;
@@ -67,6 +69,8 @@ pub use async_stream::{stream, try_stream};
 pub use context::{Context, LastEventId};
 pub use error::{PikkuError, Result};
 pub use event_hub::{EventHub, EventHubExt, MemoryHub};
+pub use limits::Limits;
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use pikku_macros::pikku_func;
 pub use registry::{Method, ResponseKind, RouteDef, StartupError};
 pub use reply::Reply;
@@ -92,7 +96,9 @@ pub mod __private {
         frame_raw_result, frame_result, json, json_result, run,
     };
     pub use crate::input::InputPlan;
-    pub use crate::registry::{Method, RegisteredRoute, ResponseKind, RouteDef, schema_of};
+    pub use crate::registry::{
+        Method, RateLimit, RatePer, RegisteredRoute, ResponseKind, RouteDef, schema_of,
+    };
     pub use async_stream::stream;
     pub use inventory;
     pub use std::sync::OnceLock;

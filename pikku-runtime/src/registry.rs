@@ -69,6 +69,26 @@ pub enum ResponseKind {
     Either,
 }
 
+/// A per-route request rate: `count` requests per `per`, per client IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per period.
+    pub count: u32,
+    /// The period.
+    pub per: RatePer,
+}
+
+/// The period of a [`RateLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatePer {
+    /// Per second (`"10/s"`).
+    Second,
+    /// Per minute (`"10/m"`).
+    Minute,
+    /// Per hour (`"10/h"`).
+    Hour,
+}
+
 /// Builds a JSON schema of some type into a generator (component schemas go to its `$defs`).
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
@@ -102,6 +122,8 @@ pub struct RouteDef {
     pub response: ResponseKind,
     /// Per-route heartbeat override in milliseconds (`Some(0)`: none).
     pub heartbeat_ms: Option<u64>,
+    /// Per-route request rate limit (`rate_limit = "10/s"`).
+    pub rate_limit: Option<RateLimit>,
     /// The services type the function takes.
     pub services_type: fn() -> TypeId,
     /// Its name, for error messages.

@@ -30,6 +30,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::dispatch::{Step, Steps};
 use crate::error::PikkuError;
+use crate::limits::StreamPermit;
+use crate::metrics::{Metrics, StreamGuard};
 
 /// Default heartbeat interval (as FastAPI's and axum's SSE helpers use).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
@@ -272,6 +274,7 @@ pub struct SseConfig {
     heartbeat: Option<Duration>,
     headers: HeaderMap,
     retry: Option<Duration>,
+    max_lifetime: Option<Duration>,
 }
 
 impl Default for SseConfig {
@@ -280,6 +283,7 @@ impl Default for SseConfig {
             heartbeat: Some(DEFAULT_HEARTBEAT),
             headers: HeaderMap::new(),
             retry: None,
+            max_lifetime: None,
         }
     }
 }
@@ -329,6 +333,13 @@ impl SseConfig {
         self
     }
 
+    /// Ends every stream after `lifetime` with a final `event: close` (with a `retry:` hint):
+    /// clients reconnect, which rebalances them and bounds what one connection can hold.
+    pub fn max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.max_lifetime = lifetime;
+        self
+    }
+
     pub(crate) fn apply_headers(&self, headers: &mut HeaderMap) {
         headers.insert(
             header::CONTENT_TYPE,
@@ -350,6 +361,13 @@ impl SseConfig {
     }
 }
 
+/// The frame that ends a stream at its maximum lifetime: the client reconnects at once.
+pub fn lifetime_frame() -> Bytes {
+    Bytes::from_static(
+        b"event: close\nretry: 0\ndata: {\"reason\":\"maximum stream lifetime reached\"}\n\n",
+    )
+}
+
 /// The frame sent to every open stream when the server shuts down: tells the client to
 /// reconnect (to another instance) after a short pause.
 pub fn shutdown_frame() -> Bytes {
@@ -369,6 +387,10 @@ pub struct SseBody {
     heartbeat: Option<(Duration, Pin<Box<Sleep>>)>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     shutdown_token: Option<CancellationToken>,
+    lifetime: Option<Pin<Box<Sleep>>>,
+    metrics: Metrics,
+    // Released when the body is dropped: the stream's place under the limits, and its count.
+    _guards: (StreamGuard, Option<StreamPermit>),
     span: tracing::Span,
 }
 
@@ -378,6 +400,8 @@ impl SseBody {
         cfg: &SseConfig,
         heartbeat: Option<Duration>,
         shutdown: Option<CancellationToken>,
+        metrics: Metrics,
+        permit: Option<StreamPermit>,
         span: tracing::Span,
     ) -> Self {
         Self {
@@ -386,6 +410,9 @@ impl SseBody {
             heartbeat: heartbeat.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             shutdown: shutdown.clone().map(|t| Box::pin(t.cancelled_owned())),
             shutdown_token: shutdown,
+            lifetime: cfg.max_lifetime.map(|d| Box::pin(tokio::time::sleep(d))),
+            _guards: (metrics.stream(), permit),
+            metrics,
             span,
         }
     }
@@ -405,7 +432,10 @@ impl http_body::Body for SseBody {
             heartbeat,
             shutdown,
             shutdown_token,
+            lifetime,
+            metrics,
             span,
+            ..
         } = self.get_mut();
         let _enter = span.enter();
         // Dropping the generator here (not when hyper drops the body) runs its cleanup now.
@@ -414,6 +444,7 @@ impl http_body::Body for SseBody {
                 *steps_slot = None;
                 *heartbeat = None;
                 *shutdown = None;
+                *lifetime = None;
             }};
         }
         if let Some(p) = prelude.take() {
@@ -447,6 +478,7 @@ impl http_body::Body for SseBody {
             }
             Ok(Poll::Pending) => {}
             Err(panic) => {
+                metrics.panic();
                 let msg = panic_message(&panic);
                 tracing::error!(panic = %msg, "stream generator panicked; ending this stream");
                 finish!();
@@ -463,6 +495,12 @@ impl http_body::Body for SseBody {
                 finish!();
                 *shutdown_token = None;
                 return Poll::Ready(Some(Ok(http_body::Frame::data(shutdown_frame()))));
+            }
+        }
+        if let Some(deadline) = lifetime.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                finish!();
+                return Poll::Ready(Some(Ok(http_body::Frame::data(lifetime_frame()))));
             }
         }
         if let Some((every, sleep)) = heartbeat.as_mut() {

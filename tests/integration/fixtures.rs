@@ -193,3 +193,20 @@ pub fn app() -> (Pikku<TestServices>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let (cleanups, started) = (services.cleanups.clone(), services.started.clone());
     (Pikku::new(services), cleanups, started)
 }
+
+/// Three requests a second per client.
+#[pikku_func(route = "/t/limited", auth = false, rate_limit = "3/s")]
+async fn limited(_s: &TestServices) -> N {
+    N { n: 3 }
+}
+
+/// Panics at once, every time.
+#[pikku_func(route = "/t/panic-now", response = "stream", auth = false)]
+async fn panic_now(_s: &TestServices) -> impl Stream<Item = N> {
+    stream! {
+        if true {
+            panic!("boom");
+        }
+        yield N { n: 0 };
+    }
+}

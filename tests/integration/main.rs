@@ -6,6 +6,7 @@
 mod demo;
 
 mod fixtures;
+mod fuzz;
 mod support;
 
 mod demo_app;
@@ -13,6 +14,7 @@ mod hub_suite;
 mod input;
 mod notifications;
 mod registration;
+mod reliability;
 mod scale_out;
 mod sse;
 mod ui;

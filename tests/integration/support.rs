@@ -118,6 +118,11 @@ pub struct DemoProcess {
 impl DemoProcess {
     /// Starts the demo on a free loopback port with `envs`, and waits until it answers.
     pub async fn start(envs: &[(&str, &str)]) -> Self {
+        Self::start_with(envs, std::process::Stdio::inherit()).await
+    }
+
+    /// Like `start`, with the child's stderr going to `stderr`.
+    pub async fn start_with(envs: &[(&str, &str)], stderr: std::process::Stdio) -> Self {
         let exe = std::env::current_exe().unwrap();
         let demo = exe
             .parent()
@@ -138,6 +143,7 @@ impl DemoProcess {
         let mut cmd = tokio::process::Command::new(&demo);
         cmd.env("PIKKU_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            .stderr(stderr)
             .kill_on_drop(true);
         for (k, v) in envs {
             cmd.env(k, v);

@@ -1,0 +1,365 @@
+//! Reliability under load and abuse: limits, rate limits, lifetimes, shutdown with many open
+//! streams, disconnect storms, panics — each counted through the runtime's metrics.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use pikku::{Limits, SseConfig};
+use serde_json::{Value, json};
+
+use crate::fixtures;
+use crate::support::*;
+
+#[tokio::test]
+async fn global_stream_cap_is_503_with_retry_after_and_frees_on_close() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app.limits(Limits {
+        max_streams: Some(2),
+        retry_after_secs: 2,
+        ..Limits::default()
+    }))
+    .await;
+    let a = get(&srv.url("/t/guarded?every_ms=1000")).await;
+    let b = get(&srv.url("/t/guarded?every_ms=1000")).await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let c = get(&srv.url("/t/guarded")).await;
+    assert_eq!(c.status(), 503);
+    assert_eq!(c.headers()["retry-after"], "2");
+    assert_eq!(
+        c.json::<Value>().await.unwrap()["error"],
+        "too_many_streams"
+    );
+    // JSON routes are not streams: unaffected.
+    assert_eq!(get(&srv.url("/t/thing")).await.status(), 200);
+    drop(a);
+    let mut ok = false;
+    for _ in 0..100 {
+        let d = get(&srv.url("/t/guarded")).await;
+        if d.status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(ok, "a closed stream frees its place");
+}
+
+#[tokio::test]
+async fn per_ip_stream_cap_is_429() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app.limits(Limits {
+        max_streams_per_ip: Some(1),
+        ..Limits::default()
+    }))
+    .await;
+    let _a = get(&srv.url("/t/guarded?every_ms=1000")).await;
+    let b = get(&srv.url("/t/guarded")).await;
+    assert_eq!(b.status(), 429);
+    assert!(b.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn per_session_stream_cap_is_429() {
+    let services = crate::demo::Services::from_env().await.unwrap();
+    let app = crate::demo::app_with(services).limits(Limits {
+        max_streams_per_session: Some(1),
+        ..Limits::default()
+    });
+    let srv = TestServer::pikku(app).await;
+    let login = |user: &'static str| {
+        let url = srv.url("/auth/login");
+        async move {
+            let res = client()
+                .post(url)
+                .json(&json!({"userId": user}))
+                .send()
+                .await
+                .unwrap();
+            res.json::<Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let (alice, bob) = (login("alice").await, login("bob").await);
+    let open = |user: &str, token: &str| {
+        client()
+            .get(srv.url(&format!("/users/{user}/notifications")))
+            .bearer_auth(token.to_string())
+            .send()
+    };
+    let first = open("alice", &alice).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(
+        open("alice", &alice).await.unwrap().status(),
+        429,
+        "same session"
+    );
+    assert_eq!(
+        open("bob", &bob).await.unwrap().status(),
+        200,
+        "another session"
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_declared_in_the_attribute() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let res = get(&srv.url("/t/limited")).await;
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            let secs: u64 = res.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=1).contains(&secs), "{secs}");
+            assert_eq!(
+                res.json::<Value>().await.unwrap()["error"],
+                "too_many_requests"
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    // Other routes are not limited.
+    for _ in 0..10 {
+        assert_eq!(get(&srv.url("/t/thing")).await.status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        get(&srv.url("/t/limited")).await.status(),
+        200,
+        "the quota refills"
+    );
+}
+
+#[tokio::test]
+async fn max_stream_lifetime_ends_streams_with_a_reconnect_hint() {
+    let (app, cleanups, _) = fixtures::app();
+    let srv = TestServer::pikku(
+        app.sse(SseConfig::default().max_lifetime(Some(Duration::from_millis(300)))),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut ev = events(get(&srv.url("/t/guarded?every_ms=50")).await);
+    let mut last = None;
+    while let Some(e) = next_event(&mut ev, 5).await {
+        last = Some(e);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.event, "close");
+    assert_eq!(last.retry, Some(Duration::ZERO));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(
+        eventually(Duration::from_secs(1), || cleanups.load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+}
+
+/// 500 open streams, then shutdown: every client sees the final event, the server returns
+/// within its deadline, and every stream's cleanup ran (guards and metrics agree).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_500_open_streams() {
+    const STREAMS: usize = 500;
+    let (app, cleanups, started) = fixtures::app();
+    let metrics = app.metrics();
+    let srv = TestServer::pikku(app).await;
+    let http = client();
+    let opened =
+        join_all((0..STREAMS).map(|_| http.get(srv.url("/t/guarded?every_ms=200")).send())).await;
+    let mut clients = Vec::new();
+    for res in opened {
+        let mut ev = events(res.unwrap());
+        next_event(&mut ev, 10).await.unwrap();
+        clients.push(ev);
+    }
+    assert_eq!(started.load(Ordering::SeqCst), STREAMS);
+    assert_eq!(metrics.snapshot().streams_open, STREAMS as u64);
+    let t0 = std::time::Instant::now();
+    srv.shutdown.trigger();
+    let finals = join_all(clients.into_iter().map(|mut ev| async move {
+        let mut last = None;
+        while let Some(e) = next_event(&mut ev, 10).await {
+            last = Some(e.event);
+        }
+        last
+    }))
+    .await;
+    assert!(
+        finals.iter().all(|f| f.as_deref() == Some("shutdown")),
+        "every client saw the final event"
+    );
+    srv.stop().await.unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "within the deadline: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        cleanups.load(Ordering::SeqCst),
+        STREAMS,
+        "every generator's cleanup ran"
+    );
+    let m = metrics.snapshot();
+    assert_eq!((m.streams_open, m.streams_closed), (0, STREAMS as u64));
+}
+
+/// Opens and closes 5,000 streams in bursts of 500: no leaked streams, subscriptions or tasks,
+/// and the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_storms_leak_nothing() {
+    const BURSTS: usize = 10;
+    const BURST: usize = 500;
+    let services = crate::demo::Services::from_env().await.unwrap();
+    let hub = services.hub.clone();
+    let app = crate::demo::app_with(services);
+    let metrics = app.metrics();
+    let srv = TestServer::pikku(app).await;
+    let token = {
+        let res = client()
+            .post(srv.url("/auth/login"))
+            .json(&json!({"userId": "storm"}))
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let rt = tokio::runtime::Handle::current().metrics();
+    let tasks_before = rt.num_alive_tasks();
+    for burst in 0..BURSTS {
+        let http = client(); // fresh pool per burst: its connections go with it
+        let opened = join_all((0..BURST).map(|i| {
+            let req = if i % 2 == 0 {
+                http.get(srv.url("/stream/updates?interval_ms=50"))
+            } else {
+                http.get(srv.url("/users/storm/notifications"))
+                    .bearer_auth(&token)
+            };
+            req.send()
+        }))
+        .await;
+        let responses: Vec<_> = opened.into_iter().map(|r| r.unwrap()).collect();
+        assert!(responses.iter().all(|r| r.status() == 200), "burst {burst}");
+        drop(responses);
+        drop(http);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || metrics.snapshot().streams_open
+            == 0)
+        .await,
+        "streams left open: {:?}",
+        metrics.snapshot()
+    );
+    let m = metrics.snapshot();
+    assert_eq!(m.streams_opened, (BURSTS * BURST) as u64);
+    assert_eq!(m.streams_closed, m.streams_opened, "every cleanup ran");
+    assert!(
+        eventually(Duration::from_secs(5), || hub.live_subscriptions() == 0).await,
+        "no subscription leaked"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || rt.num_alive_tasks()
+            <= tasks_before + 2)
+        .await,
+        "tasks: {} before, {} after",
+        tasks_before,
+        rt.num_alive_tasks()
+    );
+    assert_eq!(
+        get(&srv.url("/data")).await.status(),
+        200,
+        "still answering"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_generators_are_isolated_and_counted() {
+    let (app, ..) = fixtures::app();
+    let metrics = app.metrics();
+    let srv = TestServer::pikku(app).await;
+    let http = client();
+    let results = join_all((0..100).map(|_| async {
+        let mut ev = events(http.get(srv.url("/t/panic-now")).send().await.unwrap());
+        next_event(&mut ev, 5).await.map(|e| e.event)
+    }))
+    .await;
+    assert!(results.iter().all(|r| r.as_deref() == Some("error")));
+    assert_eq!(metrics.snapshot().panics, 100);
+    let mut ev = events(get(&srv.url("/t/events")).await);
+    assert!(
+        next_event(&mut ev, 5).await.is_some(),
+        "the server is unaffected"
+    );
+}
+
+/// The demo process with 500 open streams gets SIGTERM: every client sees the final event, the
+/// process exits cleanly within the 10 s deadline, and it reports every stream closed (each
+/// close dropped its generator, running its cleanup).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_500_open_streams() {
+    use tokio::io::AsyncReadExt;
+    const STREAMS: usize = 500;
+    let mut demo =
+        DemoProcess::start_with(&[("RUST_LOG", "info")], std::process::Stdio::piped()).await;
+    let http = client();
+    let opened = join_all(
+        (0..STREAMS).map(|_| http.get(demo.url("/stream/updates?interval_ms=200")).send()),
+    )
+    .await;
+    let mut clients = Vec::new();
+    for res in opened {
+        let mut ev = events(res.unwrap());
+        next_event(&mut ev, 10).await.unwrap();
+        clients.push(ev);
+    }
+    let t0 = std::time::Instant::now();
+    demo.terminate();
+    let finals = join_all(clients.into_iter().map(|mut ev| async move {
+        let mut last = None;
+        while let Some(e) = next_event(&mut ev, 12).await {
+            last = Some(e);
+        }
+        last.map(|e| (e.event, e.retry))
+    }))
+    .await;
+    assert!(
+        finals
+            .iter()
+            .all(|f| matches!(f, Some((name, Some(_))) if name == "shutdown")),
+        "every client saw `event: shutdown` with a retry hint"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), demo.child.wait())
+        .await
+        .expect("exits within the deadline")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let mut log = String::new();
+    demo.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .await
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("shutdown complete"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(&format!("streams_opened={STREAMS}")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("streams_closed={STREAMS}")),
+        "{line}"
+    );
+}
