@@ -56,6 +56,7 @@ pub mod error;
 pub mod input;
 pub mod registry;
 mod reply;
+mod schema;
 pub mod session;
 pub mod sse;
 
