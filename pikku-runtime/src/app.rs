@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::{self, AppState};
 use crate::error::PikkuError;
 use crate::input::RawInput;
+use crate::openapi::{self, OpenApiConfig};
 use crate::registry::{self, Method, RouteDef, StartupError};
 use crate::session::{ErasedSessions, SessionService};
 use crate::sse::SseConfig;
@@ -46,6 +47,7 @@ pub struct Pikku<S> {
     sessions: Option<Arc<dyn ErasedSessions>>,
     shutdown: Shutdown,
     body_limit: usize,
+    openapi: OpenApiConfig,
 }
 
 impl<S: Send + Sync + 'static> Pikku<S> {
@@ -76,6 +78,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             sessions: None,
             shutdown: Shutdown::default(),
             body_limit: DEFAULT_BODY_LIMIT,
+            openapi: OpenApiConfig::default(),
         }
     }
 
@@ -94,6 +97,13 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// Sets the request body limit in bytes (413 beyond it).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// Sets the OpenAPI document's `info` and where it and the docs page are served (by
+    /// default `/openapi.json` and `/docs`; see [`OpenApiConfig`]).
+    pub fn openapi(mut self, cfg: OpenApiConfig) -> Self {
+        self.openapi = cfg;
         self
     }
 
@@ -121,6 +131,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// Checks the routes (duplicates, path params, sessions) and mounts them on a `Router`.
     pub fn try_router(self) -> Result<Router, StartupError> {
         registry::validate(&self.routes)?;
+        openapi::check(&self.routes, &self.openapi)?;
         for r in &self.routes {
             if self.explicit && (r.services_type)() != TypeId::of::<S>() {
                 return Err(StartupError::ServicesTypeMismatch {
@@ -154,7 +165,8 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             shutdown: self.shutdown.0.clone(),
             body_limit: self.body_limit,
         });
-        Ok(mount(state, &self.routes))
+        let router = mount(state, &self.routes);
+        Ok(openapi::mount(router, &self.routes, &self.openapi))
     }
 
     /// Like [`try_router`](Self::try_router), but panics with the startup error's message.

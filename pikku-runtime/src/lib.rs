@@ -46,6 +46,12 @@
 //!   `T`, `Event<T>`, `Result<T, E>` or `Result<Event<T>, E>`;
 //! - [`Reply<T, impl Stream<Item = X>>`](Reply) (or a `Result` of it): JSON or stream, chosen
 //!   at run time.
+//!
+//! ## OpenAPI
+//!
+//! Every app also serves an OpenAPI 3.1 document of its routes at `/openapi.json` and a
+//! self-contained docs page at `/docs`, where stream operations can be connected to live; see
+//! [`openapi`] and [`Pikku::openapi`].
 
 #![warn(missing_docs)]
 
@@ -54,6 +60,7 @@ pub mod context;
 pub mod dispatch;
 pub mod error;
 pub mod input;
+pub mod openapi;
 pub mod registry;
 mod reply;
 mod schema;
@@ -66,6 +73,7 @@ pub use app::{
 pub use async_stream::{stream, try_stream};
 pub use context::{Context, LastEventId};
 pub use error::{PikkuError, Result};
+pub use openapi::OpenApiConfig;
 pub use pikku_macros::pikku_func;
 pub use registry::{Method, ResponseKind, RouteDef, StartupError};
 pub use reply::Reply;
