@@ -10,6 +10,7 @@ mod support;
 
 mod demo_app;
 mod input;
+mod openapi;
 mod registration;
 mod sse;
 mod ui;
