@@ -18,6 +18,7 @@ use crate::error::PikkuError;
 use crate::input::RawInput;
 use crate::limits::{Limits, StreamLimiter};
 use crate::metrics::Metrics;
+use crate::openapi::{self, OpenApiConfig};
 use crate::registry::{self, Method, RouteDef, StartupError};
 use crate::session::{ErasedSessions, SessionService};
 use crate::sse::SseConfig;
@@ -50,6 +51,7 @@ pub struct Pikku<S> {
     body_limit: usize,
     limits: Limits,
     metrics: Metrics,
+    openapi: OpenApiConfig,
 }
 
 impl<S: Send + Sync + 'static> Pikku<S> {
@@ -82,6 +84,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             body_limit: DEFAULT_BODY_LIMIT,
             limits: Limits::default(),
             metrics: Metrics::default(),
+            openapi: OpenApiConfig::default(),
         }
     }
 
@@ -114,6 +117,13 @@ impl<S: Send + Sync + 'static> Pikku<S> {
         self.metrics.clone()
     }
 
+    /// Sets the OpenAPI document's `info` and where it and the docs page are served (by
+    /// default `/openapi.json` and `/docs`; see [`OpenApiConfig`]).
+    pub fn openapi(mut self, cfg: OpenApiConfig) -> Self {
+        self.openapi = cfg;
+        self
+    }
+
     /// Uses `shutdown` as the app's shutdown signal (e.g. one shared by several apps).
     pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
         self.shutdown = shutdown;
@@ -138,6 +148,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// Checks the routes (duplicates, path params, sessions) and mounts them on a `Router`.
     pub fn try_router(self) -> Result<Router, StartupError> {
         registry::validate(&self.routes)?;
+        openapi::check(&self.routes, &self.openapi)?;
         for r in &self.routes {
             if self.explicit && (r.services_type)() != TypeId::of::<S>() {
                 return Err(StartupError::ServicesTypeMismatch {
@@ -178,7 +189,8 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             state.add_rate_limit(r);
         }
         let state = Arc::new(state);
-        Ok(mount(state, &self.routes))
+        let router = mount(state, &self.routes);
+        Ok(openapi::mount(router, &self.routes, &self.openapi))
     }
 
     /// Like [`try_router`](Self::try_router), but panics with the startup error's message.

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::PikkuError;
+use crate::schema::Defs;
 
 /// The raw parts of a request a function's input is built from.
 #[derive(Debug, Default, Clone)]
@@ -58,13 +59,14 @@ impl InputPlan {
     fn from_schema(root: &Schema) -> Self {
         let mut plan = InputPlan::default();
         let root_v = root.as_value();
-        let Some(obj) = resolve(root_v, root_v) else {
+        let defs = Defs::of_root(root_v);
+        let Some(obj) = defs.resolve(root_v) else {
             return plan;
         };
         if let Some(Value::Object(props)) = obj.get("properties") {
             for (name, prop) in props {
                 plan.properties.push(name.clone());
-                plan.fields.insert(name.clone(), field_kind(root_v, prop));
+                plan.fields.insert(name.clone(), field_kind(defs, prop));
             }
         }
         plan
@@ -88,20 +90,8 @@ impl InputPlan {
     }
 }
 
-/// Follows a local `$ref` (`#/$defs/Name`) to the schema object it names.
-fn resolve<'a>(root: &'a Value, schema: &'a Value) -> Option<&'a Map<String, Value>> {
-    let obj = schema.as_object()?;
-    match obj.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let name = r.strip_prefix("#/$defs/")?;
-            root.get("$defs")?.get(name)?.as_object()
-        }
-        None => Some(obj),
-    }
-}
-
-fn field_kind(root: &Value, prop: &Value) -> FieldKind {
-    let Some(obj) = resolve(root, prop) else {
+fn field_kind(defs: Defs<'_>, prop: &Value) -> FieldKind {
+    let Some(obj) = defs.resolve(prop) else {
         return FieldKind {
             scalar: Scalar::Other,
             array: false,
@@ -114,14 +104,14 @@ fn field_kind(root: &Value, prop: &Value) -> FieldKind {
             .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
             .collect();
         if let [only] = non_null[..] {
-            return field_kind(root, only);
+            return field_kind(defs, only);
         }
     }
     match primary_type(obj) {
         Some("array") => {
             let item = obj
                 .get("items")
-                .map(|i| field_kind(root, i).scalar)
+                .map(|i| field_kind(defs, i).scalar)
                 .unwrap_or(Scalar::Other);
             FieldKind {
                 scalar: item,

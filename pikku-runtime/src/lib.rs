@@ -46,6 +46,12 @@
 //!   `T`, `Event<T>`, `Result<T, E>` or `Result<Event<T>, E>`;
 //! - [`Reply<T, impl Stream<Item = X>>`](Reply) (or a `Result` of it): JSON or stream, chosen
 //!   at run time.
+//!
+//! ## OpenAPI
+//!
+//! Every app also serves an OpenAPI 3.1 document of its routes at `/openapi.json` and a
+//! self-contained docs page at `/docs`, where stream operations can be connected to live; see
+//! [`openapi`] and [`Pikku::openapi`].
 
 #![warn(missing_docs)]
 
@@ -57,8 +63,10 @@ pub mod event_hub;
 pub mod input;
 mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod registry;
 mod reply;
+mod schema;
 pub mod session;
 pub mod sse;
 
@@ -71,6 +79,7 @@ pub use error::{PikkuError, Result};
 pub use event_hub::{EventHub, EventHubExt, MemoryHub};
 pub use limits::Limits;
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use openapi::OpenApiConfig;
 pub use pikku_macros::pikku_func;
 pub use registry::{Method, ResponseKind, RouteDef, StartupError};
 pub use reply::Reply;

@@ -262,6 +262,16 @@ pub enum StartupError {
         /// The type the function takes.
         expected: &'static str,
     },
+    /// A path of the OpenAPI document or docs page is invalid or taken by a route.
+    #[error(
+        "the OpenAPI/docs path `{path}` {problem}; choose another in `OpenApiConfig`, or `None` to turn it off"
+    )]
+    DocsPath {
+        /// The configured path.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 fn at(r: &RouteDef) -> String {

@@ -13,6 +13,7 @@ mod demo_app;
 mod hub_suite;
 mod input;
 mod notifications;
+mod openapi;
 mod registration;
 mod reliability;
 mod scale_out;
