@@ -203,6 +203,7 @@ pub async fn get_data(
 #[serde(rename_all = "camelCase")]
 pub struct LoginInput {
     /// The user to log in as (letters, digits, `-`, `_`; at most 64).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
     pub user_id: String,
 }
 

@@ -34,8 +34,9 @@
 //! A stream's media type describes one event: an object with the SSE fields `id`, `event`,
 //! `retry` and `data`, where `data` is a JSON text (`contentMediaType: application/json`)
 //! whose `contentSchema` is the item's schema. A `oneOf` tells the three kinds apart: items
-//! (any `event` but `error` and `shutdown`), `event: error` (a [`StreamError`], sent for `Err`
-//! items and when a generator panics) and the final `event: shutdown` ([`StreamShutdown`]).
+//! (any `event` but the reserved names), `event: error` (a [`StreamError`], sent for `Err`
+//! items and when a generator panics), the final `event: shutdown` ([`StreamShutdown`]),
+//! `event: close` at a stream's maximum lifetime, and `event: gap` ([`StreamGap`]).
 //! That event schema is a component named after the item type (`UpdateEvent` for a stream of
 //! `Update`s), shared by every stream of that type.
 //!
@@ -230,6 +231,17 @@ pub struct StreamShutdown {
     reason: String,
 }
 
+/// The data of an `event: gap` of a hub-fed stream: events were missed (the resume point left
+/// the replay window or is unknown, or the subscriber lagged); delivery goes on after it.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct StreamGap {
+    /// `expired`, `unknown_id` or `lagged`.
+    reason: String,
+    /// How many events were missed, when known.
+    missed: Option<u64>,
+}
+
 /// The schemas one route needs, generated before the components are known.
 struct Generated {
     route: &'static RouteDef,
@@ -261,6 +273,7 @@ pub fn document(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Document {
         (
             generator.subschema_for::<StreamError>(),
             generator.subschema_for::<StreamShutdown>(),
+            generator.subschema_for::<StreamGap>(),
         )
     });
     let generated: Vec<Generated> = routes
@@ -285,8 +298,9 @@ pub fn document(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Document {
     let mut event_names: BTreeMap<String, String> = BTreeMap::new();
     for g in &generated {
         let event_ref = match (&g.item, &stream_schemas) {
-            (Some(item), Some((error, shutdown))) => {
-                let schema = event_schema(item, error.as_value(), shutdown.as_value());
+            (Some(item), Some((error, shutdown, gap))) => {
+                let schema =
+                    event_schema(item, error.as_value(), shutdown.as_value(), gap.as_value());
                 let key = schema.to_string();
                 let name = match event_names.get(&key) {
                     Some(name) => name.clone(),
@@ -612,13 +626,14 @@ fn stream_description(route: &RouteDef) -> String {
     format!(
         "A stream of Server-Sent Events (`text/event-stream`): each item is one event whose \
          `data` is JSON. {errors} When the server shuts down, the stream ends with \
-         `event: shutdown`. Idle streams carry `: ping` comments. Reconnecting clients send \
-         `Last-Event-ID`."
+         `event: shutdown`; at its maximum lifetime, with `event: close`. Missed events are \
+         announced by `event: gap`. Idle streams carry `: ping` comments. Reconnecting clients \
+         send `Last-Event-ID`."
     )
 }
 
 /// The schema of one event of a stream whose items have schema `item`.
-fn event_schema(item: &Value, error: &Value, shutdown: &Value) -> Value {
+fn event_schema(item: &Value, error: &Value, shutdown: &Value, gap: &Value) -> Value {
     let data = |schema: &Value| {
         json!({
             "type": "string",
@@ -641,7 +656,7 @@ fn event_schema(item: &Value, error: &Value, shutdown: &Value) -> Value {
                 "title": "item",
                 "description": "An item of the stream.",
                 "properties": {
-                    "event": { "not": { "enum": ["error", "shutdown"] } },
+                    "event": { "not": { "enum": ["error", "shutdown", "close", "gap"] } },
                     "data": data(item),
                 },
             },
@@ -660,6 +675,24 @@ fn event_schema(item: &Value, error: &Value, shutdown: &Value) -> Value {
                 "properties": {
                     "event": { "const": "shutdown" },
                     "data": data(shutdown),
+                },
+                "required": ["event"],
+            },
+            {
+                "title": "close",
+                "description": "The stream reached its maximum lifetime and ends (with `retry: 0`): reconnect now.",
+                "properties": {
+                    "event": { "const": "close" },
+                    "data": data(shutdown),
+                },
+                "required": ["event"],
+            },
+            {
+                "title": "gap",
+                "description": "Events were missed (resume point expired or unknown, or the subscriber lagged); the stream goes on.",
+                "properties": {
+                    "event": { "const": "gap" },
+                    "data": data(gap),
                 },
                 "required": ["event"],
             },

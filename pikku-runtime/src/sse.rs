@@ -291,18 +291,32 @@ impl Default for SseConfig {
 /// Env var read by [`SseConfig::from_env`]: heartbeat interval in milliseconds (`0` turns it off).
 pub const HEARTBEAT_ENV: &str = "PIKKU_SSE_HEARTBEAT_MS";
 
+/// Env var read by [`SseConfig::from_env`]: maximum stream lifetime in milliseconds.
+pub const MAX_LIFETIME_ENV: &str = "PIKKU_SSE_MAX_LIFETIME_MS";
+
 impl SseConfig {
-    /// The defaults, with the heartbeat taken from `PIKKU_SSE_HEARTBEAT_MS` when set.
+    /// The defaults, with the heartbeat from `PIKKU_SSE_HEARTBEAT_MS` and the maximum stream
+    /// lifetime from `PIKKU_SSE_MAX_LIFETIME_MS` when set (`0`: none).
     ///
     /// An unparsable value is ignored with a warning rather than taking the server down.
     pub fn from_env() -> Self {
-        let mut cfg = Self::default();
-        if let Ok(v) = std::env::var(HEARTBEAT_ENV) {
+        let ms = |name: &str| {
+            let v = std::env::var(name).ok()?;
             match v.trim().parse::<u64>() {
-                Ok(0) => cfg.heartbeat = None,
-                Ok(ms) => cfg.heartbeat = Some(Duration::from_millis(ms)),
-                Err(_) => tracing::warn!(value = %v, "ignoring unparsable {HEARTBEAT_ENV}"),
+                Ok(0) => Some(None),
+                Ok(ms) => Some(Some(Duration::from_millis(ms))),
+                Err(_) => {
+                    tracing::warn!(value = %v, "ignoring unparsable {name}");
+                    None
+                }
             }
+        };
+        let mut cfg = Self::default();
+        if let Some(heartbeat) = ms(HEARTBEAT_ENV) {
+            cfg.heartbeat = heartbeat;
+        }
+        if let Some(lifetime) = ms(MAX_LIFETIME_ENV) {
+            cfg.max_lifetime = lifetime;
         }
         cfg
     }
