@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use pikku::{Limits, SseConfig};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::fixtures;
 use crate::support::*;
@@ -67,22 +67,8 @@ async fn per_session_stream_cap_is_429() {
         ..Limits::default()
     });
     let srv = TestServer::pikku(app).await;
-    let login = |user: &'static str| {
-        let url = srv.url("/auth/login");
-        async move {
-            let res = client()
-                .post(url)
-                .json(&json!({"userId": user}))
-                .send()
-                .await
-                .unwrap();
-            res.json::<Value>().await.unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let (alice, bob) = (login("alice").await, login("bob").await);
+    let alice = demo_login(&srv.url(""), "alice").await;
+    let bob = demo_login(&srv.url(""), "bob").await;
     let open = |user: &str, token: &str| {
         client()
             .get(srv.url(&format!("/users/{user}/notifications")))
@@ -145,12 +131,8 @@ async fn max_stream_lifetime_ends_streams_with_a_reconnect_hint() {
     )
     .await;
     let started = std::time::Instant::now();
-    let mut ev = events(get(&srv.url("/t/guarded?every_ms=50")).await);
-    let mut last = None;
-    while let Some(e) = next_event(&mut ev, 5).await {
-        last = Some(e);
-    }
-    let last = last.unwrap();
+    let ev = events(get(&srv.url("/t/guarded?every_ms=50")).await);
+    let last = last_event(ev, 5).await.unwrap();
     assert_eq!(last.event, "close");
     assert_eq!(last.retry, Some(Duration::ZERO));
     assert!(started.elapsed() >= Duration::from_millis(300));
@@ -182,14 +164,11 @@ async fn shutdown_with_500_open_streams() {
     assert_eq!(metrics.snapshot().streams_open, STREAMS as u64);
     let t0 = std::time::Instant::now();
     srv.shutdown.trigger();
-    let finals = join_all(clients.into_iter().map(|mut ev| async move {
-        let mut last = None;
-        while let Some(e) = next_event(&mut ev, 10).await {
-            last = Some(e.event);
-        }
-        last
-    }))
-    .await;
+    let finals: Vec<Option<String>> = join_all(clients.into_iter().map(|ev| last_event(ev, 10)))
+        .await
+        .into_iter()
+        .map(|e| e.map(|e| e.event))
+        .collect();
     assert!(
         finals.iter().all(|f| f.as_deref() == Some("shutdown")),
         "every client saw the final event"
@@ -220,18 +199,7 @@ async fn disconnect_storms_leak_nothing() {
     let app = crate::demo::app_with(services);
     let metrics = app.metrics();
     let srv = TestServer::pikku(app).await;
-    let token = {
-        let res = client()
-            .post(srv.url("/auth/login"))
-            .json(&json!({"userId": "storm"}))
-            .send()
-            .await
-            .unwrap();
-        res.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let token = demo_login(&srv.url(""), "storm").await;
     let rt = tokio::runtime::Handle::current().metrics();
     let tasks_before = rt.num_alive_tasks();
     for burst in 0..BURSTS {
@@ -322,14 +290,11 @@ async fn sigterm_with_500_open_streams() {
     }
     let t0 = std::time::Instant::now();
     demo.terminate();
-    let finals = join_all(clients.into_iter().map(|mut ev| async move {
-        let mut last = None;
-        while let Some(e) = next_event(&mut ev, 12).await {
-            last = Some(e);
-        }
-        last.map(|e| (e.event, e.retry))
-    }))
-    .await;
+    let finals: Vec<_> = join_all(clients.into_iter().map(|ev| last_event(ev, 12)))
+        .await
+        .into_iter()
+        .map(|e| e.map(|e| (e.event, e.retry)))
+        .collect();
     assert!(
         finals
             .iter()
@@ -380,18 +345,7 @@ async fn schemathesis_finds_no_5xx_and_no_schema_violation() {
         st.display()
     );
     let demo = DemoProcess::start(&[("PIKKU_SSE_MAX_LIFETIME_MS", "300")]).await;
-    let token = {
-        let res = client()
-            .post(demo.url("/auth/login"))
-            .json(&json!({"userId": "alice"}))
-            .send()
-            .await
-            .unwrap();
-        res.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let token = demo_login(&demo.base, "alice").await;
     let report = tempdir_path("schemathesis");
     let out = tokio::time::timeout(
         Duration::from_secs(240),

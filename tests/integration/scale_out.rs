@@ -1,38 +1,10 @@
 //! Many instances sharing Redis: a stream served by one instance gets events published on
 //! another, and resumes across instances.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::hub_suite::{REDIS_URL, unique_prefix};
 use crate::support::*;
-
-async fn login(base: &DemoProcess, user: &str) -> String {
-    let res = client()
-        .post(base.url("/auth/login"))
-        .json(&json!({"userId": user}))
-        .send()
-        .await
-        .unwrap();
-    res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn notify(on: &DemoProcess, token: &str, message: &str) -> String {
-    let res = client()
-        .post(on.url("/users/alice/notifications"))
-        .bearer_auth(token)
-        .json(&json!({"type": "info", "message": message}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_streams_and_resume_across_each_other() {
@@ -49,7 +21,7 @@ async fn two_instances_share_streams_and_resume_across_each_other() {
         assert_eq!(ready["backend"], "redis");
         assert_eq!(ready["healthy"], true);
     }
-    let token = login(&a, "alice").await; // valid on both: shared secret
+    let token = demo_login(&a.base, "alice").await; // valid on both: shared secret
 
     // Subscribed on B, published on A.
     let res = client()
@@ -61,7 +33,7 @@ async fn two_instances_share_streams_and_resume_across_each_other() {
     assert_eq!(res.status(), 200);
     // B's reader is in place before the stream's headers are sent: no wait is needed.
     let mut ev = events(res);
-    let id = notify(&a, &token, "from A").await;
+    let id = demo_notify(&a.base, &token, "alice", "from A").await;
     let e = next_event(&mut ev, 10).await.unwrap();
     assert_eq!(
         (e.id.as_str(), json(&e)["message"].as_str().unwrap()),
@@ -72,7 +44,7 @@ async fn two_instances_share_streams_and_resume_across_each_other() {
     drop(ev);
     let mut missed = Vec::new();
     for i in 1..=3 {
-        missed.push(notify(&a, &token, &format!("missed {i}")).await);
+        missed.push(demo_notify(&a.base, &token, "alice", &format!("missed {i}")).await);
     }
     let res = client()
         .get(a.url("/users/alice/notifications"))

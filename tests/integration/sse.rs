@@ -252,11 +252,7 @@ async fn shutdown_ends_streams_with_a_final_event_and_runs_cleanup() {
         next_event(&mut aware, 5).await.is_none(),
         "clean end of body"
     );
-    let mut last = None;
-    while let Some(e) = next_event(&mut plain, 5).await {
-        last = Some(e);
-    }
-    assert_eq!(last.unwrap().event, "shutdown");
+    assert_eq!(last_event(plain, 5).await.unwrap().event, "shutdown");
     assert!(
         eventually(Duration::from_secs(1), || cleanups.load(Ordering::SeqCst)
             == 2)

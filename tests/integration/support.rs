@@ -178,3 +178,39 @@ impl DemoProcess {
             .unwrap();
     }
 }
+
+/// Logs in to the demo (`POST /auth/login`) at `base` and returns the bearer token.
+pub async fn demo_login(base: &str, user: &str) -> String {
+    let res = client()
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({"userId": user}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "login as {user}");
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// Publishes a notification to `user` through the demo at `base`; returns its id.
+pub async fn demo_notify(base: &str, token: &str, user: &str, message: &str) -> String {
+    let res = client()
+        .post(format!("{base}/users/{user}/notifications"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"type": "info", "message": message}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// Reads a stream to its end; returns the last event.
+pub async fn last_event(mut ev: impl Stream<Item = Event> + Unpin, secs: u64) -> Option<Event> {
+    let mut last = None;
+    while let Some(e) = next_event(&mut ev, secs).await {
+        last = Some(e);
+    }
+    last
+}

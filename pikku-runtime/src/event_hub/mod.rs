@@ -476,6 +476,20 @@ impl MemoryHub {
         }
     }
 
+    /// The topic's state, created (after a sweep of idle topics) when new.
+    fn topic_mut<'t>(
+        &self,
+        topics: &'t mut HashMap<Arc<str>, Topic>,
+        topic: &str,
+        now: Instant,
+    ) -> Result<&'t mut Topic, HubError> {
+        if !topics.contains_key(topic) {
+            let t = self.new_topic(topics, now);
+            topics.insert(Arc::from(topic), t);
+        }
+        topics.get_mut(topic).ok_or_else(lock_poisoned)
+    }
+
     fn new_topic(&self, topics: &mut HashMap<Arc<str>, Topic>, now: Instant) -> Topic {
         // Sweep before growing, so the map holds at most the topics in use (amortised).
         if topics.len() >= 64 && topics.len().is_power_of_two() {
@@ -506,11 +520,7 @@ impl EventHub for MemoryHub {
         let result = (|| {
             let now = Instant::now();
             let mut topics = self.topics.lock().map_err(|_| lock_poisoned())?;
-            if !topics.contains_key(topic) {
-                let t = self.new_topic(&mut topics, now);
-                topics.insert(Arc::from(topic), t);
-            }
-            let t = topics.get_mut(topic).ok_or_else(lock_poisoned)?;
+            let t = self.topic_mut(&mut topics, topic, now)?;
             let seq = t.next_seq;
             t.next_seq += 1;
             let event = HubEvent::new(seq.to_string(), seq, json);
@@ -532,11 +542,7 @@ impl EventHub for MemoryHub {
         let result = (|| {
             let now = Instant::now();
             let mut topics = self.topics.lock().map_err(|_| lock_poisoned())?;
-            if !topics.contains_key(topic) {
-                let t = self.new_topic(&mut topics, now);
-                topics.insert(Arc::from(topic), t);
-            }
-            let t = topics.get_mut(topic).ok_or_else(lock_poisoned)?;
+            let t = self.topic_mut(&mut topics, topic, now)?;
             self.trim(t, now);
             // Under the lock: nothing can be published between the replay snapshot and the
             // receiver's first live event.
