@@ -18,7 +18,7 @@
 //!   `text/event-stream` (see below); `Reply` routes list both content types.
 //! - Error responses with the shared [`ErrorBody`] schema, shared as
 //!   `components/responses`: `400` and `422` for routes with an input, `401` and `403` for
-//!   `auth = true` routes, `413` for routes that read a body, `429` and `500` everywhere.
+//!   `auth = true` routes, `413` for routes that read a body, `429`, `500` and `503` everywhere.
 //! - `auth = true` routes require the `bearerAuth` (`Authorization: Bearer`) or the
 //!   `sessionCookie` scheme (a cookie, `pikku_session` by default; browsers' `EventSource`
 //!   cannot set headers); `auth = false` routes carry `security: []`.
@@ -764,6 +764,11 @@ const ERROR_RESPONSES: &[(u16, &str, &str)] = &[
         "InternalServerError",
         "Internal error; details are logged, not sent.",
     ),
+    (
+        503,
+        "ServiceUnavailable",
+        "The server cannot take this now (e.g. it holds as many streams as it can, or a backing service such as the event hub is down); `Retry-After` says when to try again.",
+    ),
 ];
 
 fn error_responses(error_body: &Schema) -> IndexMap<String, ReferenceOr<Response>> {
@@ -778,7 +783,7 @@ fn error_responses(error_body: &Schema) -> IndexMap<String, ReferenceOr<Response
             },
         );
         let mut headers = IndexMap::new();
-        if *code == 429 {
+        if matches!(*code, 429 | 503) {
             headers.insert(
                 "Retry-After".to_owned(),
                 ReferenceOr::Item(Header {
