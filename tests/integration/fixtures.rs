@@ -210,3 +210,15 @@ async fn panic_now(_s: &TestServices) -> impl Stream<Item = N> {
         yield N { n: 0 };
     }
 }
+
+/// Yields as fast as it is polled, counting what it produced.
+#[pikku_func(route = "/t/firehose", response = "stream", auth = false)]
+async fn firehose(s: &TestServices) -> impl Stream<Item = N> {
+    let produced = s.started.clone();
+    stream! {
+        for n in 0.. {
+            produced.fetch_add(1, Ordering::SeqCst);
+            yield N { n };
+        }
+    }
+}

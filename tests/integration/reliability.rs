@@ -11,6 +11,45 @@ use serde_json::Value;
 use crate::fixtures;
 use crate::support::*;
 
+/// Backpressure: a client that stops reading stops its generator — nothing buffers without
+/// bound between the generator and the socket. (`started` counts items produced here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_stalls_its_generator() {
+    let (app, _, produced) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut res = get(&srv.url("/t/firehose")).await;
+    let first = res.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "));
+    // Stop reading. The generator runs until the socket buffers fill, then waits.
+    let mut stalled_at = None;
+    for _ in 0..30 {
+        let a = produced.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let b = produced.load(Ordering::SeqCst);
+        if a == b {
+            stalled_at = Some(b);
+            break;
+        }
+    }
+    let stalled_at = stalled_at.expect("the generator stops while nobody reads");
+    // Bounded by kernel and hyper buffers (items are ~20 bytes): a few MB, not unbounded.
+    assert!(
+        stalled_at < 1_000_000,
+        "produced {stalled_at} items for a client that read one chunk"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(produced.load(Ordering::SeqCst), stalled_at, "still stalled");
+    // Reading again resumes it.
+    let mut read = 0;
+    while read < 2_000_000 {
+        read += res.chunk().await.unwrap().unwrap().len();
+    }
+    assert!(
+        produced.load(Ordering::SeqCst) > stalled_at,
+        "draining the socket resumes the generator"
+    );
+}
+
 #[tokio::test]
 async fn global_stream_cap_is_503_with_retry_after_and_frees_on_close() {
     let (app, ..) = fixtures::app();
