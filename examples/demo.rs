@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --example demo
 //! curl -N http://127.0.0.1:3000/stream/updates?interval_ms=500
+//! cargo run --example demo -- --emit-ts-client examples/client/pikku-fetch.gen.ts
 //! ```
 
 use std::sync::Arc;
@@ -378,6 +379,10 @@ async fn main() -> std::io::Result<()> {
         .init();
     let addr = std::env::var("PIKKU_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let pikku = app().await.map_err(std::io::Error::other)?;
+    // `--emit-ts-client <path>` writes the TypeScript client and exits (README, "Clients").
+    if pikku.handle_cli_args()? {
+        return Ok(());
+    }
     let shutdown = pikku.shutdown_handle();
     let metrics = pikku.metrics();
     let router = pikku.router();
