@@ -81,7 +81,7 @@ pub struct UpdateData {
 }
 
 /// Query of `/stream/updates`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UpdatesQuery {
     /// Milliseconds between updates (default 1000).
     pub interval_ms: Option<u64>,
@@ -113,7 +113,7 @@ pub enum StatusUpdate {
 }
 
 /// Query of `/data`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DataQuery {
     /// Stream live updates instead of answering once.
     #[serde(default)]
@@ -200,7 +200,7 @@ pub async fn get_data(
 }
 
 /// Input of `POST /auth/login`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginInput {
     /// The user to log in as (letters, digits, `-`, `_`; at most 64).
@@ -252,7 +252,7 @@ pub fn notifications_topic(user_id: &str) -> String {
 }
 
 /// Path of the notification routes.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserPath {
     /// Whose notifications.
@@ -270,7 +270,7 @@ pub struct Notification {
 }
 
 /// Input of `POST /users/{userId}/notifications`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewNotification {
     /// To whom.

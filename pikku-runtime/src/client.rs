@@ -776,14 +776,21 @@ mod tests {
     #[test]
     fn inputs_fill_the_path_then_the_query_or_the_body() {
         let client = Client::new("http://h:1/api/").unwrap();
-        let input = serde_json::json!({"userId": "a b/é", "n": 3, "tags": ["x", "y"], "none": null});
+        let input =
+            serde_json::json!({"userId": "a b/é", "n": 3, "tags": ["x", "y"], "none": null});
         let p = Prepared::new(&client, &route(Method::Get, "/users/{userId}/x"), &input).unwrap();
-        assert_eq!(p.url, "http://h:1/api/users/a%20b%2F%C3%A9/x?n=3&tags=x&tags=y");
+        assert_eq!(
+            p.url,
+            "http://h:1/api/users/a%20b%2F%C3%A9/x?n=3&tags=x&tags=y"
+        );
         assert!(p.body.is_none());
         let p = Prepared::new(&client, &route(Method::Post, "/users/{userId}/x"), &input).unwrap();
         assert_eq!(p.url, "http://h:1/api/users/a%20b%2F%C3%A9/x");
         let body: Value = serde_json::from_slice(p.body.as_ref().unwrap()).unwrap();
-        assert_eq!(body, serde_json::json!({"n": 3, "tags": ["x", "y"], "none": null}));
+        assert_eq!(
+            body,
+            serde_json::json!({"n": 3, "tags": ["x", "y"], "none": null})
+        );
         let missing = Prepared::new(&client, &route(Method::Get, "/users/{userId}"), &());
         assert!(matches!(missing, Err(ClientError::Invalid(m)) if m.contains("userId")));
         assert!(Client::new("not a url").is_err());

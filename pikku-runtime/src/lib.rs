@@ -74,7 +74,8 @@ pub mod session;
 pub mod sse;
 
 pub use app::{
-    DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_DEADLINE, EMIT_TS_CLIENT_FLAG, Pikku, Shutdown, serve, serve_with_deadline,
+    DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_DEADLINE, EMIT_TS_CLIENT_FLAG, Pikku, Shutdown, serve,
+    serve_with_deadline,
 };
 pub use async_stream::{stream, try_stream};
 pub use context::{Context, LastEventId};

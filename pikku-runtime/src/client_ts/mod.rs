@@ -219,7 +219,12 @@ fn doc(out: &mut String, indent: &str, text: Option<&str>) {
     } else {
         let _ = writeln!(out, "{indent}/**");
         for l in lines {
-            let _ = writeln!(out, "{indent} *{}{}", if l.is_empty() { "" } else { " " }, l);
+            let _ = writeln!(
+                out,
+                "{indent} *{}{}",
+                if l.is_empty() { "" } else { " " },
+                l
+            );
         }
         let _ = writeln!(out, "{indent} */");
     }
@@ -302,10 +307,9 @@ impl Types<'_> {
                         prefix.iter().map(|p| self.expr(p, indent)).collect();
                     match obj.get("items") {
                         Some(Value::Bool(false)) | None => {}
-                        Some(rest) => items.push(format!(
-                            "...{}[]",
-                            parenthesize(&self.expr(rest, indent))
-                        )),
+                        Some(rest) => {
+                            items.push(format!("...{}[]", parenthesize(&self.expr(rest, indent))))
+                        }
                     }
                     format!("[{}]", items.join(", "))
                 } else {
@@ -331,7 +335,10 @@ impl Types<'_> {
         let props = match props {
             Some(p) if !p.is_empty() => p,
             _ => {
-                return format!("Record<string, {}>", extra.unwrap_or_else(|| "never".into()));
+                return format!(
+                    "Record<string, {}>",
+                    extra.unwrap_or_else(|| "never".into())
+                );
             }
         };
         let required: BTreeSet<&str> = obj
@@ -613,7 +620,9 @@ pub fn typescript(
     out.push_str("} as const satisfies Record<string, PikkuOperation>;\n\n");
 
     // The client interface.
-    out.push_str("/** A client of the app: one method per operation. */\nexport interface PikkuClient {\n");
+    out.push_str(
+        "/** A client of the app: one method per operation. */\nexport interface PikkuClient {\n",
+    );
     for op in &ops {
         doc(&mut out, "  ", Some(&op_doc(op)));
         let _ = writeln!(out, "  {}({}): {};", op.name, params(op), returns(op));
@@ -762,10 +771,7 @@ mod tests {
     #[test]
     fn schemas_become_types() {
         assert_eq!(ts(json!({"type": ["integer", "null"]})), "number | null");
-        assert_eq!(
-            ts(json!({"$ref": "#/components/schemas/Update"})),
-            "Update"
-        );
+        assert_eq!(ts(json!({"$ref": "#/components/schemas/Update"})), "Update");
         assert_eq!(ts(json!({"enum": ["a", "b", 1]})), "\"a\" | \"b\" | 1");
         assert_eq!(ts(json!({"const": "x"})), "\"x\"");
         assert_eq!(
@@ -781,12 +787,16 @@ mod tests {
             "Update | null"
         );
         assert_eq!(
-            ts(json!({"type": "array", "prefixItems": [{"type": "string"}, {"type": "number"}], "items": false})),
+            ts(
+                json!({"type": "array", "prefixItems": [{"type": "string"}, {"type": "number"}], "items": false})
+            ),
             "[string, number]"
         );
         assert_eq!(ts(json!(true)), "unknown");
         assert_eq!(
-            ts(json!({"type": "object", "properties": {"a-b": {"type": "string", "description": "x */ y"}}, "required": ["a-b"]})),
+            ts(
+                json!({"type": "object", "properties": {"a-b": {"type": "string", "description": "x */ y"}}, "required": ["a-b"]})
+            ),
             "{\n  /** x *\\/ y */\n  \"a-b\": string;\n}"
         );
     }
