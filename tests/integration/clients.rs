@@ -257,7 +257,7 @@ async fn scripted(scripts: Vec<String>) -> (TestServer, Seen) {
             };
             let head =
                 futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(body))]);
-            let tail = futures_util::stream::iter(open.then(|| ()))
+            let tail = futures_util::stream::iter(open.then_some(()))
                 .then(|_| futures_util::future::pending::<Result<bytes::Bytes, std::io::Error>>());
             (
                 [(http::header::CONTENT_TYPE, "text/event-stream")],
