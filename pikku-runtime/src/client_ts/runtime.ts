@@ -7,15 +7,15 @@ export interface PikkuCallOptions {
    * Cancels the call. A JSON call then rejects with the signal's reason (as `fetch` does); a
    * stream ends its iteration without an error and closes its connection.
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Extra request headers for this call, over the client's. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
 }
 
 /** Options of a stream operation. Unset numbers fall back to the client's, then the defaults. */
 export interface PikkuStreamOptions extends PikkuCallOptions {
   /** Resume after this event id: sent as `Last-Event-ID` on the first connection. */
-  lastEventId?: string;
+  lastEventId?: string | undefined;
   /** Reconnection delay in ms until the server sends `retry:` (default 1000). */
   retryMs?: number;
   /** Cap of the growing delay while connecting keeps failing (default 30000). */
