@@ -14,16 +14,25 @@
 //! `ready::call(&client)`.
 //!
 //! ```no_run
-//! # #[cfg(feature = "client")]
-//! # async fn run() -> Result<(), pikku::client::ClientError> {
-//! use futures_util::StreamExt;
 //! use pikku::client::Client;
-//! # struct UpdatesQuery { interval_ms: Option<u64> }
-//! # mod stream_updates { use super::*; pub fn call(_: &Client, _: UpdatesQuery) -> pikku::client::ClientStream<u64> { unimplemented!() } }
+//! use pikku::prelude::*;
+//!
+//! pub struct Services;
+//! #[derive(Serialize, Deserialize, JsonSchema)]
+//! pub struct UpdatesQuery { interval_ms: Option<u64> }
+//! #[derive(Debug, Serialize, Deserialize, JsonSchema)]
+//! pub struct Update { count: u64 }
+//!
+//! #[pikku_func(route = "/stream/updates", response = "stream", auth = false)]
+//! async fn stream_updates(_: &Services, input: UpdatesQuery) -> impl Stream<Item = Update> {
+//!     stream! { yield Update { count: 1 }; }
+//! }
+//!
+//! # async fn run() -> Result<(), pikku::client::ClientError> {
 //! let client = Client::new("http://127.0.0.1:3000")?;
 //! let mut updates = stream_updates::call(&client, UpdatesQuery { interval_ms: Some(500) });
 //! while let Some(update) = updates.next().await {
-//!     println!("{:?}", update?);
+//!     println!("{:?}", update?); // dropping `updates` closes the connection
 //! }
 //! # Ok(()) }
 //! ```
