@@ -6,8 +6,8 @@
 //!   become interfaces, `oneOf`/`anyOf`/`enum`/`const` unions, `null` in a type `| null`,
 //!   arrays `T[]`, maps (`additionalProperties`) `Record<string, T>`, integers and numbers
 //!   `number` (beware: JavaScript numbers are exact up to 2^53);
-//! - `createClient({ baseUrl, headers, fetch })`, returning a [`PikkuClient`-typed] object with
-//!   one method per operation, named in camelCase after the Rust function
+//! - `createClient({ baseUrl, headers, fetch })`, returning a `PikkuClient` (an interface
+//!   generated with it) with one method per operation, named in camelCase after the Rust function
 //!   (`stream_updates` → `streamUpdates`); a function that takes no input gets
 //!   `(options?)`, the others `(input, options?)` (with `input` optional when none of its
 //!   fields is required). JSON operations return `Promise<Output>`; stream operations a
@@ -23,7 +23,7 @@
 //! The output depends only on the routes and the config: types and operations are sorted, so
 //! regenerating an unchanged app writes the same bytes.
 //!
-//! [`PikkuClient`-typed]: TsClientConfig
+//! Apps write it with `--emit-ts-client <path>` ([`Pikku::handle_cli_args`](crate::Pikku::handle_cli_args)).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
