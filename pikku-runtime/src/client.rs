@@ -755,31 +755,7 @@ mod tests {
     use crate::registry::Method;
 
     fn route(method: Method, path: &'static str) -> RouteDef {
-        RouteDef {
-            method,
-            path,
-            path_params: &[],
-            fn_name: "f",
-            operation_id: "f",
-            summary: None,
-            description: None,
-            tags: &[],
-            auth: false,
-            response: crate::ResponseKind::Json,
-            heartbeat_ms: None,
-            rate_limit: None,
-            services_type: crate::__private::type_id::<()>,
-            services_type_name: crate::__private::type_name::<()>,
-            session_type: None,
-            input_schema: None,
-            input_plan: None,
-            output_schema: None,
-            item_schema: None,
-            fallible_items: false,
-            handler: |_| unreachable!(),
-            source: ("x.rs", 1),
-            __plan: std::sync::OnceLock::new(),
-        }
+        crate::registry::test_route(method, path, "f")
     }
 
     #[test]

@@ -315,7 +315,7 @@ async fn rust_client_honours_retry_sends_last_event_id_and_surfaces_error_and_ga
         "retry: 80 honoured (not the 1 s default): {first_gap:?}"
     );
     assert!(
-        seen[2].0 - seen[1].0 < Duration::from_millis(200),
+        seen[2].0 - seen[1].0 < Duration::from_millis(500),
         "retry: 0 honoured"
     );
 }

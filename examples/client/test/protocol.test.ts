@@ -90,7 +90,7 @@ test('reconnects after the retry the server sent, with Last-Event-ID', async () 
     )
     const [first, second, third] = s.requests.map((r) => r.at)
     assert.ok(second! - first! >= 45 && second! - first! < 900, `retry: 50 honoured (${second! - first!} ms)`)
-    assert.ok(third! - second! < 200, `retry: 0 honoured (${third! - second!} ms)`)
+    assert.ok(third! - second! < 500, `retry: 0 honoured (${third! - second!} ms)`)
     assert.deepEqual(
       reconnects.map((r) => [r.reason, r.delayMs, r.lastEventId]),
       [

@@ -808,6 +808,28 @@ mod tests {
     }
 
     #[test]
+    fn two_functions_of_one_name_are_an_error_naming_both() {
+        use crate::registry::{Method, test_route};
+        let a: &'static RouteDef = Box::leak(Box::new(test_route(Method::Get, "/a", "get_item")));
+        let b: &'static RouteDef = Box::leak(Box::new(test_route(Method::Get, "/b", "get_item")));
+        let err = typescript(&[a, b], &TsClientConfig::default()).unwrap_err();
+        assert!(
+            matches!(&err, TsClientError::NameClash { name, .. } if name == "getItem"),
+            "{err}"
+        );
+        // Routes come in any order; the output does not depend on it.
+        let c: &'static RouteDef = Box::leak(Box::new(test_route(Method::Post, "/c", "delete")));
+        let one = typescript(&[a, c], &TsClientConfig::default()).unwrap();
+        assert_eq!(
+            one,
+            typescript(&[c, a], &TsClientConfig::default()).unwrap()
+        );
+        // A JavaScript reserved word is a method name, and a top-level function with a `_`.
+        assert!(one.contains("  delete(options?: PikkuCallOptions): Promise<unknown>;"));
+        assert!(one.contains("export function delete_(options?: PikkuCallOptions)"));
+    }
+
+    #[test]
     fn empty_app_has_the_runtime_and_a_client() {
         let out = typescript(&[], &TsClientConfig::default()).unwrap();
         assert!(out.contains("export class PikkuSseParser"));
