@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --example demo
 //! curl -N http://127.0.0.1:3000/stream/updates?interval_ms=500
+//! cargo run --example demo -- --emit-ts-client examples/client/pikku-fetch.gen.ts
 //! ```
 
 use std::sync::Arc;
@@ -80,7 +81,7 @@ pub struct UpdateData {
 }
 
 /// Query of `/stream/updates`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UpdatesQuery {
     /// Milliseconds between updates (default 1000).
     pub interval_ms: Option<u64>,
@@ -112,7 +113,7 @@ pub enum StatusUpdate {
 }
 
 /// Query of `/data`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DataQuery {
     /// Stream live updates instead of answering once.
     #[serde(default)]
@@ -199,7 +200,7 @@ pub async fn get_data(
 }
 
 /// Input of `POST /auth/login`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginInput {
     /// The user to log in as (letters, digits, `-`, `_`; at most 64).
@@ -252,7 +253,7 @@ pub fn notifications_topic(user_id: &str) -> String {
 }
 
 /// Path of the notification routes.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserPath {
     /// Whose notifications.
@@ -270,7 +271,7 @@ pub struct Notification {
 }
 
 /// Input of `POST /users/{userId}/notifications`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewNotification {
     /// To whom.
@@ -379,6 +380,10 @@ async fn main() -> std::io::Result<()> {
         .init();
     let addr = std::env::var("PIKKU_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let pikku = app().await.map_err(std::io::Error::other)?;
+    // `--emit-ts-client <path>` writes the TypeScript client and exits (README, "Clients").
+    if pikku.handle_cli_args()? {
+        return Ok(());
+    }
     let shutdown = pikku.shutdown_handle();
     let metrics = pikku.metrics();
     let router = pikku.router();

@@ -134,6 +134,20 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
     let mod_doc =
         format!("The route of [`{name_str}()`](fn@{name_str}), for explicit registration.");
     let route_doc = format!("The route descriptor of [`{name_str}()`](fn@super::{name_str}).");
+    // Typed client calls (`f::call(&client, input)`), expanded by the runtime only when its
+    // `client` feature is on.
+    let client_input = shape.input().map(|t| quote!(#t));
+    let client_methods = match &shape.output {
+        Output::Json { ty, .. } => quote!(json, #name, (#client_input), #ty),
+        Output::Stream { item, .. } => {
+            let data = &item.data;
+            quote!(stream, #name, (#client_input), #data)
+        }
+        Output::Either { json, item, .. } => {
+            let data = &item.data;
+            quote!(either, #name, (#client_input), #json, #data)
+        }
+    };
     let services_span = services.span();
     let services_check = quote_spanned! {services_span=>
         #rt::type_id::<#services>
@@ -193,6 +207,8 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
                 &#static_name
             }
         }
+
+        #rt::client_methods! { #client_methods }
 
         #rt::inventory::submit! { #rt::RegisteredRoute(&#static_name) }
     }

@@ -56,6 +56,9 @@
 #![warn(missing_docs)]
 
 mod app;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod client_ts;
 pub mod context;
 pub mod dispatch;
 pub mod error;
@@ -71,7 +74,8 @@ pub mod session;
 pub mod sse;
 
 pub use app::{
-    DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_DEADLINE, Pikku, Shutdown, serve, serve_with_deadline,
+    DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_DEADLINE, EMIT_TS_CLIENT_FLAG, Pikku, Shutdown, serve,
+    serve_with_deadline,
 };
 pub use async_stream::{stream, try_stream};
 pub use context::{Context, LastEventId};
@@ -85,6 +89,14 @@ pub use registry::{Method, ResponseKind, RouteDef, StartupError};
 pub use reply::Reply;
 pub use session::SessionService;
 pub use sse::{Event, Frame, SseConfig};
+
+/// Without the `client` feature, `#[pikku_func]`'s client calls expand to nothing.
+#[cfg(not(feature = "client"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pikku_client_methods {
+    ($($anything:tt)*) => {};
+}
 
 /// What a module declaring Pikku functions usually needs.
 pub mod prelude {
@@ -110,6 +122,12 @@ pub mod __private {
     };
     pub use async_stream::stream;
     pub use inventory;
+    pub use serde::Serialize;
+    pub use serde::de::DeserializeOwned;
+
+    /// The typed client calls of a function (`f::call`, ...): see [`crate::client`]. Expands
+    /// to nothing without the `client` feature, so servers pay nothing for it.
+    pub use crate::__pikku_client_methods as client_methods;
     pub use std::sync::OnceLock;
 
     /// The 403 of a refused permission check.

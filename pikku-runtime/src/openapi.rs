@@ -242,6 +242,21 @@ pub struct StreamGap {
     missed: Option<u64>,
 }
 
+/// The one schema generator of the document (and of the TypeScript client, so its types match
+/// the document's components): JSON Schema 2020-12, definitions under
+/// `#/components/schemas/`, no `$schema`.
+pub(crate) fn schema_generator() -> schemars::SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = SCHEMAS_PATH.trim_start_matches('#').into();
+            s.meta_schema = None;
+        })
+        .into_generator()
+}
+
+/// Where the generator writes its `$ref`s: `#/components/schemas/<Name>`.
+pub(crate) const COMPONENTS_PREFIX: &str = SCHEMAS_PATH;
+
 /// The schemas one route needs, generated before the components are known.
 struct Generated {
     route: &'static RouteDef,
@@ -261,12 +276,7 @@ pub fn document(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Document {
     let mut routes = routes.to_vec();
     routes.sort_by(|a, b| (a.path, a.method).cmp(&(b.path, b.method)));
 
-    let mut generator = SchemaSettings::draft2020_12()
-        .with(|s| {
-            s.definitions_path = SCHEMAS_PATH.trim_start_matches('#').into();
-            s.meta_schema = None;
-        })
-        .into_generator();
+    let mut generator = schema_generator();
     let error_body = generator.subschema_for::<ErrorBody>();
     let any_stream = routes.iter().any(|r| r.response != ResponseKind::Json);
     let stream_schemas = any_stream.then(|| {

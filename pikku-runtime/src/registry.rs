@@ -312,3 +312,33 @@ pub fn validate(routes: &[&'static RouteDef]) -> Result<(), StartupError> {
 pub(crate) fn location(r: &RouteDef) -> String {
     at(r)
 }
+
+/// A JSON route without input or handler, for unit tests of route readers.
+#[cfg(test)]
+pub(crate) fn test_route(method: Method, path: &'static str, fn_name: &'static str) -> RouteDef {
+    RouteDef {
+        method,
+        path,
+        path_params: &[],
+        fn_name,
+        operation_id: fn_name,
+        summary: None,
+        description: None,
+        tags: &[],
+        auth: false,
+        response: ResponseKind::Json,
+        heartbeat_ms: None,
+        rate_limit: None,
+        services_type: TypeId::of::<()>,
+        services_type_name: std::any::type_name::<()>,
+        session_type: None,
+        input_schema: None,
+        input_plan: None,
+        output_schema: None,
+        item_schema: None,
+        fallible_items: false,
+        handler: |_| unreachable!("test routes are not served"),
+        source: ("test.rs", 1),
+        __plan: OnceLock::new(),
+    }
+}

@@ -9,6 +9,7 @@ mod fixtures;
 mod fuzz;
 mod support;
 
+mod clients;
 mod demo_app;
 mod hub_suite;
 mod input;

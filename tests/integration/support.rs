@@ -109,6 +109,30 @@ pub fn json(e: &Event) -> serde_json::Value {
         .unwrap_or_else(|err| panic!("event data {:?} is JSON: {err}", e.data))
 }
 
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The demo example binary, which `cargo test` builds.
+pub fn demo_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let demo = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("demo");
+    assert!(
+        demo.exists(),
+        "cargo test builds the demo example at {}",
+        demo.display()
+    );
+    demo
+}
+
 /// The demo example binary (built by `cargo test`), running as its own process.
 pub struct DemoProcess {
     pub child: tokio::process::Child,
@@ -123,23 +147,12 @@ impl DemoProcess {
 
     /// Like `start`, with the child's stderr going to `stderr`.
     pub async fn start_with(envs: &[(&str, &str)], stderr: std::process::Stdio) -> Self {
-        let exe = std::env::current_exe().unwrap();
-        let demo = exe
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("examples")
-            .join("demo");
-        assert!(
-            demo.exists(),
-            "cargo test builds the demo example at {}",
-            demo.display()
-        );
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        Self::start_at(free_port(), envs, stderr).await
+    }
+
+    /// Like `start_with`, on `port` (e.g. to restart an instance where it was).
+    pub async fn start_at(port: u16, envs: &[(&str, &str)], stderr: std::process::Stdio) -> Self {
+        let demo = demo_binary();
         let mut cmd = tokio::process::Command::new(&demo);
         cmd.env("PIKKU_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
@@ -166,6 +179,24 @@ impl DemoProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port")
+    }
+
+    /// Sends SIGTERM and waits until the process has exited.
+    pub async fn stop(mut self) {
+        self.terminate();
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the demo exits within 10 s")
+            .unwrap();
     }
 
     /// Sends SIGTERM.

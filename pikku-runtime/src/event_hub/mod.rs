@@ -204,10 +204,10 @@ impl From<HubError> for PikkuError {
 }
 
 /// Health of a hub backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct HubStatus {
     /// The backend's name (`memory`, `redis`, ...).
-    pub backend: &'static str,
+    pub backend: std::borrow::Cow<'static, str>,
     /// Whether it can publish and deliver now.
     pub healthy: bool,
     /// Why not, when unhealthy.
@@ -590,7 +590,7 @@ impl EventHub for MemoryHub {
 
     fn status(&self) -> HubStatus {
         HubStatus {
-            backend: "memory",
+            backend: "memory".into(),
             healthy: true,
             detail: None,
             subscriptions: self.counter.live(),

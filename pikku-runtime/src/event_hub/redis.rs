@@ -417,7 +417,7 @@ impl EventHub for RedisHub {
 
     fn status(&self) -> HubStatus {
         HubStatus {
-            backend: "redis",
+            backend: "redis".into(),
             healthy: self.inner.healthy.load(Ordering::SeqCst),
             detail: self.inner.detail.lock().ok().and_then(|d| d.clone()),
             subscriptions: self.inner.counter.live(),
