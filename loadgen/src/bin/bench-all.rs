@@ -1,0 +1,1130 @@
+//! Runs every benchmark scenario against the Pikku bench app (`examples/bench.rs`) and the
+//! hand-written axum baseline, alternating, and prints a table of both plus ratios. Writes
+//! `results.md`, `results.json` and `chart.svg` to `--out` (default `target/bench-all`).
+//!
+//! ```sh
+//! cargo run --release -p loadgen --bin bench-all -- --quick   # < 2 minutes once built
+//! cargo run --release -p loadgen --bin bench-all             # full: 3 rounds, capped 50k, compile cost
+//! ```
+//!
+//! Flags: `--quick`, `--rounds N`, `--out DIR`, `--no-build`, `--only a,b` (scenario ids),
+//! `--redis URL` (default `redis://127.0.0.1:6379`), `--no-compile`, `--threads N`
+//! (load-generator worker threads).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use loadgen::report::Report;
+use loadgen::{proc_cpu_seconds, proc_status_kib};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Descriptors a process keeps for itself (listener, runtime, logs) beyond its streams.
+const FD_RESERVE: u64 = 500;
+
+#[derive(Debug, Clone)]
+struct Opts {
+    quick: bool,
+    rounds: usize,
+    out: PathBuf,
+    build: bool,
+    only: Option<Vec<String>>,
+    redis: String,
+    compile: bool,
+    threads: usize,
+}
+
+fn parse() -> Result<Opts, String> {
+    let mut o = Opts {
+        quick: false,
+        rounds: 0,
+        out: PathBuf::new(),
+        build: true,
+        only: None,
+        redis: "redis://127.0.0.1:6379".into(),
+        compile: true,
+        threads: 2,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--full" => o.quick = false,
+            "--no-build" => o.build = false,
+            "--no-compile" => o.compile = false,
+            "--rounds" => o.rounds = val()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--threads" => o.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--out" => o.out = PathBuf::from(val()?),
+            "--redis" => o.redis = val()?,
+            "--only" => o.only = Some(val()?.split(',').map(str::to_owned).collect()),
+            "-h" | "--help" => {
+                return Err(
+                    "usage: bench-all [--quick] [--rounds N] [--out DIR] [--no-build] \
+                            [--only id,..] [--redis URL] [--no-compile] [--threads N]"
+                        .into(),
+                );
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if o.rounds == 0 {
+        o.rounds = if o.quick { 1 } else { 3 };
+    }
+    o.rounds = o.rounds.min(9);
+    if o.quick {
+        o.compile = false;
+    }
+    Ok(o)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+enum ServerKind {
+    Pikku,
+    Baseline,
+}
+
+impl ServerKind {
+    fn label(self) -> &'static str {
+        match self {
+            ServerKind::Pikku => "Pikku",
+            ServerKind::Baseline => "axum baseline",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Ticks { conns: usize, n: u64 },
+    Idle { asked: usize, conns: usize },
+    Fanout { subs: usize, n: u64, redis: bool },
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    id: &'static str,
+    label: String,
+    kind: Kind,
+}
+
+fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
+    let mut v = vec![
+        Scenario {
+            id: "single",
+            label: "1 connection x 200k events".into(),
+            kind: Kind::Ticks {
+                conns: 1,
+                n: 200_000,
+            },
+        },
+        Scenario {
+            id: "multi",
+            label: "100 connections x 5k events".into(),
+            kind: Kind::Ticks {
+                conns: 100,
+                n: 5_000,
+            },
+        },
+        Scenario {
+            id: "idle10k",
+            label: "10k idle streams".into(),
+            kind: Kind::Idle {
+                asked: 10_000,
+                conns: 10_000.min(stream_cap),
+            },
+        },
+    ];
+    if !o.quick {
+        v.push(Scenario {
+            id: "idle50k",
+            label: format!("50k idle streams (capped at {stream_cap}: fd limit)"),
+            kind: Kind::Idle {
+                asked: 50_000,
+                conns: 50_000.min(stream_cap),
+            },
+        });
+    }
+    for (id, subs, redis) in [
+        ("fanout1k", 1_000, false),
+        ("fanout10k", 10_000, false),
+        ("fanout1k-redis", 1_000, true),
+        ("fanout10k-redis", 10_000, true),
+    ] {
+        v.push(Scenario {
+            id,
+            label: format!(
+                "fan-out 100 events to {}k subscribers ({})",
+                subs / 1000,
+                if redis { "Redis" } else { "embedded hub" }
+            ),
+            kind: Kind::Fanout {
+                subs: subs.min(stream_cap),
+                n: 100,
+                redis,
+            },
+        });
+    }
+    if let Some(only) = &o.only {
+        v.retain(|s| only.iter().any(|o| o == s.id));
+    }
+    v
+}
+
+/// One run of one scenario against one server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Run {
+    server: ServerKind,
+    scenario: String,
+    round: usize,
+    /// `None` when the scenario could not run (the reason is in `note`).
+    report: Option<Report>,
+    note: Option<String>,
+    server_cpu_s: f64,
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+    server_fds: usize,
+    rss_per_stream_kib: f64,
+    server_peak_rss_kib: u64,
+}
+
+impl Run {
+    fn na(server: ServerKind, scenario: &str, round: usize, note: String) -> Self {
+        Self {
+            server,
+            scenario: scenario.into(),
+            round,
+            report: None,
+            note: Some(note),
+            server_cpu_s: 0.0,
+            rss_before_kib: 0,
+            rss_after_kib: 0,
+            server_fds: 0,
+            rss_per_stream_kib: 0.0,
+            server_peak_rss_kib: 0,
+        }
+    }
+}
+
+struct Paths {
+    root: PathBuf,
+    bench_app: PathBuf,
+    baseline: PathBuf,
+    loadgen: PathBuf,
+    compile_cost: PathBuf,
+}
+
+fn paths() -> Result<Paths, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let dir = exe.parent().ok_or("no exe dir")?.to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace root")?
+        .to_path_buf();
+    Ok(Paths {
+        root,
+        bench_app: dir.join("examples").join("bench"),
+        baseline: dir.join("baseline"),
+        loadgen: dir.join("loadgen"),
+        compile_cost: dir.join("compile-cost"),
+    })
+}
+
+struct Server {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+}
+
+async fn start_server(
+    p: &Paths,
+    kind: ServerKind,
+    port: u16,
+    hub: Option<&str>,
+    log: &Path,
+) -> Result<Server, String> {
+    let bin = match kind {
+        ServerKind::Pikku => &p.bench_app,
+        ServerKind::Baseline => &p.baseline,
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let log_file = std::fs::File::create(log).map_err(|e| format!("log: {e}"))?;
+    let mut cmd = Command::new(bin);
+    cmd.env("PIKKU_ADDR", addr.to_string())
+        .env("PIKKU_SSE_HEARTBEAT_MS", "15000")
+        .env("RUST_LOG", "warn")
+        .env_remove("PIKKU_EVENT_HUB")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .kill_on_drop(true);
+    if let Some(url) = hub {
+        cmd.env("PIKKU_EVENT_HUB", url);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+    let pid = child.id().ok_or("no pid")?;
+    let t0 = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let line = log.lines().last().unwrap_or("").trim().to_owned();
+            return Err(if line.contains("event hub unavailable") {
+                eprintln!("   ({} exited: {line})", kind.label());
+                "n/a (backend unavailable)".to_owned()
+            } else {
+                format!("server exited ({status}): {line}")
+            });
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(Server { child, pid, addr });
+        }
+        if t0.elapsed() > Duration::from_secs(15) {
+            return Err("server did not start listening within 15 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn stop_server(mut s: Server) {
+    // SAFETY: signalling our own child by pid.
+    unsafe {
+        libc::kill(s.pid as libc::pid_t, libc::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(5), s.child.wait())
+        .await
+        .is_err()
+    {
+        let _ = s.child.kill().await;
+    }
+}
+
+fn loadgen_cmd(p: &Paths, o: &Opts, scenario: &str, addr: SocketAddr) -> Command {
+    let mut cmd = Command::new(&p.loadgen);
+    cmd.arg(scenario)
+        .args(["--addr", &addr.to_string()])
+        .args(["--threads", &o.threads.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs the load generator to completion (bounded) and parses its report.
+async fn run_loadgen(mut cmd: Command, bound: Duration) -> Result<Report, String> {
+    let child = cmd.spawn().map_err(|e| format!("loadgen: {e}"))?;
+    let out = tokio::time::timeout(bound, child.wait_with_output())
+        .await
+        .map_err(|_| format!("loadgen ran over {bound:?}"))?
+        .map_err(|e| format!("loadgen: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(last).map_err(|e| format!("loadgen report: {e}: {last:?}"))
+}
+
+/// A loopback port nobody listens on (the kernel's pick), for the next server.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+async fn run_one(
+    p: &Paths,
+    o: &Opts,
+    sc: &Scenario,
+    kind: ServerKind,
+    round: usize,
+    port: u16,
+) -> Run {
+    let hub = match &sc.kind {
+        Kind::Fanout { redis: true, .. } => Some(o.redis.as_str()),
+        _ => None,
+    };
+    let log = o.out.join(format!(
+        "server-{}-{}-r{round}.log",
+        sc.id,
+        match kind {
+            ServerKind::Pikku => "pikku",
+            ServerKind::Baseline => "baseline",
+        }
+    ));
+    let server = match start_server(p, kind, port, hub, &log).await {
+        Ok(s) => s,
+        Err(note) => return Run::na(kind, sc.id, round, note),
+    };
+    let addr = server.addr;
+    let pid = server.pid;
+    let mut run = Run::na(kind, sc.id, round, String::new());
+    run.note = None;
+    let result: Result<Report, String> = async {
+        match sc.kind {
+            Kind::Ticks { conns, n } => {
+                // Warm-up: first connections, allocator arenas, page faults.
+                let mut warm = loadgen_cmd(p, o, "ticks", addr);
+                warm.args(["--conns", "2", "--n", "20000"]);
+                run_loadgen(warm, Duration::from_secs(60)).await?;
+                let cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
+                let mut cmd = loadgen_cmd(p, o, "ticks", addr);
+                cmd.args(["--conns", &conns.to_string(), "--n", &n.to_string()])
+                    .args(["--timeout-s", "120"]);
+                let r = run_loadgen(cmd, Duration::from_secs(180)).await?;
+                run.server_cpu_s = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
+                Ok(r)
+            }
+            Kind::Idle { conns, .. } => {
+                let mut warm = loadgen_cmd(p, o, "idle", addr);
+                warm.args(["--conns", "50", "--hold-s", "0"]);
+                run_loadgen(warm, Duration::from_secs(60)).await?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                run.rss_before_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+                let mut cmd = loadgen_cmd(p, o, "idle", addr);
+                cmd.args(["--conns", &conns.to_string(), "--hold-s", "300"])
+                    .args(["--setup-timeout-s", "120"])
+                    .stdin(Stdio::piped());
+                let mut child = cmd.spawn().map_err(|e| format!("loadgen: {e}"))?;
+                let mut stdin = child.stdin.take().ok_or("no stdin")?;
+                let stdout = child.stdout.take().ok_or("no stdout")?;
+                let mut lines = BufReader::new(stdout).lines();
+                let ready = tokio::time::timeout(Duration::from_secs(150), async {
+                    while let Ok(Some(l)) = lines.next_line().await {
+                        if l.starts_with("READY ") {
+                            return Some(l);
+                        }
+                    }
+                    None
+                })
+                .await
+                .ok()
+                .flatten()
+                .ok_or("idle streams never became ready")?;
+                // Let lazily-grown buffers settle before reading the server's RSS.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                run.rss_after_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+                run.server_fds = fd_count(pid);
+                let ready: Report = serde_json::from_str(&ready["READY ".len()..])
+                    .map_err(|e| format!("ready line: {e}"))?;
+                if ready.opened > 0 {
+                    run.rss_per_stream_kib = (run.rss_after_kib as f64 - run.rss_before_kib as f64)
+                        / ready.opened as f64;
+                }
+                let _ = stdin.write_all(b"stop\n").await;
+                drop(stdin);
+                let last = tokio::time::timeout(Duration::from_secs(60), async {
+                    let mut last = None;
+                    while let Ok(Some(l)) = lines.next_line().await {
+                        last = Some(l);
+                    }
+                    last
+                })
+                .await
+                .ok()
+                .flatten()
+                .ok_or("no idle report")?;
+                let _ = child.wait().await;
+                serde_json::from_str(&last).map_err(|e| format!("idle report: {e}"))
+            }
+            Kind::Fanout { subs, n, .. } => {
+                let mut warm = loadgen_cmd(p, o, "fanout", addr);
+                warm.args(["--conns", "20", "--n", "10", "--topic", "warmup"])
+                    .args(["--timeout-s", "20"]);
+                run_loadgen(warm, Duration::from_secs(60)).await?;
+                let cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
+                let mut cmd = loadgen_cmd(p, o, "fanout", addr);
+                cmd.args(["--conns", &subs.to_string(), "--n", &n.to_string()])
+                    .args(["--topic", &format!("fan-{}", sc.id)])
+                    .args(["--timeout-s", "60", "--setup-timeout-s", "120"]);
+                let r = run_loadgen(cmd, Duration::from_secs(240)).await?;
+                run.server_cpu_s = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
+                run.server_peak_rss_kib = proc_status_kib(pid, "VmHWM").unwrap_or(0);
+                Ok(r)
+            }
+        }
+    }
+    .await;
+    stop_server(server).await;
+    match result {
+        Ok(r) => run.report = Some(r),
+        Err(e) => run.note = Some(e),
+    }
+    run
+}
+
+/// The scenario's primary metric, oriented so that larger is better (for the median).
+fn primary(sc: &Scenario, r: &Run) -> Option<f64> {
+    let rep = r.report.as_ref()?;
+    Some(match sc.kind {
+        Kind::Ticks { .. } => rep.events_per_s,
+        Kind::Idle { .. } => -r.rss_per_stream_kib,
+        Kind::Fanout { .. } => -(rep.latency.p99_us as f64),
+    })
+}
+
+fn median_run<'a>(sc: &Scenario, runs: &[&'a Run]) -> Option<&'a Run> {
+    let mut ok: Vec<&Run> = runs
+        .iter()
+        .copied()
+        .filter(|r| primary(sc, r).is_some())
+        .collect();
+    if ok.is_empty() {
+        return runs.first().copied();
+    }
+    ok.sort_by(|a, b| {
+        primary(sc, a)
+            .partial_cmp(&primary(sc, b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    Some(ok[(ok.len() - 1) / 2])
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CompileCost {
+    functions: usize,
+    pikku_build_s: f64,
+    axum_build_s: f64,
+    pikku_incremental_s: f64,
+    axum_incremental_s: f64,
+    samples: usize,
+    note: String,
+}
+
+/// One table row: a metric of both servers.
+struct Row {
+    scenario: String,
+    metric: String,
+    pikku: String,
+    baseline: String,
+    ratio: String,
+    target: String,
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a.is_finite() {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.1}", us as f64 / 1000.0)
+}
+
+type Val<'a> = &'a dyn Fn(&Run, &Report) -> f64;
+type Show<'a> = &'a dyn Fn(&Run, &Report) -> String;
+
+fn rows_for(sc: &Scenario, pk: Option<&Run>, bl: Option<&Run>) -> Vec<Row> {
+    let pair = |r: Option<&Run>| r.and_then(|run| run.report.clone().map(|rep| (run.clone(), rep)));
+    let na = |r: Option<&Run>| {
+        r.and_then(|r| r.note.clone())
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let (pp, bp) = (pair(pk), pair(bl));
+    let mut rows = Vec::new();
+    // `value` feeds the ratio (when `target` asks for one or `with_ratio`), `show` the cells.
+    let mut row = |metric: &str, value: Option<Val<'_>>, show: Show<'_>, target: &str| {
+        let cell = |r: Option<&Run>, p: &Option<(Run, Report)>| match p {
+            Some((run, rep)) => show(run, rep),
+            None => na(r),
+        };
+        let ratio_s = match (value, &pp, &bp) {
+            (Some(v), Some((a, ar)), Some((b, br))) => ratio(v(a, ar), v(b, br)),
+            _ => "-".into(),
+        };
+        rows.push(Row {
+            scenario: sc.label.clone(),
+            metric: metric.into(),
+            pikku: cell(pk, &pp),
+            baseline: cell(bl, &bp),
+            ratio: ratio_s,
+            target: target.into(),
+        });
+    };
+    let ms_of = |us: u64| ms(us);
+    match sc.kind {
+        Kind::Ticks { conns, n } => {
+            let expected = conns as u64 * n;
+            row(
+                "events/s",
+                Some(&|_, r| r.events_per_s),
+                &|_, r| fmt_num(r.events_per_s),
+                ">= 0.95x",
+            );
+            row(
+                "MB/s on the wire",
+                Some(&|_, r| r.mb_per_s),
+                &|_, r| format!("{:.1}", r.mb_per_s),
+                "",
+            );
+            row(
+                "latency p50 / p99 / max ms",
+                None,
+                &|_, r| {
+                    format!(
+                        "{} / {} / {}",
+                        ms_of(r.latency.p50_us),
+                        ms_of(r.latency.p99_us),
+                        ms_of(r.latency.max_us)
+                    )
+                },
+                "",
+            );
+            row(
+                "received of expected; lost / dup / malformed",
+                None,
+                &|_, r| {
+                    format!(
+                        "{}/{expected}; {} / {} / {}",
+                        r.events, r.lost, r.dup, r.malformed
+                    )
+                },
+                "all, once",
+            );
+            row(
+                "server CPU s per M events",
+                Some(&|run, r| run.server_cpu_s / (r.events as f64 / 1e6).max(1e-9)),
+                &|run, r| {
+                    format!(
+                        "{:.2}",
+                        run.server_cpu_s / (r.events as f64 / 1e6).max(1e-9)
+                    )
+                },
+                "",
+            );
+            row(
+                "loadgen CPU (% of a core)",
+                None,
+                &|_, r| format!("{:.0}%", r.cpu_pct),
+                "",
+            );
+        }
+        Kind::Idle { asked, conns } => {
+            row(
+                "streams held",
+                None,
+                &|run, r| format!("{} of {asked} ({} server fds)", r.opened, run.server_fds),
+                if asked > conns { "fd-capped" } else { "" },
+            );
+            row(
+                "server RSS per stream KiB",
+                Some(&|run, _| run.rss_per_stream_kib),
+                &|run, _| format!("{:.1}", run.rss_per_stream_kib),
+                "<= 1.1x",
+            );
+            row(
+                "server RSS before -> after MiB",
+                None,
+                &|run, _| {
+                    format!(
+                        "{:.0} -> {:.0}",
+                        run.rss_before_kib as f64 / 1024.0,
+                        run.rss_after_kib as f64 / 1024.0
+                    )
+                },
+                "",
+            );
+            row(
+                "time to open all s",
+                None,
+                &|_, r| format!("{:.1}", r.setup_s),
+                "",
+            );
+        }
+        Kind::Fanout { subs, .. } => {
+            row(
+                "latency p50 / p99 / max ms",
+                None,
+                &|_, r| {
+                    format!(
+                        "{} / {} / {}",
+                        ms_of(r.latency.p50_us),
+                        ms_of(r.latency.p99_us),
+                        ms_of(r.latency.max_us)
+                    )
+                },
+                "",
+            );
+            row(
+                "latency p99 ms",
+                Some(&|_, r| r.latency.p99_us as f64),
+                &|_, r| ms_of(r.latency.p99_us),
+                if subs >= 10_000 { "<= 1.0x" } else { "" },
+            );
+            row(
+                "subscribers with every event once; lost / dup",
+                None,
+                &|_, r| format!("{}/{}; {} / {}", r.complete_streams, r.conns, r.lost, r.dup),
+                "all; 0 / 0",
+            );
+            row(
+                "deliveries/s",
+                Some(&|_, r| r.events_per_s),
+                &|_, r| fmt_num(r.events_per_s),
+                "",
+            );
+            row(
+                "server CPU s",
+                Some(&|run, _| run.server_cpu_s),
+                &|run, _| format!("{:.2}", run.server_cpu_s),
+                "",
+            );
+            row(
+                "loadgen CPU (% of a core)",
+                None,
+                &|_, r| format!("{:.0}%", r.cpu_pct),
+                "",
+            );
+        }
+    }
+    rows
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| scenario | metric | Pikku | axum baseline | Pikku / baseline | target |\n|---|---|---|---|---|---|\n",
+    );
+    let mut last = String::new();
+    for r in rows {
+        let sc = if r.scenario == last { "" } else { &r.scenario };
+        let _ = writeln!(
+            s,
+            "| {sc} | {} | {} | {} | {} | {} |",
+            r.metric, r.pikku, r.baseline, r.ratio, r.target
+        );
+        last = r.scenario.clone();
+    }
+    s
+}
+
+fn plain(rows: &[Row]) -> String {
+    let w = |f: &dyn Fn(&Row) -> &str, min: usize| {
+        rows.iter().map(|r| f(r).len()).max().unwrap_or(0).max(min)
+    };
+    let (w0, w1, w2, w3, w4) = (
+        w(&|r| &r.scenario, 8),
+        w(&|r| &r.metric, 6),
+        w(&|r| &r.pikku, 5),
+        w(&|r| &r.baseline, 8),
+        w(&|r| &r.ratio, 5),
+    );
+    let mut s = format!(
+        "{:w0$}  {:w1$}  {:>w2$}  {:>w3$}  {:>w4$}  target\n",
+        "scenario", "metric", "Pikku", "baseline", "ratio"
+    );
+    let mut last = String::new();
+    for r in rows {
+        let sc = if r.scenario == last { "" } else { &r.scenario };
+        let _ = writeln!(
+            s,
+            "{sc:w0$}  {:w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {}",
+            r.metric, r.pikku, r.baseline, r.ratio, r.target
+        );
+        last = r.scenario.clone();
+    }
+    s
+}
+
+/// A bar chart panel: groups of (label, pikku, baseline) values.
+struct Panel {
+    title: String,
+    unit: String,
+    groups: Vec<(String, Option<f64>, Option<f64>)>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A hand-written SVG of side-by-side bars, one panel per metric.
+fn svg(panels: &[Panel], subtitle: &str) -> String {
+    let pw = 300.0;
+    let ph = 260.0;
+    let top = 70.0;
+    let width = pw * panels.len() as f64 + 20.0;
+    let height = top + ph + 60.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"22\" font-size=\"16\" font-weight=\"bold\">Pikku vs hand-written axum SSE (same run)</text>\n\
+         <text x=\"10\" y=\"40\" fill=\"#555\">{}</text>\n\
+         <rect x=\"10\" y=\"48\" width=\"12\" height=\"12\" fill=\"#1b9e77\"/><text x=\"26\" y=\"58\">Pikku</text>\n\
+         <rect x=\"80\" y=\"48\" width=\"12\" height=\"12\" fill=\"#9e9e9e\"/><text x=\"96\" y=\"58\">axum baseline</text>\n",
+        esc(subtitle)
+    );
+    for (pi, p) in panels.iter().enumerate() {
+        let x0 = 10.0 + pi as f64 * pw;
+        let base_y = top + ph - 30.0;
+        let chart_h = ph - 70.0;
+        let max = p
+            .groups
+            .iter()
+            .flat_map(|(_, a, b)| [a.unwrap_or(0.0), b.unwrap_or(0.0)])
+            .fold(0.0_f64, f64::max)
+            .max(1e-9);
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" font-weight=\"bold\">{}</text>\n<line x1=\"{}\" y1=\"{base_y}\" x2=\"{}\" y2=\"{base_y}\" stroke=\"#333\"/>",
+            x0 + 5.0,
+            top + 10.0,
+            esc(&format!("{} ({})", p.title, p.unit)),
+            x0 + 5.0,
+            x0 + pw - 15.0
+        );
+        let gw = (pw - 30.0) / p.groups.len().max(1) as f64;
+        for (gi, (label, a, b)) in p.groups.iter().enumerate() {
+            let gx = x0 + 10.0 + gi as f64 * gw;
+            let bw = (gw - 20.0) / 2.0;
+            for (bi, (v, color)) in [(a, "#1b9e77"), (b, "#9e9e9e")].into_iter().enumerate() {
+                let bx = gx + 5.0 + bi as f64 * bw;
+                match v {
+                    Some(v) => {
+                        let h = chart_h * v / max;
+                        let _ = writeln!(
+                            s,
+                            "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
+                            base_y - h,
+                            bw - 2.0,
+                            bx + bw / 2.0 - 1.0,
+                            base_y - h - 3.0,
+                            esc(&fmt_num(*v))
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            s,
+                            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#a00\">n/a</text>",
+                            bx + bw / 2.0,
+                            base_y - 4.0
+                        );
+                    }
+                }
+            }
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\">{}</text>",
+                gx + gw / 2.0 - 5.0,
+                base_y + 16.0,
+                esc(label)
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(_, h)| h);
+    format!(
+        "{cpu}, {cores} cores (shared with other builds), {:.0} GiB RAM, Linux {}, open-files limit {nofile} per process",
+        mem_kib as f64 / 1024.0 / 1024.0,
+        kernel.trim()
+    )
+}
+
+fn rustc_version() -> String {
+    std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-all: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let mut o = parse()?;
+    let p = paths()?;
+    if o.out.as_os_str().is_empty() {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| p.root.join("target"));
+        o.out = target.join("bench-all");
+    }
+    std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    let started = Instant::now();
+    if o.build {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!("== building the bench app, baseline and load generator (release)");
+        let status = std::process::Command::new(cargo)
+            .current_dir(&p.root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "pikku-suite",
+                "--example",
+                "bench",
+            ])
+            .args(["-p", "loadgen", "--bins"])
+            .status()
+            .map_err(|e| format!("cargo build: {e}"))?;
+        if !status.success() {
+            return Err("cargo build failed".into());
+        }
+    }
+    for b in [&p.bench_app, &p.baseline, &p.loadgen] {
+        if !b.exists() {
+            return Err(format!(
+                "{} is missing (build it, or drop --no-build)",
+                b.display()
+            ));
+        }
+    }
+    let nofile = loadgen::raise_nofile();
+    let stream_cap = nofile.saturating_sub(FD_RESERVE).max(100) as usize;
+    let list = scenarios(&o, stream_cap);
+    let mode = if o.quick { "quick" } else { "full" };
+    eprintln!(
+        "== {} scenarios x {} round(s), {mode} mode; stream cap {stream_cap} per process (open-files limit {nofile})",
+        list.len(),
+        o.rounds
+    );
+    let mut runs: Vec<Run> = Vec::new();
+    for sc in &list {
+        for round in 0..o.rounds {
+            // Alternate which server goes first, round by round.
+            let order = if round % 2 == 0 {
+                [ServerKind::Pikku, ServerKind::Baseline]
+            } else {
+                [ServerKind::Baseline, ServerKind::Pikku]
+            };
+            for kind in order {
+                let t = Instant::now();
+                let r = match free_port() {
+                    Ok(port) => run_one(&p, &o, sc, kind, round, port).await,
+                    Err(e) => Run::na(kind, sc.id, round, format!("no free port: {e}")),
+                };
+                let summary = match (&r.report, &r.note) {
+                    (Some(rep), _) => match sc.kind {
+                        Kind::Ticks { .. } => format!("{} events/s", fmt_num(rep.events_per_s)),
+                        Kind::Idle { .. } => format!(
+                            "{} streams, {:.1} KiB/stream",
+                            rep.opened, r.rss_per_stream_kib
+                        ),
+                        Kind::Fanout { .. } => format!(
+                            "p99 {} ms, {}/{} complete",
+                            ms(rep.latency.p99_us),
+                            rep.complete_streams,
+                            rep.conns
+                        ),
+                    },
+                    (None, Some(n)) => n.clone(),
+                    (None, None) => "?".into(),
+                };
+                eprintln!(
+                    "   {:<16} round {} {:<14} {summary} ({:.1} s)",
+                    sc.id,
+                    round + 1,
+                    kind.label(),
+                    t.elapsed().as_secs_f64()
+                );
+                runs.push(r);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    let mut medians: BTreeMap<(&str, ServerKind), Run> = BTreeMap::new();
+    for sc in &list {
+        let pick = |k: ServerKind| {
+            let of: Vec<&Run> = runs
+                .iter()
+                .filter(|r| r.scenario == sc.id && r.server == k)
+                .collect();
+            median_run(sc, &of).cloned()
+        };
+        let (pk, bl) = (pick(ServerKind::Pikku), pick(ServerKind::Baseline));
+        rows.extend(rows_for(sc, pk.as_ref(), bl.as_ref()));
+        if let Some(r) = pk {
+            medians.insert((sc.id, ServerKind::Pikku), r);
+        }
+        if let Some(r) = bl {
+            medians.insert((sc.id, ServerKind::Baseline), r);
+        }
+    }
+    let mut compile = None;
+    if o.compile && p.compile_cost.exists() {
+        eprintln!("== compile cost (200 functions, debug build; takes a few minutes)");
+        let out = Command::new(&p.compile_cost)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .output()
+            .await
+            .map_err(|e| format!("compile-cost: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match serde_json::from_str::<CompileCost>(text.lines().last().unwrap_or("")) {
+            Ok(c) => {
+                for (metric, a, b) in [
+                    (
+                        "cargo build of the crate (deps built) s",
+                        c.pikku_build_s,
+                        c.axum_build_s,
+                    ),
+                    (
+                        "incremental rebuild after touching one fn s",
+                        c.pikku_incremental_s,
+                        c.axum_incremental_s,
+                    ),
+                ] {
+                    rows.push(Row {
+                        scenario: format!("compile: {} functions", c.functions),
+                        metric: metric.into(),
+                        pikku: format!("{a:.1}"),
+                        baseline: format!("{b:.1}"),
+                        ratio: ratio(a, b),
+                        target: "reported".into(),
+                    });
+                }
+                compile = Some(c);
+            }
+            Err(e) => eprintln!("compile-cost gave no report: {e}"),
+        }
+    }
+    let get = |id: &str, k: ServerKind| medians.get(&(id, k)).and_then(|r| r.report.clone());
+    let rss = |id: &str, k: ServerKind| {
+        medians
+            .get(&(id, k))
+            .filter(|r| r.report.is_some())
+            .map(|r| r.rss_per_stream_kib)
+    };
+    let thr = |id: &str, k| get(id, k).map(|r| r.events_per_s / 1e6);
+    let p99 = |id: &str, k| get(id, k).map(|r| r.latency.p99_us as f64 / 1e3);
+    let has = |id: &str| list.iter().any(|s| s.id == id);
+    let mut panels = vec![Panel {
+        title: "Throughput".into(),
+        unit: "M events/s, higher is better".into(),
+        groups: ["single", "multi"]
+            .into_iter()
+            .filter(|id| has(id))
+            .map(|id| {
+                let label = if id == "single" {
+                    "1 conn"
+                } else {
+                    "100 conns"
+                };
+                (
+                    label.to_owned(),
+                    thr(id, ServerKind::Pikku),
+                    thr(id, ServerKind::Baseline),
+                )
+            })
+            .collect(),
+    }];
+    panels.push(Panel {
+        title: "Fan-out p99".into(),
+        unit: "ms, lower is better".into(),
+        groups: [
+            ("fanout1k", "1k"),
+            ("fanout10k", "10k"),
+            ("fanout1k-redis", "1k Redis"),
+            ("fanout10k-redis", "10k Redis"),
+        ]
+        .into_iter()
+        .filter(|(id, _)| has(id))
+        .map(|(id, l)| {
+            (
+                l.to_owned(),
+                p99(id, ServerKind::Pikku),
+                p99(id, ServerKind::Baseline),
+            )
+        })
+        .collect(),
+    });
+    panels.push(Panel {
+        title: "RSS per idle stream".into(),
+        unit: "KiB, lower is better".into(),
+        groups: [("idle10k", "10k"), ("idle50k", "capped 50k")]
+            .into_iter()
+            .filter(|(id, _)| has(id))
+            .map(|(id, l)| {
+                (
+                    l.to_owned(),
+                    rss(id, ServerKind::Pikku),
+                    rss(id, ServerKind::Baseline),
+                )
+            })
+            .collect(),
+    });
+    panels.retain(|p| !p.groups.is_empty());
+    let machine = machine();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let subtitle = format!("{mode} mode, {} round(s), median; {machine}", o.rounds);
+    let chart = svg(&panels, &subtitle);
+    let md = format!(
+        "Machine: {machine}\n\nToolchain: {}\n\nCommand: `{command}` ({mode} mode, {} round(s) per server, alternating; median run shown; load generator on {} worker threads)\n\n{}",
+        rustc_version(),
+        o.rounds,
+        o.threads,
+        markdown(&rows)
+    );
+    let write = |name: &str, body: &str| {
+        let path = o.out.join(name);
+        std::fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("results.md", &md)?;
+    write("chart.svg", &chart)?;
+    let json = serde_json::json!({"machine": machine, "mode": mode, "rounds": o.rounds, "runs": runs, "compile": compile});
+    write(
+        "results.json",
+        &serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
+    )?;
+    println!("\n{}", plain(&rows));
+    println!(
+        "wrote {}/{{results.md,results.json,chart.svg}} in {:.0} s",
+        o.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
