@@ -115,16 +115,12 @@ impl SseParser {
                 self.event_type.clear();
                 self.event_type.extend_from_slice(value);
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_id.clear();
-                    self.last_id.extend_from_slice(value);
-                }
+            b"id" if !value.contains(&0) => {
+                self.last_id.clear();
+                self.last_id.extend_from_slice(value);
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    self.retry = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok());
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                self.retry = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok());
             }
             _ => {}
         }

@@ -1,0 +1,164 @@
+//! Micro-benchmarks of the streaming hot path (issue #7):
+//!
+//! - `encode/*`: one event to wire bytes (plain data, with an id, pre-serialized);
+//! - `hub_publish/N`: publishing one event through the embedded hub to `N` subscribers and
+//!   each subscriber taking it (serialize + encode once, then shared bytes);
+//! - `pipeline/*`: a 1,000-event stream through the whole in-process stack (axum router,
+//!   the generated handler, `SseBody`) against the same stream through axum's own `Sse`,
+//!   with no socket: the runtime's per-event cost beside the hand-written baseline.
+//!
+//! `cargo bench -p pikku-runtime --bench hot_path` (add `-- --quick` for a short run).
+
+use std::convert::Infallible;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::FutureExt as _;
+use http_body_util::BodyExt as _;
+use pikku::event_hub::{EventHub, EventHubExt, MemoryHub};
+use pikku::prelude::*;
+use tower::ServiceExt as _;
+
+/// The bench payload.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+pub struct Tick {
+    /// Position.
+    pub seq: u64,
+    /// Microseconds.
+    pub ts_us: u64,
+}
+
+const TICK: Tick = Tick {
+    seq: 123_456,
+    ts_us: 1_795_918_528_209_696,
+};
+
+fn encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("json_data", |b| {
+        b.iter(|| pikku::sse::encode_json(std::hint::black_box(&TICK)))
+    });
+    g.bench_function("event_with_id", |b| {
+        b.iter(|| {
+            Event::new(std::hint::black_box(TICK))
+                .with_id(42)
+                .map(|e| e.encode())
+        })
+    });
+    let json = serde_json::to_vec(&TICK).unwrap_or_default();
+    g.bench_function("raw_preserialized", |b| {
+        b.iter(|| pikku::sse::encode_raw(Some("42"), None, std::hint::black_box(&json)))
+    });
+    g.finish();
+}
+
+fn hub_publish(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut g = c.benchmark_group("hub_publish");
+    for n in [1usize, 100, 1_000, 10_000] {
+        let hub = MemoryHub::new();
+        let mut subs: Vec<_> = rt.block_on(async {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(hub.subscribe("t").await.expect("subscribe"));
+            }
+            v
+        });
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let _ = hub.publish("t", &TICK).now_or_never();
+                for s in subs.iter_mut() {
+                    std::hint::black_box(s.next().now_or_never());
+                }
+            })
+        });
+        drop(subs);
+        assert_eq!(hub.live_subscriptions(), 0);
+    }
+    g.finish();
+}
+
+/// Services of the pipeline bench.
+pub struct BenchServices;
+
+/// Query of the ticks route.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TicksQuery {
+    /// How many.
+    pub n: u64,
+}
+
+/// N ticks.
+#[pikku_func(route = "/ticks", response = "stream", auth = false)]
+pub async fn ticks(_services: &BenchServices, input: TicksQuery) -> impl Stream<Item = Tick> {
+    let n = input.n;
+    stream! {
+        for seq in 0..n {
+            yield Tick { seq, ts_us: TICK.ts_us };
+        }
+    }
+}
+
+async fn axum_ticks(
+    axum::extract::Query(q): axum::extract::Query<TicksQuery>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use axum::response::sse::{Event as AxEvent, KeepAlive, Sse};
+    let events = futures_util::stream::iter(0..q.n).map(|seq| {
+        Ok::<_, Infallible>(
+            AxEvent::default()
+                .json_data(Tick {
+                    seq,
+                    ts_us: TICK.ts_us,
+                })
+                .unwrap_or_default(),
+        )
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn drain(router: axum::Router, uri: &str) -> usize {
+    let req = http::Request::get(uri)
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let res = router.oneshot(req).await.expect("infallible");
+    let mut body = res.into_body();
+    let mut bytes = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(d) = frame.data_ref() {
+            bytes += d.len();
+        }
+    }
+    bytes
+}
+
+fn pipeline(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pikku_router = rt.block_on(async {
+        Pikku::with_routes(BenchServices, pikku::routes![ticks])
+            .sse(SseConfig::default())
+            .router()
+    });
+    let axum_router = axum::Router::new().route("/ticks", axum::routing::get(axum_ticks));
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("pikku_1000_events", |b| {
+        b.iter(|| rt.block_on(drain(pikku_router.clone(), "/ticks?n=1000")))
+    });
+    g.bench_function("axum_sse_1000_events", |b| {
+        b.iter(|| rt.block_on(drain(axum_router.clone(), "/ticks?n=1000")))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encode, hub_publish, pipeline);
+criterion_main!(benches);
