@@ -432,6 +432,50 @@ impl SseBody {
     }
 }
 
+/// Most bytes of ready events [`SseBody`] gathers into one body frame.
+///
+/// Events the generator has ready at once (a burst from the hub, a fast producer) go out as
+/// one frame, so the connection writes one chunk and makes one syscall for many events,
+/// and the per-frame work (span entry, heartbeat reset) is paid once per batch. The bound
+/// keeps the promise that a slow client slows its generator instead of growing a buffer.
+pub const COALESCE_MAX_BYTES: usize = 16 * 1024;
+
+/// Ready events gathered for one body frame: the first as it is (no copy when it is alone),
+/// later ones appended to a buffer.
+#[derive(Default)]
+struct Batch {
+    first: Option<Bytes>,
+    more: BytesMut,
+}
+
+impl Batch {
+    fn push(&mut self, bytes: Bytes) {
+        match self.first.take() {
+            None if self.more.is_empty() => self.first = Some(bytes),
+            first => {
+                if let Some(first) = first {
+                    self.more
+                        .reserve(COALESCE_MAX_BYTES.max(first.len() + bytes.len()));
+                    self.more.put_slice(&first);
+                }
+                self.more.put_slice(&bytes);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.first.as_ref().map_or(self.more.len(), Bytes::len)
+    }
+
+    fn into_frame(self) -> Option<http_body::Frame<Bytes>> {
+        match self.first {
+            Some(b) => Some(http_body::Frame::data(b)),
+            None if !self.more.is_empty() => Some(http_body::Frame::data(self.more.freeze())),
+            None => None,
+        }
+    }
+}
+
 impl http_body::Body for SseBody {
     type Data = Bytes;
     type Error = Infallible;
@@ -464,45 +508,54 @@ impl http_body::Body for SseBody {
         if let Some(p) = prelude.take() {
             return Poll::Ready(Some(Ok(http_body::Frame::data(p))));
         }
-        let Some(steps) = steps_slot.as_mut() else {
+        let mut batch = Batch::default();
+        while let Some(steps) = steps_slot.as_mut() {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| steps.as_mut().poll_next(cx))) {
+                Ok(Poll::Ready(Some(Step::Frame(bytes)))) => {
+                    batch.push(bytes);
+                    if batch.len() >= COALESCE_MAX_BYTES {
+                        break;
+                    }
+                }
+                Ok(Poll::Ready(Some(other))) => {
+                    // Open/Json/Fail only make sense before the stream started.
+                    tracing::error!(step = ?other, "unexpected step inside an open stream");
+                    finish!();
+                    let err = PikkuError::internal("unexpected step inside an open stream");
+                    batch.push(encode_error(&err));
+                }
+                Ok(Poll::Ready(None)) => {
+                    finish!();
+                    // A generator that ended because the server is shutting down still tells
+                    // its client to reconnect elsewhere.
+                    if shutdown_token.take().is_some_and(|t| t.is_cancelled()) {
+                        batch.push(shutdown_frame());
+                    }
+                }
+                Ok(Poll::Pending) => break,
+                Err(panic) => {
+                    metrics.panic();
+                    let msg = panic_message(&panic);
+                    tracing::error!(panic = %msg, "stream generator panicked; ending this stream");
+                    finish!();
+                    let err = PikkuError::new(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "internal server error",
+                    );
+                    batch.push(encode_error(&err));
+                }
+            }
+        }
+        if let Some(frame) = batch.into_frame() {
+            // One reset per batch: the stream was active just now.
+            if let Some((every, sleep)) = heartbeat.as_mut() {
+                sleep.as_mut().reset(Instant::now() + *every);
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if steps_slot.is_none() {
             return Poll::Ready(None);
-        };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| steps.as_mut().poll_next(cx))) {
-            Ok(Poll::Ready(Some(Step::Frame(bytes)))) => {
-                if let Some((every, sleep)) = heartbeat.as_mut() {
-                    sleep.as_mut().reset(Instant::now() + *every);
-                }
-                return Poll::Ready(Some(Ok(http_body::Frame::data(bytes))));
-            }
-            Ok(Poll::Ready(Some(other))) => {
-                // Open/Json/Fail only make sense before the stream started.
-                tracing::error!(step = ?other, "unexpected step inside an open stream");
-                finish!();
-                let err = PikkuError::internal("unexpected step inside an open stream");
-                return Poll::Ready(Some(Ok(http_body::Frame::data(encode_error(&err)))));
-            }
-            Ok(Poll::Ready(None)) => {
-                finish!();
-                // A generator that ended because the server is shutting down still tells its
-                // client to reconnect elsewhere.
-                if shutdown_token.take().is_some_and(|t| t.is_cancelled()) {
-                    return Poll::Ready(Some(Ok(http_body::Frame::data(shutdown_frame()))));
-                }
-                return Poll::Ready(None);
-            }
-            Ok(Poll::Pending) => {}
-            Err(panic) => {
-                metrics.panic();
-                let msg = panic_message(&panic);
-                tracing::error!(panic = %msg, "stream generator panicked; ending this stream");
-                finish!();
-                let err = PikkuError::new(
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal server error",
-                );
-                return Poll::Ready(Some(Ok(http_body::Frame::data(encode_error(&err)))));
-            }
         }
         if let Some(shutdown) = shutdown.as_mut() {
             if shutdown.as_mut().poll(cx).is_ready() {
@@ -575,6 +628,69 @@ mod tests {
             .encode()
             .unwrap();
         assert_eq!(&b[..], b"retry: 2000\ndata: 1\n\n");
+    }
+
+    fn body_of(steps: Vec<Result<Bytes, ()>>) -> SseBody {
+        use futures_util::StreamExt as _;
+        let steps: Steps = Box::pin(futures_util::stream::iter(steps).map(|s| match s {
+            Ok(b) => Step::Frame(b),
+            Err(()) => panic!("generator failed"),
+        }));
+        SseBody::new(
+            steps,
+            &SseConfig::default(),
+            None,
+            None,
+            Metrics::default(),
+            None,
+            tracing::Span::none(),
+        )
+    }
+
+    async fn frames_of(mut body: SseBody) -> Vec<Bytes> {
+        use http_body_util::BodyExt as _;
+        let mut out = Vec::new();
+        while let Some(f) = body.frame().await {
+            if let Ok(d) = f.unwrap().into_data() {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn ready_events_are_coalesced_within_the_bound() {
+        let events: Vec<Bytes> = (0..2000).map(|i| encode_json(&i).unwrap()).collect();
+        let frames = frames_of(body_of(events.iter().cloned().map(Ok).collect())).await;
+        assert_eq!(
+            frames.concat(),
+            events.concat(),
+            "every event, in order, intact"
+        );
+        assert!(
+            frames.len() > 1 && frames.len() < 10,
+            "{} frames",
+            frames.len()
+        );
+        let largest = events.iter().map(Bytes::len).max().unwrap();
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.len() < COALESCE_MAX_BYTES + largest)
+        );
+        // One event alone is passed on as it is.
+        let one = encode_json(&1).unwrap();
+        assert_eq!(frames_of(body_of(vec![Ok(one.clone())])).await, vec![one]);
+    }
+
+    #[tokio::test]
+    async fn a_panic_mid_batch_keeps_the_events_before_it_and_ends_the_stream() {
+        let a = encode_json(&"a").unwrap();
+        let b = encode_json(&"b").unwrap();
+        let frames = frames_of(body_of(vec![Ok(a.clone()), Ok(b.clone()), Err(())])).await;
+        let all = frames.concat();
+        assert!(all.starts_with(&[a, b].concat()));
+        assert!(all.ends_with(b"event: error\ndata: {\"error\":\"internal\",\"message\":\"internal server error\"}\n\n"));
     }
 
     #[test]
