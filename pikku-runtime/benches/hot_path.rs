@@ -7,9 +7,15 @@
 //!   the generated handler, `SseBody`) against the same stream through axum's own `Sse`,
 //!   with no socket: the runtime's per-event cost beside the hand-written baseline.
 //!
+//! - `allocations`: printed before the timings: heap allocations per event of both
+//!   pipelines (a counting global allocator), for "no per-event allocation beyond the
+//!   baseline's".
+//!
 //! `cargo bench -p pikku-runtime --bench hot_path` (add `-- --quick` for a short run).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
@@ -17,6 +23,29 @@ use http_body_util::BodyExt as _;
 use pikku::event_hub::{EventHub, EventHubExt, MemoryHub};
 use pikku::prelude::*;
 use tower::ServiceExt as _;
+
+/// Counts heap allocations (all benches pay the same small overhead).
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// The bench payload.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
@@ -149,6 +178,21 @@ fn pipeline(c: &mut Criterion) {
             .router()
     });
     let axum_router = axum::Router::new().route("/ticks", axum::routing::get(axum_ticks));
+    // Allocations per event, after a warm-up: (allocations of an n-event stream minus those
+    // of a 1-event stream) / (n - 1), so per-request costs cancel out.
+    for (name, router) in [("pikku", &pikku_router), ("axum Sse", &axum_router)] {
+        let count = |n: u64| {
+            rt.block_on(drain(router.clone(), &format!("/ticks?n={n}")));
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            rt.block_on(drain(router.clone(), &format!("/ticks?n={n}")));
+            ALLOCATIONS.load(Ordering::Relaxed) - before
+        };
+        let (one, many) = (count(1), count(10_001));
+        eprintln!(
+            "allocations/{name}: {:.2} per event (+{one} per request)",
+            (many - one) as f64 / 10_000.0
+        );
+    }
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(1000));
     g.bench_function("pikku_1000_events", |b| {
