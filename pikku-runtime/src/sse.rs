@@ -131,14 +131,14 @@ impl<T> From<T> for Event<T> {
 impl<T: Serialize> Event<T> {
     /// Encodes the event as it goes on the wire (data as JSON).
     pub fn encode(&self) -> Result<Bytes, PikkuError> {
-        let mut buf = BytesMut::with_capacity(128);
-        write_field(&mut buf, b"id", self.id.as_deref());
-        write_field(&mut buf, b"event", self.event.as_deref());
-        if let Some(retry) = self.retry {
-            let _ = writeln!((&mut buf).writer(), "retry: {}", retry.as_millis());
-        }
-        write_json_data(&mut buf, &self.data)?;
-        Ok(buf.freeze())
+        encode_with(|buf| {
+            write_field(buf, b"id", self.id.as_deref());
+            write_field(buf, b"event", self.event.as_deref());
+            if let Some(retry) = self.retry {
+                let _ = writeln!(buf.writer(), "retry: {}", retry.as_millis());
+            }
+            write_json_data(buf, &self.data)
+        })
     }
 }
 
@@ -203,9 +203,38 @@ pub fn encode_raw(id: Option<&str>, event: Option<&str>, json: &[u8]) -> Bytes {
 
 /// Encodes a data-only event whose data is `value` as JSON.
 pub fn encode_json<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, PikkuError> {
-    let mut buf = BytesMut::with_capacity(128);
-    write_json_data(&mut buf, value)?;
-    Ok(buf.freeze())
+    encode_with(|buf| write_json_data(buf, value))
+}
+
+/// Scratch buffers larger than this are not kept for the next event.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// Encodes into this thread's scratch buffer, then copies the result into an exactly-sized
+/// `Bytes`: one allocation per event. (`BytesMut::with_capacity(..).freeze()` costs two:
+/// the buffer, and the shared header `Bytes` adds when length and capacity differ.)
+fn encode_with(
+    write: impl FnOnce(&mut BytesMut) -> Result<(), PikkuError>,
+) -> Result<Bytes, PikkuError> {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let result = write(&mut buf).map(|()| Bytes::copy_from_slice(&buf));
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = BytesMut::new();
+            }
+            result
+        }
+        // Re-entered (a `Serialize` impl that encodes an event itself): a fresh buffer.
+        Err(_) => {
+            let mut buf = BytesMut::with_capacity(128);
+            write(&mut buf)?;
+            Ok(buf.freeze())
+        }
+    })
 }
 
 fn write_json_data<T: Serialize + ?Sized>(buf: &mut BytesMut, value: &T) -> Result<(), PikkuError> {
