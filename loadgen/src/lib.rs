@@ -39,8 +39,22 @@ pub fn self_cpu_seconds() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// CPU time (user + system) process `pid` has used, in seconds, from `/proc/<pid>/stat`.
+/// CPU time process `pid` has used, in seconds: the sum of its threads' on-CPU time from
+/// `/proc/<pid>/task/*/schedstat` (nanoseconds), or `utime + stime` from `/proc/<pid>/stat`
+/// (clock ticks, 10 ms) when schedstat is unavailable.
 pub fn proc_cpu_seconds(pid: u32) -> Option<f64> {
+    let from_schedstat = || -> Option<f64> {
+        let mut ns: u64 = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let path = task.ok()?.path().join("schedstat");
+            let line = std::fs::read_to_string(path).ok()?;
+            ns += line.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        (ns > 0).then(|| ns as f64 / 1e9)
+    };
+    if let Some(s) = from_schedstat() {
+        return Some(s);
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];

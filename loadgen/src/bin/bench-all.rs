@@ -37,6 +37,8 @@ struct Opts {
     redis: String,
     compile: bool,
     threads: usize,
+    /// Server logs (under the target dir, not `--out`).
+    logs: PathBuf,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -49,6 +51,7 @@ fn parse() -> Result<Opts, String> {
         redis: "redis://127.0.0.1:6379".into(),
         compile: true,
         threads: 2,
+        logs: PathBuf::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -351,7 +354,7 @@ async fn run_one(
         Kind::Fanout { redis: true, .. } => Some(o.redis.as_str()),
         _ => None,
     };
-    let log = o.out.join(format!(
+    let log = o.logs.join(format!(
         "server-{}-{}-r{round}.log",
         sc.id,
         match kind {
@@ -753,6 +756,16 @@ struct Panel {
     groups: Vec<(String, Option<f64>, Option<f64>)>,
 }
 
+fn bar_label(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -765,7 +778,7 @@ fn svg(panels: &[Panel], subtitle: &str) -> String {
     let ph = 260.0;
     let top = 70.0;
     let width = pw * panels.len() as f64 + 20.0;
-    let height = top + ph + 60.0;
+    let height = top + ph + 10.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -810,7 +823,7 @@ fn svg(panels: &[Panel], subtitle: &str) -> String {
                             bw - 2.0,
                             bx + bw / 2.0 - 1.0,
                             base_y - h - 3.0,
-                            esc(&fmt_num(*v))
+                            esc(&bar_label(*v))
                         );
                     }
                     None => {
@@ -887,13 +900,16 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), String> {
     let mut o = parse()?;
     let p = paths()?;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| p.root.join("target"));
     if o.out.as_os_str().is_empty() {
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| p.root.join("target"));
         o.out = target.join("bench-all");
     }
-    std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    o.logs = target.join("bench-all").join("logs");
+    for d in [&o.out, &o.logs] {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
     let started = Instant::now();
     if o.build {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -1085,17 +1101,23 @@ async fn run() -> Result<(), String> {
     panels.push(Panel {
         title: "RSS per idle stream".into(),
         unit: "KiB, lower is better".into(),
-        groups: [("idle10k", "10k"), ("idle50k", "capped 50k")]
-            .into_iter()
-            .filter(|(id, _)| has(id))
-            .map(|(id, l)| {
-                (
-                    l.to_owned(),
-                    rss(id, ServerKind::Pikku),
-                    rss(id, ServerKind::Baseline),
-                )
-            })
-            .collect(),
+        groups: [
+            ("idle10k", "10k".to_owned()),
+            (
+                "idle50k",
+                format!("{}k (50k capped)", stream_cap as f64 / 1000.0),
+            ),
+        ]
+        .into_iter()
+        .filter(|(id, _)| has(id))
+        .map(|(id, l)| {
+            (
+                l.to_owned(),
+                rss(id, ServerKind::Pikku),
+                rss(id, ServerKind::Baseline),
+            )
+        })
+        .collect(),
     });
     panels.retain(|p| !p.groups.is_empty());
     let machine = machine();
