@@ -96,6 +96,23 @@ fn hub_publish(c: &mut Criterion) {
             }
             v
         });
+        // Allocations of one publish and its n deliveries (after a warm-up round).
+        for round in 0..2 {
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            let _ = hub.publish("t", &TICK).now_or_never();
+            let after_publish = ALLOCATIONS.load(Ordering::Relaxed);
+            for s in subs.iter_mut() {
+                std::hint::black_box(s.next().now_or_never());
+            }
+            let after = ALLOCATIONS.load(Ordering::Relaxed);
+            if round == 1 {
+                eprintln!(
+                    "allocations/hub_publish/{n}: {} for the publish, {:.2} per delivery",
+                    after_publish - before,
+                    (after - after_publish) as f64 / n as f64
+                );
+            }
+        }
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
