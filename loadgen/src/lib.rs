@@ -13,6 +13,8 @@
 //!
 //! All traffic goes to loopback addresses; every loop is bounded in count and time.
 
+#![warn(missing_docs)]
+
 pub mod http1;
 pub mod report;
 pub mod scenario;
