@@ -9,7 +9,8 @@
 //!
 //! Flags: `--quick`, `--rounds N`, `--out DIR`, `--no-build`, `--only a,b` (scenario ids),
 //! `--redis URL` (default `redis://127.0.0.1:6379`), `--no-compile`, `--threads N`
-//! (load-generator worker threads).
+//! (load-generator worker threads), `--from-json FILE` (rebuild the table and chart from a
+//! previous run's `results.json`, running nothing).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -39,6 +40,8 @@ struct Opts {
     threads: usize,
     /// Server logs (under the target dir, not `--out`).
     logs: PathBuf,
+    /// Rebuild the table and chart from a previous `results.json` instead of running.
+    from_json: Option<PathBuf>,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -52,6 +55,7 @@ fn parse() -> Result<Opts, String> {
         compile: true,
         threads: 2,
         logs: PathBuf::new(),
+        from_json: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -66,6 +70,7 @@ fn parse() -> Result<Opts, String> {
             "--out" => o.out = PathBuf::from(val()?),
             "--redis" => o.redis = val()?,
             "--only" => o.only = Some(val()?.split(',').map(str::to_owned).collect()),
+            "--from-json" => o.from_json = Some(PathBuf::from(val()?)),
             "-h" | "--help" => {
                 return Err(
                     "usage: bench-all [--quick] [--rounds N] [--out DIR] [--no-build] \
@@ -501,6 +506,44 @@ struct CompileCost {
     note: String,
 }
 
+fn compile_rows(c: &CompileCost) -> Vec<Row> {
+    [
+        (
+            "cargo build of the crate (deps built) s",
+            c.pikku_build_s,
+            c.axum_build_s,
+        ),
+        (
+            "incremental rebuild after touching one fn s",
+            c.pikku_incremental_s,
+            c.axum_incremental_s,
+        ),
+    ]
+    .into_iter()
+    .map(|(metric, a, b)| Row {
+        scenario: format!("compile: {} functions", c.functions),
+        metric: metric.into(),
+        pikku: format!("{a:.1}"),
+        baseline: format!("{b:.1}"),
+        ratio: ratio(a, b),
+        target: "reported".into(),
+    })
+    .collect()
+}
+
+/// A previous run, as `results.json` holds it.
+#[derive(Debug, Deserialize)]
+struct Previous {
+    mode: String,
+    rounds: usize,
+    runs: Vec<Run>,
+    compile: Option<CompileCost>,
+    #[serde(default)]
+    stream_cap: Option<usize>,
+    #[serde(default)]
+    command: Option<String>,
+}
+
 /// One table row: a metric of both servers.
 struct Row {
     scenario: String,
@@ -680,6 +723,12 @@ fn rows_for(sc: &Scenario, pk: Option<&Run>, bl: Option<&Run>) -> Vec<Row> {
                 None,
                 &|_, r| format!("{}/{}; {} / {}", r.complete_streams, r.conns, r.lost, r.dup),
                 "all; 0 / 0",
+            );
+            row(
+                "publish request took / all delivered after ms",
+                None,
+                &|_, r| format!("{:.0} / {:.0}", r.publish_ms, r.elapsed_s * 1e3),
+                "",
             );
             row(
                 "deliveries/s",
@@ -911,6 +960,19 @@ async fn run() -> Result<(), String> {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     let started = Instant::now();
+    let previous: Option<Previous> = match &o.from_json {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let prev: Previous =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            o.quick = prev.mode == "quick";
+            o.rounds = prev.rounds;
+            o.build = false;
+            Some(prev)
+        }
+        None => None,
+    };
     if o.build {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         eprintln!("== building the bench app, baseline and load generator (release)");
@@ -932,7 +994,7 @@ async fn run() -> Result<(), String> {
         }
     }
     for b in [&p.bench_app, &p.baseline, &p.loadgen] {
-        if !b.exists() {
+        if previous.is_none() && !b.exists() {
             return Err(format!(
                 "{} is missing (build it, or drop --no-build)",
                 b.display()
@@ -940,7 +1002,10 @@ async fn run() -> Result<(), String> {
         }
     }
     let nofile = loadgen::raise_nofile();
-    let stream_cap = nofile.saturating_sub(FD_RESERVE).max(100) as usize;
+    let stream_cap = previous
+        .as_ref()
+        .and_then(|p| p.stream_cap)
+        .unwrap_or_else(|| nofile.saturating_sub(FD_RESERVE).max(100) as usize);
     let list = scenarios(&o, stream_cap);
     let mode = if o.quick { "quick" } else { "full" };
     eprintln!(
@@ -948,8 +1013,8 @@ async fn run() -> Result<(), String> {
         list.len(),
         o.rounds
     );
-    let mut runs: Vec<Run> = Vec::new();
-    for sc in &list {
+    let mut runs: Vec<Run> = previous.as_ref().map_or_else(Vec::new, |p| p.runs.clone());
+    for sc in list.iter().filter(|_| previous.is_none()) {
         for round in 0..o.rounds {
             // Alternate which server goes first, round by round.
             let order = if round % 2 == 0 {
@@ -1010,8 +1075,11 @@ async fn run() -> Result<(), String> {
             medians.insert((sc.id, ServerKind::Baseline), r);
         }
     }
-    let mut compile = None;
-    if o.compile && p.compile_cost.exists() {
+    let mut compile = previous.as_ref().and_then(|p| p.compile.clone());
+    if let Some(c) = &compile {
+        rows.extend(compile_rows(c));
+    }
+    if previous.is_none() && o.compile && p.compile_cost.exists() {
         eprintln!("== compile cost (200 functions, debug build; takes a few minutes)");
         let out = Command::new(&p.compile_cost)
             .stdout(Stdio::piped())
@@ -1022,27 +1090,7 @@ async fn run() -> Result<(), String> {
         let text = String::from_utf8_lossy(&out.stdout);
         match serde_json::from_str::<CompileCost>(text.lines().last().unwrap_or("")) {
             Ok(c) => {
-                for (metric, a, b) in [
-                    (
-                        "cargo build of the crate (deps built) s",
-                        c.pikku_build_s,
-                        c.axum_build_s,
-                    ),
-                    (
-                        "incremental rebuild after touching one fn s",
-                        c.pikku_incremental_s,
-                        c.axum_incremental_s,
-                    ),
-                ] {
-                    rows.push(Row {
-                        scenario: format!("compile: {} functions", c.functions),
-                        metric: metric.into(),
-                        pikku: format!("{a:.1}"),
-                        baseline: format!("{b:.1}"),
-                        ratio: ratio(a, b),
-                        target: "reported".into(),
-                    });
-                }
+                rows.extend(compile_rows(&c));
                 compile = Some(c);
             }
             Err(e) => eprintln!("compile-cost gave no report: {e}"),
@@ -1120,12 +1168,27 @@ async fn run() -> Result<(), String> {
         .collect(),
     });
     panels.retain(|p| !p.groups.is_empty());
-    let machine = machine();
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let machine = match &o.from_json {
+        Some(path) => std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["machine"].as_str().map(str::to_owned))
+            .unwrap_or_else(machine),
+        None => machine(),
+    };
+    let command = match &previous {
+        Some(prev) => prev.command.clone().unwrap_or_else(|| "bench-all".into()),
+        None => std::env::args().collect::<Vec<_>>().join(" "),
+    };
     let subtitle = format!("{mode} mode, {} round(s), median; {machine}", o.rounds);
     let chart = svg(&panels, &subtitle);
+    let rebuilt = if previous.is_some() {
+        " (table and chart rebuilt from its results.json with --from-json)"
+    } else {
+        ""
+    };
     let md = format!(
-        "Machine: {machine}\n\nToolchain: {}\n\nCommand: `{command}` ({mode} mode, {} round(s) per server, alternating; median run shown; load generator on {} worker threads)\n\n{}",
+        "Machine: {machine}\n\nToolchain: {}\n\nCommand: `{command}`{rebuilt} ({mode} mode, {} round(s) per server, alternating; median run shown; load generator on {} worker threads)\n\n{}",
         rustc_version(),
         o.rounds,
         o.threads,
@@ -1137,7 +1200,10 @@ async fn run() -> Result<(), String> {
     };
     write("results.md", &md)?;
     write("chart.svg", &chart)?;
-    let json = serde_json::json!({"machine": machine, "mode": mode, "rounds": o.rounds, "runs": runs, "compile": compile});
+    let json = serde_json::json!({
+        "machine": machine, "mode": mode, "rounds": o.rounds, "runs": runs, "compile": compile,
+        "stream_cap": stream_cap, "command": command,
+    });
     write(
         "results.json",
         &serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
