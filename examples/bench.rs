@@ -146,7 +146,7 @@ async fn main() -> std::process::ExitCode {
         tracing::warn!(error = %e, "could not raise the open-files limit");
     }
     let addr = std::env::var("PIKKU_ADDR").unwrap_or_else(|_| "127.0.0.1:3100".into());
-    let hub = match event_hub::from_env(HubConfig::default()).await {
+    let hub = match event_hub::from_env(HubConfig::from_env()).await {
         Ok(hub) => hub,
         Err(e) => {
             // The harness reads this line and reports the scenario as unavailable.

@@ -30,7 +30,7 @@ impl Services {
     pub async fn from_env() -> Result<Self, event_hub::HubError> {
         Ok(Self {
             flaky: FlakySource,
-            hub: event_hub::from_env(HubConfig::default()).await?,
+            hub: event_hub::from_env(HubConfig::from_env()).await?,
             sessions: Arc::new(JwtSessions::from_env()),
         })
     }

@@ -422,3 +422,153 @@ fn tempdir_path(what: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Slow consumers: 200 clients subscribe and never read while 10,000 events/s are published
+/// for 10 s (the bench app, its own process). The server's RSS stays under a stated bound,
+/// fast subscribers get every event in order, and each laggard gets the default
+/// slow-consumer policy: its stream ends with `event: error` `{"error":"lagged"}` after an
+/// unbroken prefix of the events, so it can resume by `Last-Event-ID`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumers_are_bounded_and_never_slow_the_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LAGGARDS: usize = 200;
+    const FAST: usize = 4;
+    const PER_TICK: u64 = 100; // every 10 ms: 10,000 events/s
+    const TICKS: u64 = 1_000; // 10 s
+    const TOTAL: u64 = PER_TICK * TICKS;
+    /// The bound this test holds the server to (it measures far less; see the output).
+    const RSS_BOUND_KIB: u64 = 128 * 1024;
+
+    let port = free_port();
+    // A queue deep enough that fast subscribers of a debug build keep up; laggards still
+    // overflow it ten times over.
+    let env = [("PIKKU_HUB_SUBSCRIBER_QUEUE", "8192")];
+    let bench = DemoProcess::start_example(
+        "bench",
+        "/openapi.json",
+        port,
+        &env,
+        std::process::Stdio::inherit(),
+    )
+    .await;
+    let pid = bench.child.id().unwrap();
+    let rss_before = rss_kib(pid);
+    let subscribe =
+        format!("GET /bench/subscribe?topic=slow HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+
+    // Laggards: raw sockets with a small receive buffer that are never read.
+    let mut laggards = Vec::new();
+    for _ in 0..LAGGARDS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut conn = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        conn.write_all(subscribe.as_bytes()).await.unwrap();
+        laggards.push(conn);
+    }
+    // Fast subscribers: read everything, counting ids (cheap enough to keep up in a debug build).
+    let mut fast = Vec::new();
+    for _ in 0..FAST {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        conn.write_all(subscribe.as_bytes()).await.unwrap();
+        fast.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut text = String::new();
+            let mut next_id = 1u64;
+            while next_id <= TOTAL {
+                let n = tokio::time::timeout(Duration::from_secs(30), conn.read(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(n > 0, "fast subscriber's stream ended at id {next_id}");
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                assert!(
+                    !text.contains("event: error"),
+                    "a fast subscriber lagged at id {next_id}"
+                );
+                // Keep only the unfinished last line.
+                let keep = text.rfind('\n').map_or(0, |i| i + 1);
+                for line in text[..keep].lines() {
+                    if let Some(id) = line.strip_prefix("id: ") {
+                        assert_eq!(
+                            id.parse::<u64>().unwrap(),
+                            next_id,
+                            "in order, none lost or repeated"
+                        );
+                        next_id += 1;
+                    }
+                }
+                text.drain(..keep);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // every subscription in place
+
+    let http = client();
+    let publish = format!("http://127.0.0.1:{port}/bench/publish?topic=slow&n={PER_TICK}");
+    let mut peak_rss = rss_before;
+    let mut every = tokio::time::interval(Duration::from_millis(10));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = std::time::Instant::now();
+    for tick in 0..TICKS {
+        every.tick().await;
+        let res = http.post(&publish).send().await.unwrap();
+        assert_eq!(res.status(), 200, "the publisher is never stalled");
+        if tick % 50 == 0 {
+            peak_rss = peak_rss.max(rss_kib(pid));
+        }
+    }
+    let publishing = started.elapsed();
+    assert!(
+        publishing < Duration::from_secs(15),
+        "published at ~10,000/s: took {publishing:?}"
+    );
+    for f in fast {
+        f.await.unwrap();
+    }
+    eprintln!(
+        "bench server RSS: {rss_before} KiB idle, {peak_rss} KiB peak with {LAGGARDS} laggards"
+    );
+    assert!(
+        peak_rss < RSS_BOUND_KIB,
+        "server RSS {peak_rss} KiB over the {RSS_BOUND_KIB} KiB bound"
+    );
+
+    // Now the laggards read what was buffered for them: an unbroken prefix, then `lagged`.
+    let mut outcomes = Vec::new();
+    for mut conn in laggards {
+        // Until the end of the chunked body (the connection itself stays open: keep-alive).
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while !all.ends_with(b"\r\n0\r\n\r\n") {
+            match tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => all.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&all);
+        let ids: Vec<u64> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: "))
+            .map(|i| i.parse().unwrap())
+            .collect();
+        assert!(
+            ids.iter().copied().eq(1..=ids.len() as u64),
+            "a laggard's events are an unbroken prefix"
+        );
+        outcomes.push((
+            ids.len() as u64,
+            text.contains("event: error\ndata: {\"error\":\"lagged\""),
+        ));
+    }
+    let lagged = outcomes.iter().filter(|(_, lagged)| *lagged).count();
+    assert_eq!(
+        lagged, LAGGARDS,
+        "every laggard was disconnected with `lagged`: {outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().all(|(n, _)| *n < TOTAL),
+        "laggards did not receive everything"
+    );
+}

@@ -152,7 +152,23 @@ impl DemoProcess {
 
     /// Like `start_with`, on `port` (e.g. to restart an instance where it was).
     pub async fn start_at(port: u16, envs: &[(&str, &str)], stderr: std::process::Stdio) -> Self {
-        let demo = demo_binary();
+        Self::start_example("demo", "/health/ready", port, envs, stderr).await
+    }
+
+    /// Starts the example binary `name` on `port`, waiting until `ready_path` answers.
+    pub async fn start_example(
+        name: &str,
+        ready_path: &str,
+        port: u16,
+        envs: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> Self {
+        let demo = demo_binary().with_file_name(name);
+        assert!(
+            demo.exists(),
+            "cargo test builds the {name} example at {}",
+            demo.display()
+        );
         let mut cmd = tokio::process::Command::new(&demo);
         cmd.env("PIKKU_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
@@ -165,7 +181,7 @@ impl DemoProcess {
         let base = format!("http://127.0.0.1:{port}");
         for _ in 0..200 {
             if client()
-                .get(format!("{base}/health/ready"))
+                .get(format!("{base}{ready_path}"))
                 .send()
                 .await
                 .is_ok()
@@ -174,7 +190,7 @@ impl DemoProcess {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("demo did not start on {base}");
+        panic!("{name} did not start on {base}");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -244,4 +260,15 @@ pub async fn last_event(mut ev: impl Stream<Item = Event> + Unpin, secs: u64) ->
         last = Some(e);
     }
     last
+}
+
+/// The resident set size of process `pid`, in KiB (from `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
 }

@@ -408,6 +408,48 @@ pub struct HubConfig {
     pub slow_consumer: SlowConsumerPolicy,
 }
 
+/// Env vars read by [`HubConfig::from_env`].
+pub const HUB_ENV_VARS: [&str; 4] = [
+    "PIKKU_HUB_SUBSCRIBER_QUEUE",
+    "PIKKU_HUB_REPLAY_MAX_EVENTS",
+    "PIKKU_HUB_REPLAY_MAX_AGE_MS",
+    "PIKKU_HUB_SLOW_CONSUMER",
+];
+
+impl HubConfig {
+    /// The defaults, overridden by `PIKKU_HUB_SUBSCRIBER_QUEUE`, `PIKKU_HUB_REPLAY_MAX_EVENTS`,
+    /// `PIKKU_HUB_REPLAY_MAX_AGE_MS` and `PIKKU_HUB_SLOW_CONSUMER` (`disconnect` or `skip`)
+    /// when set. Unparsable values are ignored with a warning.
+    pub fn from_env() -> Self {
+        fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
+            let v = std::env::var(name).ok()?;
+            let parsed = v.trim().parse().ok();
+            if parsed.is_none() {
+                tracing::warn!(value = %v, "ignoring unparsable {name}");
+            }
+            parsed
+        }
+        let mut cfg = Self::default();
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[0]) {
+            cfg.subscriber_queue = n.max(1);
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[1]) {
+            cfg.replay_max_events = n;
+        }
+        if let Some(ms) = var::<u64>(HUB_ENV_VARS[2]) {
+            cfg.replay_max_age = Duration::from_millis(ms);
+        }
+        if let Some(policy) = var::<String>(HUB_ENV_VARS[3]) {
+            match policy.as_str() {
+                "disconnect" => cfg.slow_consumer = SlowConsumerPolicy::Disconnect,
+                "skip" => cfg.slow_consumer = SlowConsumerPolicy::Skip,
+                other => tracing::warn!(value = other, "ignoring unknown {}", HUB_ENV_VARS[3]),
+            }
+        }
+        cfg
+    }
+}
+
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
