@@ -88,7 +88,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ErrorBody, PikkuError};
 use crate::registry::{Method, ResponseKind, RouteDef, StartupError};
-use crate::schema::Defs;
+use crate::schema::{Defs, RouteSchemas};
 
 /// The OpenAPI object model the document is built with (`aide`'s `openapi` module).
 pub use aide::openapi as model;
@@ -260,9 +260,7 @@ pub(crate) const COMPONENTS_PREFIX: &str = SCHEMAS_PATH;
 /// The schemas one route needs, generated before the components are known.
 struct Generated {
     route: &'static RouteDef,
-    input: Option<Value>,
-    output: Option<Value>,
-    item: Option<Value>,
+    schemas: RouteSchemas,
 }
 
 /// Builds the document of `routes` (e.g. [`Pikku::routes`](crate::Pikku::routes)).
@@ -290,15 +288,7 @@ pub fn document(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Document {
         .iter()
         .map(|&route| Generated {
             route,
-            input: route.input_schema.map(|f| f(&mut generator).to_value()),
-            output: (route.response != ResponseKind::Stream)
-                .then_some(route.output_schema)
-                .flatten()
-                .map(|f| f(&mut generator).to_value()),
-            item: (route.response != ResponseKind::Json)
-                .then_some(route.item_schema)
-                .flatten()
-                .map(|f| f(&mut generator).to_value()),
+            schemas: RouteSchemas::generate(route, &mut generator),
         })
         .collect();
     let mut definitions = generator.take_definitions(true);
@@ -307,7 +297,7 @@ pub fn document(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Document {
     let mut event_refs: Vec<Option<Value>> = Vec::with_capacity(generated.len());
     let mut event_names: BTreeMap<String, String> = BTreeMap::new();
     for g in &generated {
-        let event_ref = match (&g.item, &stream_schemas) {
+        let event_ref = match (&g.schemas.item, &stream_schemas) {
             (Some(item), Some((error, shutdown, gap))) => {
                 let schema =
                     event_schema(item, error.as_value(), shutdown.as_value(), gap.as_value());
@@ -413,6 +403,7 @@ fn schema_object(json_schema: impl Into<Value>) -> SchemaObject {
 /// operation (`stream_ticks` → `StreamTicksEvent`).
 fn event_schema_name(g: &Generated) -> String {
     let item_name = g
+        .schemas
         .item
         .as_ref()
         .and_then(|i| i.get("$ref"))
@@ -459,7 +450,7 @@ fn operation(g: &Generated, defs: Defs<'_>, event_ref: Option<&Value>) -> Operat
     };
 
     // Input: path params, then query params (GET/DELETE) or the JSON body.
-    let input = g.input.as_ref();
+    let input = g.schemas.input.as_ref();
     let object = input.and_then(|i| defs.resolve(i));
     let properties = object
         .and_then(|o| o.get("properties"))
@@ -513,7 +504,7 @@ fn operation(g: &Generated, defs: Defs<'_>, event_ref: Option<&Value>) -> Operat
         },
         ..Response::default()
     };
-    if let Some(output) = &g.output {
+    if let Some(output) = &g.schemas.output {
         ok.content.insert(
             JSON.into(),
             MediaType {

@@ -1,7 +1,39 @@
 //! Reading generated JSON schemas: shared by input decoding ([`crate::input`]) and the OpenAPI
 //! document ([`crate::openapi`]), which find named schemas under different paths.
 
+use schemars::SchemaGenerator;
 use serde_json::{Map, Value};
+
+use crate::registry::{ResponseKind, RouteDef};
+
+/// The schemas one route documents, generated into one generator (its definitions become
+/// shared components): the input, the JSON output (json/either routes) and the stream item
+/// (stream/either routes).
+#[derive(Debug, Clone)]
+pub(crate) struct RouteSchemas {
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+    pub item: Option<Value>,
+}
+
+impl RouteSchemas {
+    pub(crate) fn generate(route: &RouteDef, generator: &mut SchemaGenerator) -> Self {
+        let mut gen_opt = |f: Option<crate::registry::SchemaFn>| f.map(|f| f(generator).to_value());
+        Self {
+            input: gen_opt(route.input_schema),
+            output: gen_opt(
+                route
+                    .output_schema
+                    .filter(|_| route.response != ResponseKind::Stream),
+            ),
+            item: gen_opt(
+                route
+                    .item_schema
+                    .filter(|_| route.response != ResponseKind::Json),
+            ),
+        }
+    }
+}
 
 /// The named schemas a local `$ref` can point to, and the prefix such refs carry
 /// (`#/$defs/` in a root schema, `#/components/schemas/` in an OpenAPI document).

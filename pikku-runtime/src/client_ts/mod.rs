@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::openapi::{COMPONENTS_PREFIX, schema_generator};
 use crate::registry::{ResponseKind, RouteDef};
-use crate::schema::Defs;
+use crate::schema::{Defs, RouteSchemas};
 
 /// The runtime part of every generated client.
 const RUNTIME: &str = include_str!("runtime.ts");
@@ -459,24 +459,9 @@ pub fn typescript(
     routes.sort_by(|a, b| (a.fn_name, a.path, a.method).cmp(&(b.fn_name, b.path, b.method)));
 
     let mut generator = schema_generator();
-    struct Schemas {
-        input: Option<Value>,
-        output: Option<Value>,
-        item: Option<Value>,
-    }
-    let schemas: Vec<Schemas> = routes
+    let schemas: Vec<RouteSchemas> = routes
         .iter()
-        .map(|r| Schemas {
-            input: r.input_schema.map(|f| f(&mut generator).to_value()),
-            output: (r.response != ResponseKind::Stream)
-                .then_some(r.output_schema)
-                .flatten()
-                .map(|f| f(&mut generator).to_value()),
-            item: (r.response != ResponseKind::Json)
-                .then_some(r.item_schema)
-                .flatten()
-                .map(|f| f(&mut generator).to_value()),
-        })
+        .map(|r| RouteSchemas::generate(r, &mut generator))
         .collect();
     let definitions = generator.take_definitions(true);
 
