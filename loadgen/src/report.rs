@@ -99,3 +99,22 @@ impl Report {
         }
     }
 }
+
+/// What `compile-cost` measures and `bench-all` reads back (the last line of its output).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CompileCost {
+    /// Annotated functions in each generated crate.
+    pub functions: usize,
+    /// Clean build of the Pikku crate, seconds.
+    pub pikku_build_s: f64,
+    /// Clean build of the plain axum crate, seconds.
+    pub axum_build_s: f64,
+    /// Rebuild of the Pikku crate after touching one function, seconds.
+    pub pikku_incremental_s: f64,
+    /// Rebuild of the axum crate after touching one handler, seconds.
+    pub axum_incremental_s: f64,
+    /// Samples per figure.
+    pub samples: usize,
+    /// How it was measured.
+    pub note: String,
+}

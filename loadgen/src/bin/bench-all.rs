@@ -495,16 +495,7 @@ fn median_run<'a>(sc: &Scenario, runs: &[&'a Run]) -> Option<&'a Run> {
     Some(ok[(ok.len() - 1) / 2])
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CompileCost {
-    functions: usize,
-    pikku_build_s: f64,
-    axum_build_s: f64,
-    pikku_incremental_s: f64,
-    axum_incremental_s: f64,
-    samples: usize,
-    note: String,
-}
+use loadgen::report::CompileCost;
 
 fn compile_rows(c: &CompileCost) -> Vec<Row> {
     [

@@ -16,20 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use serde::Serialize;
-
 const PER_MODULE: usize = 20;
 
-#[derive(Serialize)]
-struct CompileCost {
-    functions: usize,
-    pikku_build_s: f64,
-    axum_build_s: f64,
-    pikku_incremental_s: f64,
-    axum_incremental_s: f64,
-    samples: usize,
-    note: String,
-}
+use loadgen::report::CompileCost;
 
 fn module_pikku(m: usize, n: usize) -> String {
     let mut s = String::from("use pikku::prelude::*;\nuse crate::Services;\n\n");
