@@ -2,7 +2,7 @@
 //!
 //! The generated handler turns a [`Call`] into a stream of [`Step`]s: first `Open` (a stream
 //! starts), `Json` (a JSON answer) or `Fail` (an error before anything was sent), then, for
-//! streams, one `Frame` per encoded event. [`handle`] reads the first step to choose the
+//! streams, one `Frame` per encoded event. The runtime reads the first step to choose the
 //! response and hands the rest to [`SseBody`]. One protocol serves JSON, stream and
 //! either-routes, and lets a generator borrow the services it runs with.
 

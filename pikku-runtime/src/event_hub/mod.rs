@@ -1,7 +1,7 @@
 //! The event hub: publish/subscribe by topic, with ids, a bounded replay window and resume.
 //!
 //! This is what the seed's "Conditional Streaming" example subscribes to:
-//! `eventHub.subscribe(\`user:${userId}:notifications\`)`. An app keeps an
+//! ``eventHub.subscribe(`user:${userId}:notifications`)``. An app keeps an
 //! `Arc<dyn EventHub>` in its services; [`MemoryHub`] (embedded, the default) serves one
 //! process, other backends serve many behind the same trait.
 //!
