@@ -63,10 +63,16 @@ pub async fn request(
     if accept_sse {
         req.push_str("Accept: text/event-stream\r\nCache-Control: no-cache\r\n");
     }
-    if method != "GET" {
-        req.push_str("Content-Length: 0\r\n");
-    }
+    // An empty JSON object rather than no body: @pikku/core (the Node column) answers 422 to
+    // a POST without a content type.
+    let body = if method != "GET" {
+        req.push_str("Content-Type: application/json\r\nContent-Length: 2\r\n");
+        "{}"
+    } else {
+        ""
+    };
     req.push_str("\r\n");
+    req.push_str(body);
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::with_capacity(1024);
     loop {

@@ -1,6 +1,8 @@
-//! Runs every benchmark scenario against the Pikku bench app (`examples/bench.rs`) and the
-//! hand-written axum baseline, alternating, and prints a table of both plus ratios. Writes
-//! `results.md`, `results.json` and `chart.svg` to `--out` (default `target/bench-all`).
+//! Runs every benchmark scenario against the Pikku bench app (`examples/bench.rs`), the
+//! hand-written axum baseline and, where Node is installed, Pikku's own TypeScript runtime
+//! (`loadgen/node-pikku`, npm `@pikku/core`), alternating, and prints a table of all three plus
+//! ratios. Writes `results.md`, `results.json` and `chart.svg` to `--out` (default
+//! `target/bench-all`).
 //!
 //! ```sh
 //! cargo run --release -p loadgen --bin bench-all -- --quick   # < 2 minutes once built
@@ -8,7 +10,8 @@
 //! ```
 //!
 //! Flags: `--quick`, `--rounds N`, `--out DIR`, `--no-build`, `--only a,b` (scenario ids),
-//! `--redis URL` (default `redis://127.0.0.1:6379`), `--no-compile`, `--threads N`
+//! `--redis URL` (default `redis://127.0.0.1:6379`), `--no-compile`, `--no-node` (skip the
+//! Node column), `--threads N`
 //! (load-generator worker threads), `--from-json FILE` (rebuild the table and chart from a
 //! previous run's `results.json`, running nothing).
 
@@ -37,6 +40,8 @@ struct Opts {
     only: Option<Vec<String>>,
     redis: String,
     compile: bool,
+    /// Run the third column, Pikku on Node (needs `node` and `npm`).
+    node: bool,
     threads: usize,
     /// Server logs (under the target dir, not `--out`).
     logs: PathBuf,
@@ -53,6 +58,7 @@ fn parse() -> Result<Opts, String> {
         only: None,
         redis: "redis://127.0.0.1:6379".into(),
         compile: true,
+        node: true,
         threads: 2,
         logs: PathBuf::new(),
         from_json: None,
@@ -65,6 +71,7 @@ fn parse() -> Result<Opts, String> {
             "--full" => o.quick = false,
             "--no-build" => o.build = false,
             "--no-compile" => o.compile = false,
+            "--no-node" => o.node = false,
             "--rounds" => o.rounds = val()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--threads" => o.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--out" => o.out = PathBuf::from(val()?),
@@ -74,7 +81,7 @@ fn parse() -> Result<Opts, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: bench-all [--quick] [--rounds N] [--out DIR] [--no-build] \
-                            [--only id,..] [--redis URL] [--no-compile] [--threads N]"
+                            [--only id,..] [--redis URL] [--no-compile] [--no-node] [--threads N]"
                         .into(),
                 );
             }
@@ -95,6 +102,8 @@ fn parse() -> Result<Opts, String> {
 enum ServerKind {
     Pikku,
     Baseline,
+    /// Pikku's TypeScript runtime (npm `@pikku/core`) on Node: `loadgen/node-pikku/server.mjs`.
+    PikkuNode,
 }
 
 impl ServerKind {
@@ -102,6 +111,15 @@ impl ServerKind {
         match self {
             ServerKind::Pikku => "Pikku",
             ServerKind::Baseline => "axum baseline",
+            ServerKind::PikkuNode => "Pikku on Node",
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            ServerKind::Pikku => "pikku",
+            ServerKind::Baseline => "baseline",
+            ServerKind::PikkuNode => "node",
         }
     }
 }
@@ -222,6 +240,7 @@ struct Paths {
     root: PathBuf,
     bench_app: PathBuf,
     baseline: PathBuf,
+    node_server: PathBuf,
     loadgen: PathBuf,
     compile_cost: PathBuf,
 }
@@ -234,9 +253,10 @@ fn paths() -> Result<Paths, String> {
         .ok_or("no workspace root")?
         .to_path_buf();
     Ok(Paths {
-        root,
+        root: root.clone(),
         bench_app: dir.join("examples").join("bench"),
         baseline: dir.join("baseline"),
+        node_server: root.join("loadgen").join("node-pikku").join("server.mjs"),
         loadgen: dir.join("loadgen"),
         compile_cost: dir.join("compile-cost"),
     })
@@ -255,13 +275,20 @@ async fn start_server(
     hub: Option<&str>,
     log: &Path,
 ) -> Result<Server, String> {
-    let bin = match kind {
-        ServerKind::Pikku => &p.bench_app,
-        ServerKind::Baseline => &p.baseline,
+    let (bin, args): (&Path, &[&Path]) = match kind {
+        ServerKind::Pikku => (&p.bench_app, &[]),
+        ServerKind::Baseline => (&p.baseline, &[]),
+        ServerKind::PikkuNode if hub.is_some() => {
+            // @pikku/core fans SSE out through its in-process LocalEventHubService only;
+            // @pikku/redis 0.12 stores serverless channel subscriptions, it is no pub/sub.
+            return Err("n/a (no Redis fan-out in @pikku/core)".into());
+        }
+        ServerKind::PikkuNode => (Path::new("node"), &[p.node_server.as_path()]),
     };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let log_file = std::fs::File::create(log).map_err(|e| format!("log: {e}"))?;
     let mut cmd = Command::new(bin);
+    cmd.args(args).env("NODE_ENV", "production");
     cmd.env("PIKKU_ADDR", addr.to_string())
         .env("PIKKU_SSE_HEARTBEAT_MS", "15000")
         .env("RUST_LOG", "warn")
@@ -359,14 +386,9 @@ async fn run_one(
         Kind::Fanout { redis: true, .. } => Some(o.redis.as_str()),
         _ => None,
     };
-    let log = o.logs.join(format!(
-        "server-{}-{}-r{round}.log",
-        sc.id,
-        match kind {
-            ServerKind::Pikku => "pikku",
-            ServerKind::Baseline => "baseline",
-        }
-    ));
+    let log = o
+        .logs
+        .join(format!("server-{}-{}-r{round}.log", sc.id, kind.slug()));
     let server = match start_server(p, kind, port, hub, &log).await {
         Ok(s) => s,
         Err(note) => return Run::na(kind, sc.id, round, note),
@@ -517,6 +539,7 @@ fn compile_rows(c: &CompileCost) -> Vec<Row> {
         pikku: format!("{a:.1}"),
         baseline: format!("{b:.1}"),
         ratio: ratio(a, b),
+        node: None,
         target: "reported".into(),
     })
     .collect()
@@ -535,13 +558,15 @@ struct Previous {
     command: Option<String>,
 }
 
-/// One table row: a metric of both servers.
+/// One table row: a metric of every server.
 struct Row {
     scenario: String,
     metric: String,
     pikku: String,
     baseline: String,
     ratio: String,
+    /// Pikku on Node's cell and Pikku's ratio to it, where that column ran.
+    node: Option<(String, String)>,
     target: String,
 }
 
@@ -572,13 +597,20 @@ fn ms(us: u64) -> String {
 type Val<'a> = &'a dyn Fn(&Run, &Report) -> f64;
 type Show<'a> = &'a dyn Fn(&Run, &Report) -> String;
 
-fn rows_for(sc: &Scenario, pk: Option<&Run>, bl: Option<&Run>) -> Vec<Row> {
+/// `nd` is `None` when the Node column was not run at all, `Some(None)` when it ran and failed.
+fn rows_for(
+    sc: &Scenario,
+    pk: Option<&Run>,
+    bl: Option<&Run>,
+    nd: Option<Option<&Run>>,
+) -> Vec<Row> {
     let pair = |r: Option<&Run>| r.and_then(|run| run.report.clone().map(|rep| (run.clone(), rep)));
     let na = |r: Option<&Run>| {
         r.and_then(|r| r.note.clone())
             .unwrap_or_else(|| "n/a".into())
     };
     let (pp, bp) = (pair(pk), pair(bl));
+    let np = nd.map(pair);
     let mut rows = Vec::new();
     // `value` feeds the ratio (when `target` asks for one or `with_ratio`), `show` the cells.
     let mut row = |metric: &str, value: Option<Val<'_>>, show: Show<'_>, target: &str| {
@@ -586,7 +618,7 @@ fn rows_for(sc: &Scenario, pk: Option<&Run>, bl: Option<&Run>) -> Vec<Row> {
             Some((run, rep)) => show(run, rep),
             None => na(r),
         };
-        let ratio_s = match (value, &pp, &bp) {
+        let ratio_to = |other: &Option<(Run, Report)>| match (value, &pp, other) {
             (Some(v), Some((a, ar)), Some((b, br))) => ratio(v(a, ar), v(b, br)),
             _ => "-".into(),
         };
@@ -595,7 +627,11 @@ fn rows_for(sc: &Scenario, pk: Option<&Run>, bl: Option<&Run>) -> Vec<Row> {
             metric: metric.into(),
             pikku: cell(pk, &pp),
             baseline: cell(bl, &bp),
-            ratio: ratio_s,
+            ratio: ratio_to(&bp),
+            node: match (&nd, &np) {
+                (Some(r), Some(p)) => Some((cell(*r, p), ratio_to(p))),
+                _ => None,
+            },
             target: target.into(),
         });
     };
@@ -745,17 +781,29 @@ fn rows_for(sc: &Scenario, pk: Option<&Run>, bl: Option<&Run>) -> Vec<Row> {
 }
 
 fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "| scenario | metric | Pikku | axum baseline | Pikku / baseline | target |\n|---|---|---|---|---|---|\n",
-    );
+    let with_node = rows.iter().any(|r| r.node.is_some());
+    let mut s = String::from(if with_node {
+        "| scenario | metric | Pikku | axum baseline | Pikku on Node | Pikku / baseline | Pikku / Node | target |\n|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "| scenario | metric | Pikku | axum baseline | Pikku / baseline | target |\n|---|---|---|---|---|---|\n"
+    });
     let mut last = String::new();
     for r in rows {
         let sc = if r.scenario == last { "" } else { &r.scenario };
-        let _ = writeln!(
-            s,
-            "| {sc} | {} | {} | {} | {} | {} |",
-            r.metric, r.pikku, r.baseline, r.ratio, r.target
-        );
+        if with_node {
+            let (nc, nr) = r.node.clone().unwrap_or_else(|| ("-".into(), "-".into()));
+            let _ = writeln!(
+                s,
+                "| {sc} | {} | {} | {} | {nc} | {} | {nr} | {} |",
+                r.metric, r.pikku, r.baseline, r.ratio, r.target
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "| {sc} | {} | {} | {} | {} | {} |",
+                r.metric, r.pikku, r.baseline, r.ratio, r.target
+            );
+        }
         last = r.scenario.clone();
     }
     s
@@ -765,6 +813,8 @@ fn plain(rows: &[Row]) -> String {
     let w = |f: &dyn Fn(&Row) -> &str, min: usize| {
         rows.iter().map(|r| f(r).len()).max().unwrap_or(0).max(min)
     };
+    let node_cell = |r: &Row| r.node.as_ref().map_or("-", |n| n.0.as_str()).to_owned();
+    let node_ratio = |r: &Row| r.node.as_ref().map_or("-", |n| n.1.as_str()).to_owned();
     let (w0, w1, w2, w3, w4) = (
         w(&|r| &r.scenario, 8),
         w(&|r| &r.metric, 6),
@@ -772,28 +822,46 @@ fn plain(rows: &[Row]) -> String {
         w(&|r| &r.baseline, 8),
         w(&|r| &r.ratio, 5),
     );
+    let w5 = rows
+        .iter()
+        .map(|r| node_cell(r).len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let w6 = rows
+        .iter()
+        .map(|r| node_ratio(r).len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let mut s = format!(
-        "{:w0$}  {:w1$}  {:>w2$}  {:>w3$}  {:>w4$}  target\n",
-        "scenario", "metric", "Pikku", "baseline", "ratio"
+        "{:w0$}  {:w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {:>w5$}  {:>w6$}  target\n",
+        "scenario", "metric", "Pikku", "baseline", "ratio", "Node", "ratio Node"
     );
     let mut last = String::new();
     for r in rows {
         let sc = if r.scenario == last { "" } else { &r.scenario };
         let _ = writeln!(
             s,
-            "{sc:w0$}  {:w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {}",
-            r.metric, r.pikku, r.baseline, r.ratio, r.target
+            "{sc:w0$}  {:w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {:>w5$}  {:>w6$}  {}",
+            r.metric,
+            r.pikku,
+            r.baseline,
+            r.ratio,
+            node_cell(r),
+            node_ratio(r),
+            r.target
         );
         last = r.scenario.clone();
     }
     s
 }
 
-/// A bar chart panel: groups of (label, pikku, baseline) values.
+/// A bar chart panel: groups of (label, one value per series) values.
 struct Panel {
     title: String,
     unit: String,
-    groups: Vec<(String, Option<f64>, Option<f64>)>,
+    groups: Vec<(String, Vec<Option<f64>>)>,
 }
 
 fn bar_label(v: f64) -> String {
@@ -812,8 +880,8 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A hand-written SVG of side-by-side bars, one panel per metric.
-fn svg(panels: &[Panel], subtitle: &str) -> String {
+/// A hand-written SVG of side-by-side bars, one panel per metric; `series` are (label, colour).
+fn svg(panels: &[Panel], series: &[(&str, &str)], subtitle: &str) -> String {
     let pw = 300.0;
     let ph = 260.0;
     let top = 70.0;
@@ -822,22 +890,43 @@ fn svg(panels: &[Panel], subtitle: &str) -> String {
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"10\" y=\"22\" font-size=\"16\" font-weight=\"bold\">Pikku vs hand-written axum SSE (same run)</text>\n\
-         <text x=\"10\" y=\"40\" fill=\"#555\">{}</text>\n\
-         <rect x=\"10\" y=\"48\" width=\"12\" height=\"12\" fill=\"#1b9e77\"/><text x=\"26\" y=\"58\">Pikku</text>\n\
-         <rect x=\"80\" y=\"48\" width=\"12\" height=\"12\" fill=\"#9e9e9e\"/><text x=\"96\" y=\"58\">axum baseline</text>\n",
+         <text x=\"10\" y=\"22\" font-size=\"16\" font-weight=\"bold\">Pikku vs hand-written axum SSE{} (same run)</text>\n\
+         <text x=\"10\" y=\"40\" fill=\"#555\">{}</text>\n",
+        if series.len() > 2 {
+            " and Pikku on Node"
+        } else {
+            ""
+        },
         esc(subtitle)
     );
+    let mut lx = 10.0;
+    for (label, color) in series {
+        let _ = writeln!(
+            s,
+            "<rect x=\"{lx}\" y=\"48\" width=\"12\" height=\"12\" fill=\"{color}\"/><text x=\"{}\" y=\"58\">{}</text>",
+            lx + 16.0,
+            esc(label)
+        );
+        lx += 30.0 + 7.0 * label.len() as f64;
+    }
     for (pi, p) in panels.iter().enumerate() {
         let x0 = 10.0 + pi as f64 * pw;
         let base_y = top + ph - 30.0;
         let chart_h = ph - 70.0;
-        let max = p
-            .groups
-            .iter()
-            .flat_map(|(_, a, b)| [a.unwrap_or(0.0), b.unwrap_or(0.0)])
-            .fold(0.0_f64, f64::max)
-            .max(1e-9);
+        // The scale follows Pikku and the baseline; a bar far beyond them (Node's, often 10-20x)
+        // is cut at the top with a break mark and its value, so the other two stay readable.
+        let top_of = |n: usize| {
+            p.groups
+                .iter()
+                .flat_map(|(_, vs)| vs.iter().take(n).map(|v| v.unwrap_or(0.0)))
+                .fold(0.0_f64, f64::max)
+        };
+        let max = if top_of(series.len()) > 3.0 * top_of(2) {
+            1.5 * top_of(2)
+        } else {
+            top_of(series.len())
+        }
+        .max(1e-9);
         let _ = writeln!(
             s,
             "<text x=\"{}\" y=\"{}\" font-weight=\"bold\">{}</text>\n<line x1=\"{}\" y1=\"{base_y}\" x2=\"{}\" y2=\"{base_y}\" stroke=\"#333\"/>",
@@ -848,19 +937,32 @@ fn svg(panels: &[Panel], subtitle: &str) -> String {
             x0 + pw - 15.0
         );
         let gw = (pw - 30.0) / p.groups.len().max(1) as f64;
-        for (gi, (label, a, b)) in p.groups.iter().enumerate() {
+        for (gi, (label, vs)) in p.groups.iter().enumerate() {
             let gx = x0 + 10.0 + gi as f64 * gw;
-            let bw = (gw - 20.0) / 2.0;
-            for (bi, (v, color)) in [(a, "#1b9e77"), (b, "#9e9e9e")].into_iter().enumerate() {
+            let bw = (gw - 20.0) / series.len().max(1) as f64;
+            for (bi, (v, (_, color))) in vs.iter().zip(series).enumerate() {
                 let bx = gx + 5.0 + bi as f64 * bw;
                 match v {
                     Some(v) => {
-                        let h = chart_h * v / max;
+                        let cut = *v > max;
+                        let h = chart_h * v.min(max) / max;
+                        if cut {
+                            let y = base_y - h + 12.0;
+                            let _ = writeln!(
+                                s,
+                                "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{color}\"/><path d=\"M{bx:.1} {:.1} L{:.1} {y:.1}\" stroke=\"white\" stroke-width=\"4\"/>",
+                                base_y - h,
+                                bw - 2.0,
+                                y + 6.0,
+                                bx + bw - 2.0
+                            );
+                        }
                         let _ = writeln!(
                             s,
-                            "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
+                            "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
                             base_y - h,
                             bw - 2.0,
+                            if cut { "none" } else { color },
                             bx + bw / 2.0 - 1.0,
                             base_y - h - 3.0,
                             esc(&bar_label(*v))
@@ -887,6 +989,37 @@ fn svg(panels: &[Panel], subtitle: &str) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Checks `node` and installs `loadgen/node-pikku`'s pinned `@pikku/core` (`npm ci`) once.
+fn prepare_node(server: &Path) -> Result<(), String> {
+    let dir = server.parent().ok_or("no node-pikku dir")?;
+    let version = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    eprintln!(
+        "== Pikku on Node: node {}",
+        String::from_utf8_lossy(&version.stdout).trim()
+    );
+    if dir
+        .join("node_modules")
+        .join("@pikku")
+        .join("core")
+        .exists()
+    {
+        return Ok(());
+    }
+    let status = std::process::Command::new("npm")
+        .current_dir(dir)
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .status()
+        .map_err(|e| format!("npm: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("npm ci in {} failed", dir.display()))
+    }
 }
 
 fn machine() -> String {
@@ -984,6 +1117,12 @@ async fn run() -> Result<(), String> {
             return Err("cargo build failed".into());
         }
     }
+    if o.node && previous.is_none() {
+        if let Err(why) = prepare_node(&p.node_server) {
+            eprintln!("== no Pikku-on-Node column: {why}");
+            o.node = false;
+        }
+    }
     for b in [&p.bench_app, &p.baseline, &p.loadgen] {
         if previous.is_none() && !b.exists() {
             return Err(format!(
@@ -1007,12 +1146,13 @@ async fn run() -> Result<(), String> {
     let mut runs: Vec<Run> = previous.as_ref().map_or_else(Vec::new, |p| p.runs.clone());
     for sc in list.iter().filter(|_| previous.is_none()) {
         for round in 0..o.rounds {
-            // Alternate which server goes first, round by round.
-            let order = if round % 2 == 0 {
-                [ServerKind::Pikku, ServerKind::Baseline]
-            } else {
-                [ServerKind::Baseline, ServerKind::Pikku]
-            };
+            // Rotate which server goes first, round by round.
+            let mut order = vec![ServerKind::Pikku, ServerKind::Baseline];
+            if o.node {
+                order.push(ServerKind::PikkuNode);
+            }
+            let first = round % order.len();
+            order.rotate_left(first);
             for kind in order {
                 let t = Instant::now();
                 let r = match free_port() {
@@ -1047,6 +1187,7 @@ async fn run() -> Result<(), String> {
             }
         }
     }
+    let with_node = runs.iter().any(|r| r.server == ServerKind::PikkuNode);
     let mut rows = Vec::new();
     let mut medians: BTreeMap<(&str, ServerKind), Run> = BTreeMap::new();
     for sc in &list {
@@ -1057,13 +1198,25 @@ async fn run() -> Result<(), String> {
                 .collect();
             median_run(sc, &of).cloned()
         };
-        let (pk, bl) = (pick(ServerKind::Pikku), pick(ServerKind::Baseline));
-        rows.extend(rows_for(sc, pk.as_ref(), bl.as_ref()));
-        if let Some(r) = pk {
-            medians.insert((sc.id, ServerKind::Pikku), r);
-        }
-        if let Some(r) = bl {
-            medians.insert((sc.id, ServerKind::Baseline), r);
+        let (pk, bl, nd) = (
+            pick(ServerKind::Pikku),
+            pick(ServerKind::Baseline),
+            pick(ServerKind::PikkuNode),
+        );
+        rows.extend(rows_for(
+            sc,
+            pk.as_ref(),
+            bl.as_ref(),
+            with_node.then_some(nd.as_ref()),
+        ));
+        for (kind, r) in [
+            (ServerKind::Pikku, pk),
+            (ServerKind::Baseline, bl),
+            (ServerKind::PikkuNode, nd),
+        ] {
+            if let Some(r) = r {
+                medians.insert((sc.id, kind), r);
+            }
         }
     }
     let mut compile = previous.as_ref().and_then(|p| p.compile.clone());
@@ -1097,6 +1250,16 @@ async fn run() -> Result<(), String> {
     let thr = |id: &str, k| get(id, k).map(|r| r.events_per_s / 1e6);
     let p99 = |id: &str, k| get(id, k).map(|r| r.latency.p99_us as f64 / 1e3);
     let has = |id: &str| list.iter().any(|s| s.id == id);
+    let kinds: &[ServerKind] = if with_node {
+        &[
+            ServerKind::Pikku,
+            ServerKind::Baseline,
+            ServerKind::PikkuNode,
+        ]
+    } else {
+        &[ServerKind::Pikku, ServerKind::Baseline]
+    };
+    let each = |f: &dyn Fn(ServerKind) -> Option<f64>| kinds.iter().map(|&k| f(k)).collect();
     let mut panels = vec![Panel {
         title: "Throughput".into(),
         unit: "M events/s, higher is better".into(),
@@ -1109,11 +1272,7 @@ async fn run() -> Result<(), String> {
                 } else {
                     "100 conns"
                 };
-                (
-                    label.to_owned(),
-                    thr(id, ServerKind::Pikku),
-                    thr(id, ServerKind::Baseline),
-                )
+                (label.to_owned(), each(&|k| thr(id, k)))
             })
             .collect(),
     }];
@@ -1128,13 +1287,7 @@ async fn run() -> Result<(), String> {
         ]
         .into_iter()
         .filter(|(id, _)| has(id))
-        .map(|(id, l)| {
-            (
-                l.to_owned(),
-                p99(id, ServerKind::Pikku),
-                p99(id, ServerKind::Baseline),
-            )
-        })
+        .map(|(id, l)| (l.to_owned(), each(&|k| p99(id, k))))
         .collect(),
     });
     panels.push(Panel {
@@ -1149,13 +1302,7 @@ async fn run() -> Result<(), String> {
         ]
         .into_iter()
         .filter(|(id, _)| has(id))
-        .map(|(id, l)| {
-            (
-                l.to_owned(),
-                rss(id, ServerKind::Pikku),
-                rss(id, ServerKind::Baseline),
-            )
-        })
+        .map(|(id, l)| (l.to_owned(), each(&|k| rss(id, k))))
         .collect(),
     });
     panels.retain(|p| !p.groups.is_empty());
@@ -1172,14 +1319,31 @@ async fn run() -> Result<(), String> {
         None => std::env::args().collect::<Vec<_>>().join(" "),
     };
     let subtitle = format!("{mode} mode, {} round(s), median; {machine}", o.rounds);
-    let chart = svg(&panels, &subtitle);
+    let series: &[(&str, &str)] = &[
+        ("Pikku", "#1b9e77"),
+        ("axum baseline", "#9e9e9e"),
+        ("Pikku on Node (@pikku/core)", "#d95f02"),
+    ];
+    let chart = svg(&panels, &series[..kinds.len()], &subtitle);
     let rebuilt = if previous.is_some() {
         " (table and chart rebuilt from its results.json with --from-json)"
     } else {
         ""
     };
+    let node_line = if with_node {
+        let v = std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        format!(
+            "\n\nPikku on Node: `loadgen/node-pikku/server.mjs`, npm @pikku/core 0.12.84 on Node {v}"
+        )
+    } else {
+        String::new()
+    };
     let md = format!(
-        "Machine: {machine}\n\nToolchain: {}\n\nCommand: `{command}`{rebuilt} ({mode} mode, {} round(s) per server, alternating; median run shown; load generator on {} worker threads)\n\n{}",
+        "Machine: {machine}\n\nToolchain: {}{node_line}\n\nCommand: `{command}`{rebuilt} ({mode} mode, {} round(s) per server, alternating; median run shown; load generator on {} worker threads)\n\n{}",
         rustc_version(),
         o.rounds,
         o.threads,

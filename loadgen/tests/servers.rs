@@ -1,0 +1,105 @@
+//! The comparison servers of `bench-all` serve the bench routes the way the load generator
+//! expects: every event once and in order, parseable `ts_us`, fan-out to every subscriber.
+//! A column whose server drifts from the routes would otherwise show up only as an odd
+//! benchmark table. (The Pikku bench app itself is covered by the workspace's integration
+//! tests.)
+//!
+//! The Node server needs `npm ci --prefix loadgen/node-pikku` (`.ci/run` does it).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use loadgen::report::Report;
+use loadgen::scenario::{self, Target};
+use tokio::process::{Child, Command};
+
+struct Server {
+    _child: Child,
+    addr: SocketAddr,
+}
+
+async fn start(mut cmd: Command) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = cmd
+        .env("PIKKU_ADDR", addr.to_string())
+        .env("PIKKU_SSE_HEARTBEAT_MS", "15000")
+        .env_remove("PIKKU_EVENT_HUB")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Server {
+                _child: child,
+                addr,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{cmd:?} did not listen on {addr} within 10 s");
+}
+
+fn node_server() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node-pikku");
+    assert!(
+        dir.join("node_modules/@pikku/core/package.json").exists(),
+        "@pikku/core is not installed: run `npm ci --prefix loadgen/node-pikku` (.ci/run does)"
+    );
+    dir.join("server.mjs")
+}
+
+fn assert_clean(what: &str, r: &Report, events: u64) {
+    assert!(r.errors.is_empty(), "{what}: errors {:?}", r.errors);
+    assert_eq!(r.events, events, "{what}: events received: {r:?}");
+    assert_eq!(
+        (r.lost, r.dup, r.malformed),
+        (0, 0, 0),
+        "{what}: lost/dup/malformed: {r:?}"
+    );
+    assert_eq!(r.latency.count, events, "{what}: every event had a ts_us");
+}
+
+/// Ticks on 3 connections, then fan-out to 20 subscribers; each checked event by event.
+async fn serves_the_bench_routes(server: Server, name: &str) {
+    let target = Target::loopback(server.addr, 2).expect("loopback target");
+    let ticks = scenario::ticks(&target, 3, 2_000, Duration::from_secs(30)).await;
+    assert_clean(&format!("{name} ticks"), &ticks, 6_000);
+    assert_eq!(
+        ticks.clean_ends, 3,
+        "{name}: every tick stream ends cleanly"
+    );
+
+    let fan = scenario::fanout(
+        &target,
+        20,
+        50,
+        "servers-test",
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_clean(&format!("{name} fan-out"), &fan, 20 * 50);
+    assert_eq!(fan.complete_streams, 20, "{name}: every subscriber got all");
+}
+
+#[tokio::test]
+async fn axum_baseline_serves_the_bench_routes() {
+    let server = start(Command::new(env!("CARGO_BIN_EXE_baseline"))).await;
+    serves_the_bench_routes(server, "baseline").await;
+}
+
+#[tokio::test]
+async fn pikku_on_node_serves_the_bench_routes() {
+    let mut cmd = Command::new("node");
+    cmd.arg(node_server());
+    let server = start(cmd).await;
+    serves_the_bench_routes(server, "pikku on node").await;
+}
