@@ -113,6 +113,18 @@ pub struct CompileCost {
     pub pikku_incremental_s: f64,
     /// Rebuild of the axum crate after touching one handler, seconds.
     pub axum_incremental_s: f64,
+    /// CPU seconds (user + system of cargo and rustc) of the clean Pikku build.
+    #[serde(default)]
+    pub pikku_build_cpu_s: Option<f64>,
+    /// CPU seconds of the clean axum build.
+    #[serde(default)]
+    pub axum_build_cpu_s: Option<f64>,
+    /// CPU seconds of the Pikku rebuild after touching one function.
+    #[serde(default)]
+    pub pikku_incremental_cpu_s: Option<f64>,
+    /// CPU seconds of the axum rebuild after touching one handler.
+    #[serde(default)]
+    pub axum_incremental_cpu_s: Option<f64>,
     /// Samples per figure.
     pub samples: usize,
     /// How it was measured.

@@ -130,6 +130,18 @@ where
     }
 }
 
+/// [`run`] for a function that answers once (JSON): `body` is a future of its one step.
+pub fn run_once<S, I, U, Fut, F>(call: Call, body: F) -> Steps
+where
+    F: FnOnce(Prepared<S, I, U>) -> Fut,
+    S: Send + Sync + 'static,
+    I: DeserializeOwned,
+    U: SessionArg,
+    Fut: Future<Output = Step> + Send + 'static,
+{
+    run(call, |p| futures_util::stream::once(body(p)))
+}
+
 /// A JSON answer.
 pub fn json<T: Serialize>(value: &T) -> Step {
     Step::Json(

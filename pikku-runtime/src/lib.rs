@@ -114,7 +114,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::dispatch::{
         Call, Prepared, Step, Steps, fail, frame, frame_event, frame_event_result, frame_raw,
-        frame_raw_result, frame_result, json, json_result, run,
+        frame_raw_result, frame_result, json, json_result, run, run_once,
     };
     pub use crate::input::InputPlan;
     pub use crate::registry::{

@@ -520,9 +520,11 @@ async fn slow_consumers_are_bounded_and_never_slow_the_others() {
         }
     }
     let publishing = started.elapsed();
+    // A publisher blocked by the never-reading clients would hang here for good; the bound is
+    // loose (10 s of ticks) because a loaded CI box is slow, not stalled.
     assert!(
-        publishing < Duration::from_secs(15),
-        "published at ~10,000/s: took {publishing:?}"
+        publishing < Duration::from_secs(60),
+        "the publisher was stalled: 10 s of ticks took {publishing:?}"
     );
     for f in fast {
         f.await.unwrap();

@@ -533,6 +533,22 @@ fn compile_rows(c: &CompileCost) -> Vec<Row> {
         ),
     ]
     .into_iter()
+    .chain(
+        [
+            (
+                "cargo build CPU s (user + sys)",
+                c.pikku_build_cpu_s,
+                c.axum_build_cpu_s,
+            ),
+            (
+                "incremental rebuild CPU s",
+                c.pikku_incremental_cpu_s,
+                c.axum_incremental_cpu_s,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(m, a, b)| Some((m, a?, b?))),
+    )
     .map(|(metric, a, b)| Row {
         scenario: format!("compile: {} functions", c.functions),
         metric: metric.into(),

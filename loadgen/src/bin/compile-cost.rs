@@ -157,8 +157,27 @@ fn generate(dir: &Path, root: &Path, functions: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn cargo(dir: &Path, target: &Path, args: &[&str]) -> Result<f64, String> {
+/// One timed cargo run: wall seconds, and CPU seconds (user + system of cargo and every
+/// compiler it waited for), which a shared box's other load disturbs far less.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    wall: f64,
+    cpu: f64,
+}
+
+fn children_cpu_s() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn cargo(dir: &Path, target: &Path, args: &[&str]) -> Result<Timing, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cpu0 = children_cpu_s();
     let t = Instant::now();
     let out = Command::new(cargo)
         .current_dir(dir)
@@ -173,7 +192,10 @@ fn cargo(dir: &Path, target: &Path, args: &[&str]) -> Result<f64, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(t.elapsed().as_secs_f64())
+    Ok(Timing {
+        wall: t.elapsed().as_secs_f64(),
+        cpu: children_cpu_s() - cpu0,
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -226,50 +248,58 @@ fn run() -> Result<CompileCost, String> {
         &target,
         &["build", "-q", "-p", "gen-pikku", "-p", "gen-axum"],
     )?;
-    eprintln!("compile-cost: first build with dependencies {warm:.1} s");
-    let mut result = CompileCost {
-        functions,
-        pikku_build_s: 0.0,
-        axum_build_s: 0.0,
-        pikku_incremental_s: 0.0,
-        axum_incremental_s: 0.0,
-        samples,
-        note:
-            "debug profile; dependencies already built; incremental = one function's body changed"
-                .into(),
-    };
-    for (krate, build, incr) in [
-        (
-            "gen-pikku",
-            &mut result.pikku_build_s,
-            &mut result.pikku_incremental_s,
-        ),
-        (
-            "gen-axum",
-            &mut result.axum_build_s,
-            &mut result.axum_incremental_s,
-        ),
-    ] {
-        let mut full = Vec::new();
-        let mut inc = Vec::new();
-        let m0 = dir.join(krate).join("src/m0.rs");
-        for s in 0..samples {
+    eprintln!(
+        "compile-cost: first build with dependencies {:.1} s",
+        warm.wall
+    );
+    // Samples alternate between the crates, so a change in the box's load hits both alike.
+    let mut t: [[Vec<Timing>; 2]; 2] = Default::default(); // [crate][full, incremental]
+    for sample in 0..samples {
+        for (k, krate) in ["gen-pikku", "gen-axum"].into_iter().enumerate() {
+            let m0 = dir.join(krate).join("src/m0.rs");
             cargo(&dir, &target, &["clean", "-q", "-p", krate])?;
-            full.push(cargo(&dir, &target, &["build", "-q", "-p", krate])?);
+            t[k][0].push(cargo(&dir, &target, &["build", "-q", "-p", krate])?);
             // Change one function (its constant), as an edit would.
             let src = std::fs::read_to_string(&m0).map_err(|e| e.to_string())?;
             let edited = src.replacen(
                 "const EDIT1: u64 = ",
-                &format!("const EDIT1: u64 = {} + ", s + 1),
+                &format!("const EDIT1: u64 = {} + ", sample + 1),
                 1,
             );
             write(&m0, &edited)?;
-            inc.push(cargo(&dir, &target, &["build", "-q", "-p", krate])?);
+            t[k][1].push(cargo(&dir, &target, &["build", "-q", "-p", krate])?);
         }
-        eprintln!("compile-cost: {krate}: full {full:.1?} s, incremental {inc:.1?} s");
-        *build = median(full);
-        *incr = median(inc);
     }
+    for (k, krate) in ["gen-pikku", "gen-axum"].into_iter().enumerate() {
+        let show = |v: &[Timing]| {
+            v.iter()
+                .map(|t| format!("{:.1} ({:.1} CPU)", t.wall, t.cpu))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        eprintln!(
+            "compile-cost: {krate}: full [{}] s, incremental [{}] s",
+            show(&t[k][0]),
+            show(&t[k][1])
+        );
+    }
+    let wall = |v: &[Timing]| median(v.iter().map(|t| t.wall).collect());
+    let cpu = |v: &[Timing]| Some(median(v.iter().map(|t| t.cpu).collect()));
+    let result = CompileCost {
+        functions,
+        pikku_build_s: wall(&t[0][0]),
+        axum_build_s: wall(&t[1][0]),
+        pikku_incremental_s: wall(&t[0][1]),
+        axum_incremental_s: wall(&t[1][1]),
+        pikku_build_cpu_s: cpu(&t[0][0]),
+        axum_build_cpu_s: cpu(&t[1][0]),
+        pikku_incremental_cpu_s: cpu(&t[0][1]),
+        axum_incremental_cpu_s: cpu(&t[1][1]),
+        samples,
+        note: "debug profile; dependencies already built; incremental = one function's body \
+               changed; CPU = user + system time of cargo and the compilers it ran"
+            .into(),
+    };
     if !keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
