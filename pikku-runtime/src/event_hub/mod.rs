@@ -48,6 +48,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
+use tokio_util::sync::ReusableBoxFuture;
 
 use crate::context::LastEventId;
 use crate::error::PikkuError;
@@ -355,25 +356,46 @@ impl Subscription {
     /// The subscription as SSE frames of `T` events: each event's shared, pre-encoded frame;
     /// gaps as `event: gap` (`{"reason", "missed"}`); a lagged disconnect as a final
     /// `event: error` (`{"error":"lagged"}`).
-    pub fn frames<T>(mut self) -> impl Stream<Item = Frame<T>> + Send {
-        use futures_util::StreamExt;
-        async_stream::stream! {
-            while let Some(item) = self.next().await {
-                match item {
-                    HubItem::Event(ev) => yield ev.frame(),
-                    HubItem::Gap { reason, missed } => yield Frame::from_encoded(gap_frame(reason, missed)),
-                    HubItem::Lagged { missed } => {
-                        let err = PikkuError::new(
-                            http::StatusCode::SERVICE_UNAVAILABLE,
-                            "lagged",
-                            format!("fell behind by {missed} events; reconnect to resume"),
-                        );
-                        yield Frame::from_encoded(sse::encode_error(&err));
-                        break;
-                    }
-                }
-            }
+    pub fn frames<T>(self) -> impl Stream<Item = Frame<T>> + Send {
+        Frames::<T> {
+            sub: Some(self),
+            _data: std::marker::PhantomData,
         }
+    }
+}
+
+/// [`Subscription::frames`]: a plain adapter rather than a generator, since it is polled once
+/// per event per subscriber (the fan-out hot path).
+struct Frames<T> {
+    /// `None` once the stream has ended (the subscription is dropped then, not later).
+    sub: Option<Subscription>,
+    _data: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Stream for Frames<T> {
+    type Item = Frame<T>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Frame<T>>> {
+        let Some(sub) = self.sub.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match std::task::ready!(Pin::new(sub).poll_next(cx)) {
+            Some(HubItem::Event(ev)) => ev.frame(),
+            Some(HubItem::Gap { reason, missed }) => Frame::from_encoded(gap_frame(reason, missed)),
+            Some(HubItem::Lagged { missed }) => {
+                self.sub = None;
+                let err = PikkuError::new(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "lagged",
+                    format!("fell behind by {missed} events; reconnect to resume"),
+                );
+                Frame::from_encoded(sse::encode_error(&err))
+            }
+            None => {
+                self.sub = None;
+                return Poll::Ready(None);
+            }
+        };
+        Poll::Ready(Some(frame))
     }
 }
 
@@ -646,29 +668,98 @@ impl EventHub for MemoryHub {
 /// live feed passes the last replayed position, so nothing is delivered twice.
 pub fn live(
     head: Vec<HubItem>,
-    mut rx: broadcast::Receiver<HubEvent>,
+    rx: broadcast::Receiver<HubEvent>,
     policy: SlowConsumerPolicy,
     after_seq: Option<u64>,
 ) -> impl Stream<Item = HubItem> + Send {
-    async_stream::stream! {
-        for item in head {
-            yield item;
+    Live {
+        head: head.into_iter(),
+        rx: Some(rx),
+        wait: None,
+        waiting: false,
+        policy,
+        after_seq,
+    }
+}
+
+type Recv = (
+    Result<HubEvent, broadcast::error::RecvError>,
+    broadcast::Receiver<HubEvent>,
+);
+
+async fn recv_owned(mut rx: broadcast::Receiver<HubEvent>) -> Recv {
+    (rx.recv().await, rx)
+}
+
+/// The stream [`live`] returns. A subscriber woken by a publish takes every event already in
+/// its queue with `try_recv` (no future, no waiter bookkeeping) and only parks the receiver
+/// in `wait` when the queue is empty; `wait`'s box is allocated once and reused.
+struct Live {
+    head: std::vec::IntoIter<HubItem>,
+    /// `None` while parked in `wait`, and once the stream has ended.
+    rx: Option<broadcast::Receiver<HubEvent>>,
+    wait: Option<ReusableBoxFuture<'static, Recv>>,
+    waiting: bool,
+    policy: SlowConsumerPolicy,
+    after_seq: Option<u64>,
+}
+
+impl Stream for Live {
+    type Item = HubItem;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<HubItem>> {
+        use broadcast::error::{RecvError, TryRecvError};
+        let this = &mut *self;
+        if let Some(item) = this.head.next() {
+            return Poll::Ready(Some(item));
         }
         loop {
-            match rx.recv().await {
-                Ok(ev) if after_seq.is_some_and(|a| ev.seq() <= a) => continue,
-                Ok(ev) => yield HubItem::Event(ev),
-                Err(broadcast::error::RecvError::Lagged(missed)) => match policy {
-                    SlowConsumerPolicy::Disconnect => {
-                        yield HubItem::Lagged { missed };
-                        break;
+            let received = if this.waiting {
+                let Some(wait) = this.wait.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let (received, rx) = std::task::ready!(wait.poll(cx));
+                this.waiting = false;
+                this.rx = Some(rx);
+                received
+            } else {
+                let Some(rx) = this.rx.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match rx.try_recv() {
+                    Ok(ev) => Ok(ev),
+                    Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                    Err(TryRecvError::Empty) => {
+                        if let Some(rx) = this.rx.take() {
+                            match this.wait.as_mut() {
+                                Some(wait) => wait.set(recv_owned(rx)),
+                                None => this.wait = Some(ReusableBoxFuture::new(recv_owned(rx))),
+                            }
+                            this.waiting = true;
+                        }
+                        continue;
                     }
-                    SlowConsumerPolicy::Skip => yield HubItem::Gap {
-                        reason: GapReason::Lagged,
-                        missed: Some(missed),
-                    },
+                }
+            };
+            match received {
+                Ok(ev) if this.after_seq.is_some_and(|a| ev.seq() <= a) => continue,
+                Ok(ev) => return Poll::Ready(Some(HubItem::Event(ev))),
+                Err(RecvError::Lagged(missed)) => match this.policy {
+                    SlowConsumerPolicy::Disconnect => {
+                        this.rx = None;
+                        return Poll::Ready(Some(HubItem::Lagged { missed }));
+                    }
+                    SlowConsumerPolicy::Skip => {
+                        return Poll::Ready(Some(HubItem::Gap {
+                            reason: GapReason::Lagged,
+                            missed: Some(missed),
+                        }));
+                    }
                 },
-                Err(broadcast::error::RecvError::Closed) => break,
+                Err(RecvError::Closed) => {
+                    this.rx = None;
+                    return Poll::Ready(None);
+                }
             }
         }
     }
@@ -782,6 +873,12 @@ mod tests {
             }
             let first = take(&mut sub, 1).await;
             assert_eq!(ids(&first), [expected]);
+            if policy == SlowConsumerPolicy::Disconnect {
+                assert!(sub.next().await.is_none(), "the stream ends after lagged");
+            } else {
+                // Delivery goes on with what the queue still holds.
+                assert_eq!(ids(&take(&mut sub, 4).await), ["7", "8", "9", "10"]);
+            }
         }
     }
 
