@@ -216,6 +216,9 @@ struct Run {
     server_fds: usize,
     rss_per_stream_kib: f64,
     server_peak_rss_kib: u64,
+    /// Of this scenario's rounds on this server: (complete, all); set on the median shown.
+    #[serde(skip)]
+    rounds_ok: (usize, usize),
 }
 
 impl Run {
@@ -232,6 +235,7 @@ impl Run {
             server_fds: 0,
             rss_per_stream_kib: 0.0,
             server_peak_rss_kib: 0,
+            rounds_ok: (0, 0),
         }
     }
 }
@@ -490,6 +494,20 @@ async fn run_one(
     run
 }
 
+/// Whether a run delivered everything it should have, once: only those compete for the median
+/// (a fan-out round whose publish failed has no late events, so a fine-looking p99).
+fn complete(sc: &Scenario, r: &Run) -> bool {
+    let Some(rep) = r.report.as_ref() else {
+        return false;
+    };
+    let once = rep.errors.is_empty() && rep.lost == 0 && rep.dup == 0 && rep.malformed == 0;
+    match sc.kind {
+        Kind::Ticks { conns, n } => once && rep.events == conns as u64 * n,
+        Kind::Idle { conns, .. } => rep.errors.is_empty() && rep.opened == conns,
+        Kind::Fanout { .. } => once && rep.complete_streams == rep.conns,
+    }
+}
+
 /// The scenario's primary metric, oriented so that larger is better (for the median).
 fn primary(sc: &Scenario, r: &Run) -> Option<f64> {
     let rep = r.report.as_ref()?;
@@ -500,21 +518,28 @@ fn primary(sc: &Scenario, r: &Run) -> Option<f64> {
     })
 }
 
-fn median_run<'a>(sc: &Scenario, runs: &[&'a Run]) -> Option<&'a Run> {
+/// The median complete run by the primary metric; the first run when none is complete (its
+/// table cells then show what went wrong).
+fn median_run(sc: &Scenario, runs: &[&Run]) -> Option<Run> {
     let mut ok: Vec<&Run> = runs
         .iter()
         .copied()
-        .filter(|r| primary(sc, r).is_some())
+        .filter(|r| complete(sc, r) && primary(sc, r).is_some())
         .collect();
+    let shown = (ok.len(), runs.len());
+    let pick = |r: &Run| Run {
+        rounds_ok: shown,
+        ..r.clone()
+    };
     if ok.is_empty() {
-        return runs.first().copied();
+        return runs.first().map(|r| pick(r));
     }
     ok.sort_by(|a, b| {
         primary(sc, a)
             .partial_cmp(&primary(sc, b))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    Some(ok[(ok.len() - 1) / 2])
+    Some(pick(ok[(ok.len() - 1) / 2]))
 }
 
 use loadgen::report::CompileCost;
@@ -652,6 +677,7 @@ fn rows_for(
         });
     };
     let ms_of = |us: u64| ms(us);
+    let rounds = |run: &Run| format!("{}/{}", run.rounds_ok.0, run.rounds_ok.1);
     match sc.kind {
         Kind::Ticks { conns, n } => {
             let expected = conns as u64 * n;
@@ -681,12 +707,16 @@ fn rows_for(
                 "",
             );
             row(
-                "received of expected; lost / dup / malformed",
+                "received of expected; lost / dup / malformed; complete rounds",
                 None,
-                &|_, r| {
+                &|run, r| {
                     format!(
-                        "{}/{expected}; {} / {} / {}",
-                        r.events, r.lost, r.dup, r.malformed
+                        "{}/{expected}; {} / {} / {}; {}",
+                        r.events,
+                        r.lost,
+                        r.dup,
+                        r.malformed,
+                        rounds(run)
                     )
                 },
                 "all, once",
@@ -762,9 +792,18 @@ fn rows_for(
                 if subs >= 10_000 { "<= 1.0x" } else { "" },
             );
             row(
-                "subscribers with every event once; lost / dup",
+                "subscribers with every event once; lost / dup; complete rounds",
                 None,
-                &|_, r| format!("{}/{}; {} / {}", r.complete_streams, r.conns, r.lost, r.dup),
+                &|run, r| {
+                    format!(
+                        "{}/{}; {} / {}; {}",
+                        r.complete_streams,
+                        r.conns,
+                        r.lost,
+                        r.dup,
+                        rounds(run)
+                    )
+                },
                 "all; 0 / 0",
             );
             row(
@@ -1212,7 +1251,7 @@ async fn run() -> Result<(), String> {
                 .iter()
                 .filter(|r| r.scenario == sc.id && r.server == k)
                 .collect();
-            median_run(sc, &of).cloned()
+            median_run(sc, &of)
         };
         let (pk, bl, nd) = (
             pick(ServerKind::Pikku),
