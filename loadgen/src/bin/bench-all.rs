@@ -1014,12 +1014,14 @@ fn svg(panels: &[Panel], series: &[(&str, &str)], subtitle: &str) -> String {
                         }
                         let _ = writeln!(
                             s,
-                            "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
+                            "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"{}\">{}</text>",
                             base_y - h,
                             bw - 2.0,
                             if cut { "none" } else { color },
                             bx + bw / 2.0 - 1.0,
-                            base_y - h - 3.0,
+                            // Neighbouring labels of narrow bars alternate heights.
+                            base_y - h - 3.0 - if bw < 30.0 && bi % 2 == 1 { 10.0 } else { 0.0 },
+                            if bw < 30.0 { 9 } else { 10 },
                             esc(&bar_label(*v))
                         );
                     }
