@@ -279,7 +279,7 @@ const U1: &str = r#"{"timestamp":"t","data":{"count":1,"message":"m"}}"#;
 async fn rust_client_honours_retry_sends_last_event_id_and_surfaces_error_and_gap_events() {
     let (srv, seen) = scripted(vec![
         // The runtime's `SseConfig::retry` prelude is a block with `retry:` only.
-        format!("retry: 80\n\nid: 1\ndata: {U1}\n\n"),
+        format!("retry: 2500\n\nid: 1\ndata: {U1}\n\n"),
         "event: error\ndata: {\"error\":\"internal\",\"message\":\"boom\"}\n\n\
          event: gap\ndata: {\"reason\":\"expired\",\"missed\":4}\n\n\
          event: shutdown\nretry: 0\ndata: {\"reason\":\"bye\"}\n\n"
@@ -287,10 +287,14 @@ async fn rust_client_honours_retry_sends_last_event_id_and_surfaces_error_and_ga
         format!("id: 2\ndata: {U1}\n\n…"),
     ])
     .await;
-    let client = Client::new(srv.url("")).unwrap();
+    // Delays far apart (default 10 s, `retry: 2500`, then `retry: 0`) so a loaded box cannot
+    // blur which one the client used.
+    let client = Client::new(srv.url(""))
+        .unwrap()
+        .retry(Duration::from_secs(10));
     let mut s = demo::stream_updates::call(&client, query(1));
-    assert_eq!(next(&mut s, 5).await.unwrap().data.count, 1);
-    match next(&mut s, 5).await {
+    assert_eq!(next(&mut s, 15).await.unwrap().data.count, 1);
+    match next(&mut s, 15).await {
         Err(ClientError::Stream(body)) => assert_eq!(body.message, "boom"),
         other => panic!("expected the error event, got {other:?}"),
     }
@@ -311,12 +315,13 @@ async fn rust_client_honours_retry_sends_last_event_id_and_surfaces_error_and_ga
     assert_eq!(ids, [None, Some("1"), Some("1")]);
     let first_gap = seen[1].0 - seen[0].0;
     assert!(
-        first_gap >= Duration::from_millis(75) && first_gap < Duration::from_millis(900),
-        "retry: 80 honoured (not the 1 s default): {first_gap:?}"
+        first_gap >= Duration::from_millis(2400) && first_gap < Duration::from_millis(8000),
+        "retry: 2500 honoured (not the client's 10 s): {first_gap:?}"
     );
+    let second_gap = seen[2].0 - seen[1].0;
     assert!(
-        seen[2].0 - seen[1].0 < Duration::from_millis(500),
-        "retry: 0 honoured"
+        second_gap < Duration::from_millis(1500),
+        "retry: 0 honoured (not the 2.5 s before it): {second_gap:?}"
     );
 }
 
