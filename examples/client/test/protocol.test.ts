@@ -88,9 +88,10 @@ test('reconnects after the retry the server sent, with Last-Event-ID', async () 
       s.requests.map((r) => r.lastEventId),
       [undefined, '1', '1'],
     )
-    const [first, second, third] = s.requests.map((r) => r.at)
-    assert.ok(second! - first! >= 45 && second! - first! < 900, `retry: 50 honoured (${second! - first!} ms)`)
-    assert.ok(third! - second! < 500, `retry: 0 honoured (${third! - second!} ms)`)
+    const [first, second] = s.requests.map((r) => r.at)
+    // The delays the client chose are checked exactly below (onReconnect); wall-clock gaps only
+    // from below, as a loaded box stretches them.
+    assert.ok(second! - first! >= 45, `retry: 50 waited for (${second! - first!} ms)`)
     assert.deepEqual(
       reconnects.map((r) => [r.reason, r.delayMs, r.lastEventId]),
       [
