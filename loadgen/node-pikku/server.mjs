@@ -26,7 +26,8 @@ const benchTicks = {
   func: async (_services, data, { channel }) => {
     const n = Number(data.n ?? 0)
     // Produce in the background so the response starts at once; yield to the event loop
-    // every 256 events so the socket drains while the generator runs.
+    // every 256 events so the socket drains while the generator runs. The runtime's stream
+    // has no cancel hook, so a client that left shows up as `send` throwing: stop there.
     ;(async () => {
       for (let i = 0; i < n; i++) {
         if (channel.state === 'closed') return
@@ -34,7 +35,7 @@ const benchTicks = {
         if ((i & 255) === 255) await new Promise((r) => setImmediate(r))
       }
       channel.close()
-    })()
+    })().catch(() => {})
   },
 }
 
@@ -112,7 +113,13 @@ const server = createServer(async (req, res) => {
     for (;;) {
       const { done, value } = await reader.read()
       if (done) break
-      if (!res.write(value)) await new Promise((r) => res.once('drain', r))
+      // A socket that closes while full never drains: wake on either.
+      if (!res.write(value)) {
+        await new Promise((r) => {
+          res.once('drain', r)
+          res.once('close', r)
+        })
+      }
       if (res.destroyed) break
     }
     res.end()

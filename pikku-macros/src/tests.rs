@@ -72,3 +72,20 @@ fn permissions_and_frames() {
     );
     insta::assert_snapshot!(pretty(out));
 }
+
+#[test]
+fn json_function_with_permissions() {
+    let out = super::expand(
+        quote!(
+            route = "/users/{userId}/notes",
+            method = "post",
+            permissions = [is_owner]
+        ),
+        quote! {
+            async fn save_note(services: &Services, input: NoteIn, session: &UserSession) -> NoteOut {
+                body()
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}

@@ -263,3 +263,92 @@ async fn many_http_subscribers_get_every_event_once() {
     }
     assert!(eventually(Duration::from_secs(2), || d.hub.live_subscriptions() == 0).await);
 }
+
+/// Permissions on a JSON function (the demo's guarded route is a stream): a refusal is a 403
+/// before the function runs, and an allowed call answers normally.
+mod guarded_json {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use pikku::prelude::*;
+    use pikku::session::JwtSessions;
+    use serde_json::{Value, json};
+
+    use crate::support::*;
+
+    pub struct Services {
+        ran: Arc<AtomicUsize>,
+    }
+
+    #[derive(Clone, Serialize, Deserialize)]
+    pub struct Session {
+        user: String,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NoteIn {
+        user_id: String,
+        text: String,
+    }
+
+    #[derive(Serialize, JsonSchema)]
+    pub struct NoteOut {
+        saved: String,
+    }
+
+    async fn is_owner(_s: &Services, input: &NoteIn, session: &Session) -> bool {
+        input.user_id == session.user
+    }
+
+    #[pikku_func(route = "/g/users/{userId}/notes", method = "post", permissions = [is_owner])]
+    async fn save_note(s: &Services, input: NoteIn, _session: &Session) -> NoteOut {
+        s.ran.fetch_add(1, Ordering::SeqCst);
+        NoteOut { saved: input.text }
+    }
+
+    #[tokio::test]
+    async fn a_json_function_refused_by_a_permission_is_403_and_never_runs() {
+        const SECRET: &[u8] = b"guarded-json-test-secret-0123456789";
+        let sessions = JwtSessions::<Session>::new(SECRET);
+        let alice = sessions
+            .issue(&Session {
+                user: "alice".into(),
+            })
+            .unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let app = pikku::Pikku::new(Services { ran: ran.clone() })
+            .sessions(JwtSessions::<Session>::new(SECRET));
+        let srv = TestServer::pikku(app).await;
+        let post = |token: &str| {
+            client()
+                .post(srv.url("/g/users/bob/notes"))
+                .bearer_auth(token)
+                .json(&json!({"text": "hi"}))
+                .send()
+        };
+        let res = post(&alice).await.unwrap();
+        assert_eq!(res.status(), 403);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "forbidden");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains("is_owner"),
+            "names the check: {body}"
+        );
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            0,
+            "refused before the function ran"
+        );
+        let ok = client()
+            .post(srv.url("/g/users/alice/notes"))
+            .bearer_auth(&alice)
+            .json(&json!({"text": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.json::<Value>().await.unwrap(), json!({"saved": "hi"}));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+    }
+}

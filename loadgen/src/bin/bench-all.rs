@@ -597,6 +597,9 @@ struct Previous {
     stream_cap: Option<usize>,
     #[serde(default)]
     command: Option<String>,
+    /// The Node server's description (`node_description`), when that column ran.
+    #[serde(default)]
+    node: Option<String>,
 }
 
 /// One table row: a metric of every server.
@@ -1048,6 +1051,23 @@ fn svg(panels: &[Panel], series: &[(&str, &str)], subtitle: &str) -> String {
     s
 }
 
+/// What the Node column ran: the server, the installed @pikku/core (not the pinned one: a
+/// stale install says so) and Node's version.
+fn node_description(server: &Path) -> String {
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let core =
+        std::fs::read_to_string(server.with_file_name("node_modules/@pikku/core/package.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["version"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "(version unknown)".into());
+    format!("`loadgen/node-pikku/server.mjs`, npm @pikku/core {core} on Node {node}")
+}
+
 /// Checks `node` and installs `loadgen/node-pikku`'s pinned `@pikku/core` (`npm ci`) once.
 fn prepare_node(server: &Path) -> Result<(), String> {
     let dir = server.parent().ok_or("no node-pikku dir")?;
@@ -1387,18 +1407,15 @@ async fn run() -> Result<(), String> {
     } else {
         ""
     };
-    let node_line = if with_node {
-        let v = std::process::Command::new("node")
-            .arg("--version")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        format!(
-            "\n\nPikku on Node: `loadgen/node-pikku/server.mjs`, npm @pikku/core 0.12.84 on Node {v}"
-        )
-    } else {
-        String::new()
+    let node_desc = match &previous {
+        Some(prev) => prev.node.clone(),
+        None if with_node => Some(node_description(&p.node_server)),
+        None => None,
     };
+    let node_line = node_desc
+        .as_ref()
+        .map(|d| format!("\n\nPikku on Node: {d}"))
+        .unwrap_or_default();
     let md = format!(
         "Machine: {machine}\n\nToolchain: {}{node_line}\n\nCommand: `{command}`{rebuilt} ({mode} mode, {} round(s) per server, alternating; median run shown; load generator on {} worker threads)\n\n{}",
         rustc_version(),
@@ -1414,7 +1431,7 @@ async fn run() -> Result<(), String> {
     write("chart.svg", &chart)?;
     let json = serde_json::json!({
         "machine": machine, "mode": mode, "rounds": o.rounds, "runs": runs, "compile": compile,
-        "stream_cap": stream_cap, "command": command,
+        "stream_cap": stream_cap, "command": command, "node": node_desc,
     });
     write(
         "results.json",
