@@ -674,9 +674,8 @@ pub fn live(
 ) -> impl Stream<Item = HubItem> + Send {
     Live {
         head: head.into_iter(),
-        rx: Some(rx),
+        rx: Rx::Ready(rx),
         wait: None,
-        waiting: false,
         policy,
         after_seq,
     }
@@ -696,12 +695,20 @@ async fn recv_owned(mut rx: broadcast::Receiver<HubEvent>) -> Recv {
 /// in `wait` when the queue is empty; `wait`'s box is allocated once and reused.
 struct Live {
     head: std::vec::IntoIter<HubItem>,
-    /// `None` while parked in `wait`, and once the stream has ended.
-    rx: Option<broadcast::Receiver<HubEvent>>,
+    rx: Rx,
     wait: Option<ReusableBoxFuture<'static, Recv>>,
-    waiting: bool,
     policy: SlowConsumerPolicy,
     after_seq: Option<u64>,
+}
+
+/// Where [`Live`]'s receiver is.
+enum Rx {
+    /// In hand: drain it with `try_recv`.
+    Ready(broadcast::Receiver<HubEvent>),
+    /// Moved into `Live::wait`, which hands it back with the next event.
+    Parked,
+    /// The stream has ended.
+    Ended,
 }
 
 impl Stream for Live {
@@ -713,40 +720,37 @@ impl Stream for Live {
             return Poll::Ready(Some(item));
         }
         loop {
-            let received = if this.waiting {
-                let Some(wait) = this.wait.as_mut() else {
-                    return Poll::Ready(None);
-                };
-                let (received, rx) = std::task::ready!(wait.poll(cx));
-                this.waiting = false;
-                this.rx = Some(rx);
-                received
-            } else {
-                let Some(rx) = this.rx.as_mut() else {
-                    return Poll::Ready(None);
-                };
-                match rx.try_recv() {
+            let received = match &mut this.rx {
+                Rx::Ended => return Poll::Ready(None),
+                Rx::Parked => {
+                    let Some(wait) = this.wait.as_mut() else {
+                        return Poll::Ready(None);
+                    };
+                    let (received, rx) = std::task::ready!(wait.poll(cx));
+                    this.rx = Rx::Ready(rx);
+                    received
+                }
+                Rx::Ready(rx) => match rx.try_recv() {
                     Ok(ev) => Ok(ev),
                     Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
                     Err(TryRecvError::Closed) => Err(RecvError::Closed),
                     Err(TryRecvError::Empty) => {
-                        if let Some(rx) = this.rx.take() {
+                        if let Rx::Ready(rx) = std::mem::replace(&mut this.rx, Rx::Parked) {
                             match this.wait.as_mut() {
                                 Some(wait) => wait.set(recv_owned(rx)),
                                 None => this.wait = Some(ReusableBoxFuture::new(recv_owned(rx))),
                             }
-                            this.waiting = true;
                         }
                         continue;
                     }
-                }
+                },
             };
             match received {
                 Ok(ev) if this.after_seq.is_some_and(|a| ev.seq() <= a) => continue,
                 Ok(ev) => return Poll::Ready(Some(HubItem::Event(ev))),
                 Err(RecvError::Lagged(missed)) => match this.policy {
                     SlowConsumerPolicy::Disconnect => {
-                        this.rx = None;
+                        this.rx = Rx::Ended;
                         return Poll::Ready(Some(HubItem::Lagged { missed }));
                     }
                     SlowConsumerPolicy::Skip => {
@@ -757,7 +761,7 @@ impl Stream for Live {
                     }
                 },
                 Err(RecvError::Closed) => {
-                    this.rx = None;
+                    this.rx = Rx::Ended;
                     return Poll::Ready(None);
                 }
             }
