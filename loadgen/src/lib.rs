@@ -31,10 +31,19 @@ pub fn now_us() -> u64 {
 
 /// CPU time (user + system) this process has used, in seconds.
 pub fn self_cpu_seconds() -> f64 {
+    rusage_cpu_seconds(libc::RUSAGE_SELF)
+}
+
+/// CPU time (user + system) of this process's waited-for children and their descendants
+/// (e.g. cargo and the compilers it ran), in seconds.
+pub fn children_cpu_seconds() -> f64 {
+    rusage_cpu_seconds(libc::RUSAGE_CHILDREN)
+}
+
+fn rusage_cpu_seconds(who: libc::c_int) -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc != 0 {
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
         return 0.0;
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;

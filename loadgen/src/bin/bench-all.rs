@@ -597,7 +597,7 @@ struct Previous {
     stream_cap: Option<usize>,
     #[serde(default)]
     command: Option<String>,
-    /// The Node server's description (`node_description`), when that column ran.
+    /// What the Node column ran (`prepare_node`), when it ran.
     #[serde(default)]
     node: Option<String>,
 }
@@ -679,7 +679,15 @@ fn rows_for(
             target: target.into(),
         });
     };
-    let ms_of = |us: u64| ms(us);
+    let latencies = |_: &Run, r: &Report| {
+        format!(
+            "{} / {} / {}",
+            ms(r.latency.p50_us),
+            ms(r.latency.p99_us),
+            ms(r.latency.max_us)
+        )
+    };
+    let loadgen_cpu = |_: &Run, r: &Report| format!("{:.0}%", r.cpu_pct);
     let rounds = |run: &Run| format!("{}/{}", run.rounds_ok.0, run.rounds_ok.1);
     match sc.kind {
         Kind::Ticks { conns, n } => {
@@ -696,19 +704,7 @@ fn rows_for(
                 &|_, r| format!("{:.1}", r.mb_per_s),
                 "",
             );
-            row(
-                "latency p50 / p99 / max ms",
-                None,
-                &|_, r| {
-                    format!(
-                        "{} / {} / {}",
-                        ms_of(r.latency.p50_us),
-                        ms_of(r.latency.p99_us),
-                        ms_of(r.latency.max_us)
-                    )
-                },
-                "",
-            );
+            row("latency p50 / p99 / max ms", None, &latencies, "");
             row(
                 "received of expected; lost / dup / malformed; complete rounds",
                 None,
@@ -735,12 +731,7 @@ fn rows_for(
                 },
                 "",
             );
-            row(
-                "loadgen CPU (% of a core)",
-                None,
-                &|_, r| format!("{:.0}%", r.cpu_pct),
-                "",
-            );
+            row("loadgen CPU (% of a core)", None, &loadgen_cpu, "");
         }
         Kind::Idle { asked, conns } => {
             row(
@@ -775,23 +766,11 @@ fn rows_for(
             );
         }
         Kind::Fanout { subs, .. } => {
-            row(
-                "latency p50 / p99 / max ms",
-                None,
-                &|_, r| {
-                    format!(
-                        "{} / {} / {}",
-                        ms_of(r.latency.p50_us),
-                        ms_of(r.latency.p99_us),
-                        ms_of(r.latency.max_us)
-                    )
-                },
-                "",
-            );
+            row("latency p50 / p99 / max ms", None, &latencies, "");
             row(
                 "latency p99 ms",
                 Some(&|_, r| r.latency.p99_us as f64),
-                &|_, r| ms_of(r.latency.p99_us),
+                &|_, r| ms(r.latency.p99_us),
                 if subs >= 10_000 { "<= 1.0x" } else { "" },
             );
             row(
@@ -827,12 +806,7 @@ fn rows_for(
                 &|run, _| format!("{:.2}", run.server_cpu_s),
                 "",
             );
-            row(
-                "loadgen CPU (% of a core)",
-                None,
-                &|_, r| format!("{:.0}%", r.cpu_pct),
-                "",
-            );
+            row("loadgen CPU (% of a core)", None, &loadgen_cpu, "");
         }
     }
     rows
@@ -1051,52 +1025,35 @@ fn svg(panels: &[Panel], series: &[(&str, &str)], subtitle: &str) -> String {
     s
 }
 
-/// What the Node column ran: the server, the installed @pikku/core (not the pinned one: a
-/// stale install says so) and Node's version.
-fn node_description(server: &Path) -> String {
+/// Checks `node`, installs `loadgen/node-pikku`'s pinned `@pikku/core` (`npm ci`) once, and
+/// says what the Node column runs: the installed @pikku/core (not the pinned one: a stale
+/// install says so) and Node's version.
+fn prepare_node(server: &Path) -> Result<String, String> {
+    let dir = server.parent().ok_or("no node-pikku dir")?;
     let node = std::process::Command::new("node")
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let core =
-        std::fs::read_to_string(server.with_file_name("node_modules/@pikku/core/package.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["version"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| "(version unknown)".into());
-    format!("`loadgen/node-pikku/server.mjs`, npm @pikku/core {core} on Node {node}")
-}
-
-/// Checks `node` and installs `loadgen/node-pikku`'s pinned `@pikku/core` (`npm ci`) once.
-fn prepare_node(server: &Path) -> Result<(), String> {
-    let dir = server.parent().ok_or("no node-pikku dir")?;
-    let version = std::process::Command::new("node")
-        .arg("--version")
-        .output()
         .map_err(|e| format!("node: {e}"))?;
-    eprintln!(
-        "== Pikku on Node: node {}",
-        String::from_utf8_lossy(&version.stdout).trim()
-    );
-    if dir
-        .join("node_modules")
-        .join("@pikku")
-        .join("core")
-        .exists()
-    {
-        return Ok(());
+    let package = dir.join("node_modules/@pikku/core/package.json");
+    if !package.exists() {
+        let status = std::process::Command::new("npm")
+            .current_dir(dir)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .status()
+            .map_err(|e| format!("npm: {e}"))?;
+        if !status.success() {
+            return Err(format!("npm ci in {} failed", dir.display()));
+        }
     }
-    let status = std::process::Command::new("npm")
-        .current_dir(dir)
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .status()
-        .map_err(|e| format!("npm: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("npm ci in {} failed", dir.display()))
-    }
+    let core = std::fs::read_to_string(&package)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "(version unknown)".into());
+    Ok(format!(
+        "`loadgen/node-pikku/server.mjs`, npm @pikku/core {core} on Node {}",
+        String::from_utf8_lossy(&node.stdout).trim()
+    ))
 }
 
 fn machine() -> String {
@@ -1194,10 +1151,17 @@ async fn run() -> Result<(), String> {
             return Err("cargo build failed".into());
         }
     }
+    let mut node_ran = None;
     if o.node && previous.is_none() {
-        if let Err(why) = prepare_node(&p.node_server) {
-            eprintln!("== no Pikku-on-Node column: {why}");
-            o.node = false;
+        match prepare_node(&p.node_server) {
+            Ok(d) => {
+                eprintln!("== Pikku on Node: {d}");
+                node_ran = Some(d);
+            }
+            Err(why) => {
+                eprintln!("== no Pikku-on-Node column: {why}");
+                o.node = false;
+            }
         }
     }
     for b in [&p.bench_app, &p.baseline, &p.loadgen] {
@@ -1409,8 +1373,7 @@ async fn run() -> Result<(), String> {
     };
     let node_desc = match &previous {
         Some(prev) => prev.node.clone(),
-        None if with_node => Some(node_description(&p.node_server)),
-        None => None,
+        None => node_ran.filter(|_| with_node),
     };
     let node_line = node_desc
         .as_ref()

@@ -165,19 +165,9 @@ struct Timing {
     cpu: f64,
 }
 
-fn children_cpu_s() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
-        return 0.0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 fn cargo(dir: &Path, target: &Path, args: &[&str]) -> Result<Timing, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let cpu0 = children_cpu_s();
+    let cpu0 = loadgen::children_cpu_seconds();
     let t = Instant::now();
     let out = Command::new(cargo)
         .current_dir(dir)
@@ -194,7 +184,7 @@ fn cargo(dir: &Path, target: &Path, args: &[&str]) -> Result<Timing, String> {
     }
     Ok(Timing {
         wall: t.elapsed().as_secs_f64(),
-        cpu: children_cpu_s() - cpu0,
+        cpu: loadgen::children_cpu_seconds() - cpu0,
     })
 }
 
