@@ -1,42 +1,99 @@
-//! The Redis event hub: streams work across many server instances.
+//! The Redis event hub: streams across many server instances, on a few connections.
 //!
-//! Each topic is a Redis Stream (`XADD` with a capped length and age: the replay window).
-//! Stream entry ids (`<ms>-<n>`) are the events' ids, and so the SSE `id:`s: an id a client
-//! got from instance A resumes on instance B. Per instance and active topic, one reader task
-//! (`XREAD BLOCK` on its own connection) fans events out locally through a broadcast channel,
-//! so 10,000 subscribers on one instance cost one Redis read loop.
+//! # Shape
+//! - **History**: each topic is a Redis Stream (the replay window, capped by length and age)
+//!   beside a small hash holding the topic's epoch and last offset. A publish is one Lua script:
+//!   it takes the next offset, appends the entry, trims, refreshes both keys' expiry and
+//!   `PUBLISH`es `<epoch> <offset> <payload>` on the topic's channel, atomically.
+//! - **Live delivery**: PUB/SUB on [`HubConfig::connections`] connections per instance (2 by
+//!   default), whatever the number of topics: topics are spread over them by hash, and
+//!   `SUBSCRIBE`/`UNSUBSCRIBE` are batched as topics come and go. Each instance fans a topic out
+//!   to its local subscribers through one shared log (a cursor per subscriber). This is the
+//!   shape of Centrifugo's Redis engine, chosen over one `XREAD BLOCK` per topic (a connection
+//!   per active topic, which ran instances out of file descriptors and Redis out of
+//!   `maxclients` at a few thousand topics) and over a multiplexed `XREAD` on a pool (every
+//!   read re-sends all its keys, and a pool still grows with load).
+//! - **Continuity**: every event carries its offset, so the hand-over from the history read of a
+//!   resume to the live feed skips duplicates and notices holes. When a PUB/SUB connection drops,
+//!   the reader reconnects, resubscribes and reads each topic's missed entries from its stream;
+//!   a hole it cannot fill (trimmed meanwhile) is a `gap`, never silent.
+//! - **Epochs**: the hash holds the topic's epoch. When the keys vanish (expired after
+//!   [`HubConfig::replay_max_age`] without publishes, `DEL`, `FLUSHALL`, a restart without
+//!   persistence) the next publish starts a new epoch, so a client resuming from the old one
+//!   gets a `reset` gap instead of a silent skip.
 //!
-//! When a connection drops (restart, `CLIENT KILL`, a network blip) the reader reconnects with
-//! backoff and reads on from the last id it delivered: subscribers see no gap and no duplicate.
+//! # Redis Cluster
+//! A topic's keys share one hash slot (`<prefix>{<topic>}` and `<prefix>{<topic>}:m`), so the
+//! script runs on one node. Cluster support itself is a plan, not built: publish with
+//! `SPUBLISH` and read with `SSUBSCRIBE` on one connection per shard, so live traffic stays on
+//! the node that owns the topic.
+//!
 //! Publishing while Redis is down fails with a [`HubError`] (a 503 when it reaches a client);
 //! [`EventHub::status`] reports the hub unhealthy until an operation succeeds again.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
-use redis::{AsyncConnectionConfig, Value};
-use tokio::sync::broadcast;
+use parking_lot::Mutex;
+use redis::Value;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{mpsc, watch};
 
+use super::log::{Budget, LogOwner, TopicLog};
 use super::{
-    EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Subscription,
-    SubscriptionCounter, live,
+    EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume,
+    Subscription, SubscriptionCounter,
 };
 
-/// Default key prefix: every topic's stream is `pikku:hub:<topic>`.
+/// Default key prefix: a topic's stream is `pikku:hub:{<topic>}`.
 pub const DEFAULT_PREFIX: &str = "pikku:hub:";
 
-/// How long one `XREAD` blocks; also how soon an idle reader notices it has no subscribers.
-const READ_BLOCK: Duration = Duration::from_millis(1000);
-/// Entries read per `XREAD`.
-const READ_BATCH: usize = 1024;
-/// The stream field holding the JSON payload.
-const DATA_FIELD: &str = "d";
+/// Appends one event: next offset, entry, trims, expiry, and the live message.
+/// KEYS: stream, meta. ARGV: payload, max entries, max age ms, a new epoch, channel.
+const PUBLISH_LUA: &str = r"
+local epoch = redis.call('HGET', KEYS[2], 'e')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[2], 'e', epoch)
+  redis.call('DEL', KEYS[1])
+end
+local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'o', offset, 'd', ARGV[1])
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])
+if cutoff > 0 then redis.call('XTRIM', KEYS[1], 'MINID', '~', cutoff) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. offset .. ' ' .. ARGV[1])
+return {epoch, offset}
+";
+
+/// Reads a topic's epoch, last offset and the newest entries after a position, atomically.
+/// KEYS: stream, meta. ARGV: the client's epoch (or ''), the offset it has seen (-1: none),
+/// the window.
+const READ_LUA: &str = r"
+local m = redis.call('HMGET', KEYS[2], 'e', 'o')
+if not m[1] then return {} end
+local last = tonumber(m[2]) or 0
+local after = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+if m[1] == ARGV[1] and after >= 0 and after < last then n = math.min(n, last - after) end
+if m[1] == ARGV[1] and after >= last then n = 0 end
+local entries = {}
+if n > 0 then entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', n) end
+return {m[1], last, entries}
+";
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Channels per `SUBSCRIBE`/`UNSUBSCRIBE` command.
+const SUBSCRIBE_BATCH: usize = 512;
 
 /// A Redis-backed [`EventHub`].
 pub struct RedisHub {
@@ -48,10 +105,39 @@ struct Inner {
     publisher: ConnectionManager,
     prefix: String,
     cfg: HubConfig,
-    readers: tokio::sync::Mutex<HashMap<String, broadcast::Sender<HubEvent>>>,
+    publish: redis::Script,
+    read: redis::Script,
+    readers: Vec<mpsc::UnboundedSender<Cmd>>,
+    topics: Mutex<HashMap<Arc<str>, Entry>>,
+    budget: Arc<Budget>,
     counter: SubscriptionCounter,
     healthy: AtomicBool,
     detail: Mutex<Option<String>>,
+}
+
+/// A topic active on this instance: its local log and whether its channel is subscribed.
+struct Entry {
+    log: Arc<TopicLog>,
+    ready: watch::Receiver<Ready>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ready {
+    Pending,
+    Subscribed,
+    Failed(String),
+}
+
+enum Cmd {
+    Subscribe {
+        channel: Arc<str>,
+        log: Arc<TopicLog>,
+        ready: watch::Sender<Ready>,
+    },
+    Unsubscribe {
+        channel: Arc<str>,
+        log: Weak<TopicLog>,
+    },
 }
 
 impl RedisHub {
@@ -59,12 +145,13 @@ impl RedisHub {
     /// Connections are made lazily, so this does not fail when Redis is down. Call it inside a
     /// tokio runtime (the hub spawns its connection tasks there).
     pub fn open(url: &str, prefix: &str, cfg: HubConfig) -> Result<Self, HubError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(HubError(
-                "RedisHub::open must be called inside a tokio runtime".into(),
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Err(HubError::unavailable(
+                "RedisHub::open must be called inside a tokio runtime",
             ));
-        }
-        let client = redis::Client::open(url).map_err(|e| HubError(format!("{url}: {e}")))?;
+        };
+        let client =
+            redis::Client::open(url).map_err(|e| HubError::unavailable(format!("{url}: {e}")))?;
         let publisher = ConnectionManager::new_lazy_with_config(
             client.clone(),
             ConnectionManagerConfig::new()
@@ -73,35 +160,43 @@ impl RedisHub {
                 .set_number_of_retries(2)
                 .set_max_delay(Duration::from_millis(500)),
         )
-        .map_err(|e| HubError(e.to_string()))?;
-        Ok(Self {
-            inner: Arc::new(Inner {
+        .map_err(HubError::unavailable)?;
+        let n = cfg.connections.clamp(1, 64);
+        let mut receivers = Vec::with_capacity(n);
+        let mut readers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::unbounded_channel();
+            readers.push(tx);
+            receivers.push(rx);
+        }
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            for rx in receivers {
+                rt.spawn(reader(weak.clone(), rx));
+            }
+            Inner {
                 client,
                 publisher,
                 prefix: prefix.to_string(),
+                budget: Budget::new(cfg.max_retained_bytes),
                 cfg,
-                readers: tokio::sync::Mutex::new(HashMap::new()),
+                publish: redis::Script::new(PUBLISH_LUA),
+                read: redis::Script::new(READ_LUA),
+                readers,
+                topics: Mutex::new(HashMap::new()),
                 counter: SubscriptionCounter::default(),
                 healthy: AtomicBool::new(true),
                 detail: Mutex::new(None),
-            }),
-        })
+            }
+        });
+        Ok(Self { inner })
     }
 
-    /// The Redis key of a topic. Characters outside `[A-Za-z0-9_.:-]` (including `{}`, which
-    /// Redis Cluster reads as hash tags, and `*`/`?` glob characters) are percent-encoded,
-    /// so no topic reaches outside the prefix's key space.
+    /// The Redis key of a topic's stream (its channel has the same name; its hash adds `:m`).
+    /// Characters outside `[A-Za-z0-9_.:-]` (including `{}`, which Redis Cluster reads as hash
+    /// tags, and `*`/`?` glob characters) are percent-encoded, so no topic reaches outside the
+    /// prefix's key space, and the `{...}` around the topic keeps its keys in one slot.
     pub fn key(&self, topic: &str) -> String {
-        let mut key = String::with_capacity(self.inner.prefix.len() + topic.len());
-        key.push_str(&self.inner.prefix);
-        for b in topic.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-') {
-                key.push(b as char);
-            } else {
-                key.push_str(&format!("%{b:02X}"));
-            }
-        }
-        key
+        self.inner.key(topic)
     }
 
     /// Checks the server now (`PING`) and updates [`EventHub::status`].
@@ -110,268 +205,534 @@ impl RedisHub {
         let r: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
         r.map(|_| self.inner.ok()).map_err(|e| self.inner.fail(&e))
     }
+
+    /// Topics with local subscribers on this instance.
+    pub fn active_topics(&self) -> usize {
+        self.inner.topics.lock().len()
+    }
+}
+
+impl LogOwner for Inner {
+    fn idle(&self, topic: &Arc<str>) {
+        let mut topics = self.topics.lock();
+        let Some(entry) = topics.get(topic) else {
+            return;
+        };
+        if !entry.log.unsubscribed() {
+            return;
+        }
+        let Some(entry) = topics.remove(topic) else {
+            return;
+        };
+        drop(topics);
+        entry.log.clear();
+        let _ = self.reader_for(topic).send(Cmd::Unsubscribe {
+            channel: topic.clone(),
+            log: Arc::downgrade(&entry.log),
+        });
+    }
 }
 
 impl Inner {
+    fn key(&self, topic: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + topic.len() + 2);
+        key.push_str(&self.prefix);
+        key.push('{');
+        for b in topic.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-') {
+                key.push(b as char);
+            } else {
+                key.push_str(&format!("%{b:02X}"));
+            }
+        }
+        key.push('}');
+        key
+    }
+
+    fn reader_for(&self, channel: &str) -> &mpsc::UnboundedSender<Cmd> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        channel.hash(&mut h);
+        &self.readers[(h.finish() % self.readers.len() as u64) as usize]
+    }
+
     fn ok(&self) {
         if !self.healthy.swap(true, Ordering::SeqCst) {
             tracing::info!("redis event hub reconnected");
-            if let Ok(mut d) = self.detail.lock() {
-                *d = None;
-            }
+            *self.detail.lock() = None;
         }
     }
 
-    fn fail(&self, e: &redis::RedisError) -> HubError {
+    fn fail(&self, e: &dyn std::fmt::Display) -> HubError {
         if self.healthy.swap(false, Ordering::SeqCst) {
             tracing::warn!(error = %e, "redis event hub unavailable");
         }
-        if let Ok(mut d) = self.detail.lock() {
-            *d = Some(e.to_string());
-        }
-        HubError(e.to_string())
-    }
-
-    async fn connection(&self) -> Result<MultiplexedConnection, HubError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(2)));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| self.fail(&e))
+        *self.detail.lock() = Some(e.to_string());
+        HubError::unavailable(e)
     }
 
     async fn publish(&self, key: &str, json: Bytes) -> Result<String, HubError> {
+        let max = self.cfg.max_event_bytes;
+        if json.len() > max {
+            return Err(HubError::TooLarge {
+                size: json.len(),
+                max,
+            });
+        }
         let max_age_ms = self.cfg.replay_max_age.as_millis().max(1) as u64;
-        let cutoff = unix_ms().saturating_sub(max_age_ms);
         let mut conn = self.publisher.clone();
-        let (id,): (String,) = redis::pipe()
-            .cmd("XADD")
-            .arg(key)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.cfg.replay_max_events.max(1))
-            .arg("*")
-            .arg(DATA_FIELD)
+        let (epoch, offset): (String, u64) = self
+            .publish
+            .key(key)
+            .key(format!("{key}:m"))
             .arg(json.as_ref())
-            .cmd("XTRIM")
-            .arg(key)
-            .arg("MINID")
-            .arg("~")
-            .arg(cutoff)
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(key)
+            .arg(self.cfg.window())
             .arg(max_age_ms)
-            .ignore()
-            .query_async(&mut conn)
+            .arg(format!("{:x}", Position::new_epoch()))
+            .arg(key)
+            .invoke_async(&mut conn)
             .await
             .map_err(|e| self.fail(&e))?;
         self.ok();
-        Ok(id)
+        let epoch = u64::from_str_radix(&epoch, 16)
+            .map_err(|_| HubError::unavailable(format!("bad epoch `{epoch}` in {key}:m")))?;
+        Ok(Position { epoch, offset }.to_string())
     }
 
-    /// The broadcast receiver of `key`'s reader, starting one (from the stream's current end)
-    /// when none runs.
-    async fn receiver(
-        self: &Arc<Self>,
-        key: &str,
-    ) -> Result<broadcast::Receiver<HubEvent>, HubError> {
-        let mut readers = self.readers.lock().await;
-        if let Some(tx) = readers.get(key) {
-            return Ok(tx.subscribe());
-        }
+    /// The topic's epoch and last offset, and its newest entries after `after` (all the
+    /// window's when `after` is `None` or of another epoch), oldest first.
+    async fn read(&self, key: &str, after: Option<Position>) -> Result<History, HubError> {
         let mut conn = self.publisher.clone();
-        let last: StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
+        let (epoch, offset) = after.map_or((String::new(), -1), |p| {
+            (format!("{:x}", p.epoch), p.offset as i64)
+        });
+        let reply: Value = self
+            .read
+            .key(key)
+            .key(format!("{key}:m"))
+            .arg(epoch)
+            .arg(offset)
+            .arg(self.cfg.window())
+            .invoke_async(&mut conn)
             .await
             .map_err(|e| self.fail(&e))?;
-        let start = last
-            .ids
-            .first()
-            .map_or_else(|| "0-0".to_string(), |e| e.id.clone());
-        let (tx, rx) = broadcast::channel(self.cfg.subscriber_queue.max(1));
-        readers.insert(key.to_string(), tx.clone());
-        tokio::spawn(read_loop(Arc::downgrade(self), key.to_string(), tx, start));
-        Ok(rx)
+        self.ok();
+        History::parse(reply)
+            .ok_or_else(|| HubError::unavailable(format!("unexpected reply reading {key}")))
     }
 
+    /// Items a resume from `resume` yields before the live feed, and the last position they
+    /// cover (later live events at or before it are duplicates).
     async fn replay(
         &self,
         key: &str,
-        last_event_id: &str,
-    ) -> Result<(Vec<HubItem>, Option<u64>), HubError> {
-        let mut conn = self.publisher.clone();
-        let info: redis::RedisResult<HashMap<String, Value>> = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(key)
-            .query_async(&mut conn)
-            .await;
-        let info = match info {
-            Ok(info) => Some(info),
-            Err(e) if e.to_string().contains("no such key") => None,
-            Err(e) => return Err(self.fail(&e)),
+        resume: Resume,
+    ) -> Result<(Vec<HubItem>, Option<Position>), HubError> {
+        let mut items = Vec::new();
+        let after = match resume {
+            Resume::Live => None,
+            Resume::After(p) => Some(p),
+            Resume::Start | Resume::Invalid => None,
         };
-        let last_generated = info
-            .as_ref()
-            .and_then(|i| id_field(i, "last-generated-id"))
-            .and_then(|id| seq_of(&id));
-        // Trimming (MAXLEN/MINID) does not move `max-deleted-entry-id`; the first entry and
-        // the count of entries ever added tell whether anything left the window.
-        let first_entry = info
-            .as_ref()
-            .and_then(|i| id_field(i, "recorded-first-entry-id"))
-            .and_then(|id| seq_of(&id));
-        let trimmed = info.as_ref().is_some_and(|i| {
-            int_field(i, "entries-added").unwrap_or(0) > int_field(i, "length").unwrap_or(0)
-        });
-        let mut head = Vec::new();
-        // `0` is the start of every topic, even one not created yet.
-        let known = |s: &u64| *s == 0 || last_generated.is_some_and(|g| *s <= g);
-        let (from, after) = match seq_of(last_event_id).filter(known) {
-            None => {
-                head.push(HubItem::Gap {
+        let history = self.read(key, after).await?;
+        let Some(current) = history.epoch else {
+            // No history at all: whatever the client saw is gone.
+            if matches!(resume, Resume::After(_)) {
+                items.push(HubItem::Gap {
+                    reason: GapReason::Reset,
+                    missed: None,
+                });
+            } else if resume == Resume::Invalid {
+                items.push(HubItem::Gap {
                     reason: GapReason::UnknownId,
                     missed: None,
                 });
-                ("-".to_string(), None)
             }
-            Some(after) => {
-                // The resume id itself has left the window: say so (the count is unknown).
-                if trimmed && first_entry.is_some_and(|f| after < f) {
-                    head.push(HubItem::Gap {
-                        reason: GapReason::Expired,
-                        missed: None,
-                    });
-                }
-                (format!("({last_event_id}"), Some(after))
-            }
+            return Ok((items, None));
         };
-        let entries: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(key)
-            .arg(&from)
-            .arg("+")
-            .arg("COUNT")
-            .arg(self.cfg.replay_max_events.max(1))
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.fail(&e))?;
-        self.ok();
-        let mut last_seq = after;
-        for entry in entries.ids {
-            if let Some(ev) = to_event(entry) {
-                last_seq = Some(ev.seq());
-                head.push(HubItem::Event(ev));
+        let from = match resume {
+            Resume::Live => {
+                return Ok((
+                    items,
+                    Some(Position {
+                        epoch: current,
+                        offset: history.last,
+                    }),
+                ));
+            }
+            Resume::Invalid => {
+                items.push(HubItem::Gap {
+                    reason: GapReason::UnknownId,
+                    missed: None,
+                });
+                0
+            }
+            Resume::After(p) if p.epoch != current => {
+                items.push(HubItem::Gap {
+                    reason: GapReason::Reset,
+                    missed: None,
+                });
+                0
+            }
+            Resume::After(p) if p.offset > history.last => {
+                items.push(HubItem::Gap {
+                    reason: GapReason::UnknownId,
+                    missed: None,
+                });
+                0
+            }
+            Resume::After(p) => p.offset,
+            Resume::Start => 0,
+        };
+        let first = history
+            .events
+            .first()
+            .map_or(history.last + 1, HubEvent::seq);
+        if from > 0 || resume == Resume::Start {
+            if from + 1 < first {
+                items.push(HubItem::Gap {
+                    reason: GapReason::Expired,
+                    missed: Some(first - from - 1),
+                });
             }
         }
-        Ok((head, last_seq))
+        let last = Position {
+            epoch: current,
+            offset: history.last.max(from),
+        };
+        items.extend(
+            history
+                .events
+                .into_iter()
+                .filter(|e| e.seq() > from)
+                .map(HubItem::Event),
+        );
+        Ok((items, Some(last)))
     }
 }
 
-/// One reader per active topic: reads new entries and fans them out, reconnecting on errors
-/// and resuming from the last id it delivered. Ends when no subscriber is left.
-async fn read_loop(
-    hub: Weak<Inner>,
-    key: String,
-    tx: broadcast::Sender<HubEvent>,
-    mut last_id: String,
-) {
-    let mut conn: Option<MultiplexedConnection> = None;
+/// What [`READ_LUA`] returns.
+struct History {
+    /// `None` when the topic has no history (never published, or its keys are gone).
+    epoch: Option<u64>,
+    last: u64,
+    /// Oldest first.
+    events: Vec<HubEvent>,
+}
+
+impl History {
+    fn parse(reply: Value) -> Option<Self> {
+        let Value::Array(parts) = reply else {
+            return None;
+        };
+        if parts.is_empty() {
+            return Some(History {
+                epoch: None,
+                last: 0,
+                events: Vec::new(),
+            });
+        }
+        let mut parts = parts.into_iter();
+        let epoch_text: String = redis::from_redis_value(parts.next()?).ok()?;
+        let epoch = u64::from_str_radix(&epoch_text, 16).ok()?;
+        let last: u64 = redis::from_redis_value(parts.next()?).ok()?;
+        let Value::Array(entries) = parts.next()? else {
+            return None;
+        };
+        let mut events: Vec<HubEvent> = entries
+            .into_iter()
+            .filter_map(|e| entry_event(epoch, e))
+            .collect();
+        events.reverse();
+        Some(History {
+            epoch: Some(epoch),
+            last,
+            events,
+        })
+    }
+}
+
+/// A stream entry `[id, [o, <offset>, d, <payload>]]` as an event of `epoch`.
+fn entry_event(epoch: u64, entry: Value) -> Option<HubEvent> {
+    let Value::Array(mut parts) = entry else {
+        return None;
+    };
+    let Value::Array(fields) = parts.pop()? else {
+        return None;
+    };
+    let mut offset = None;
+    let mut data = None;
+    let mut fields = fields.into_iter();
+    while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+        let k: String = redis::from_redis_value(k).ok()?;
+        match k.as_str() {
+            "o" => offset = redis::from_redis_value::<u64>(v).ok(),
+            "d" => data = redis::from_redis_value::<Vec<u8>>(v).ok(),
+            _ => {}
+        }
+    }
+    Some(HubEvent::new(
+        Position {
+            epoch,
+            offset: offset?,
+        },
+        Bytes::from(data?),
+    ))
+}
+
+/// A live message `<epoch> <offset> <payload>`.
+fn message_event(payload: &[u8]) -> Option<HubEvent> {
+    let mut parts = payload.splitn(3, |b| *b == b' ');
+    let epoch = u64::from_str_radix(std::str::from_utf8(parts.next()?).ok()?, 16).ok()?;
+    let offset = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let json = parts.next()?;
+    Some(HubEvent::new(
+        Position { epoch, offset },
+        Bytes::copy_from_slice(json),
+    ))
+}
+
+/// One PUB/SUB connection's task: subscribes the channels it is given, appends live messages
+/// to their logs, and on reconnect resubscribes and reads what it missed from the streams.
+async fn reader(hub: Weak<Inner>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+    let mut active: HashMap<Arc<str>, Arc<TopicLog>> = HashMap::new();
     let mut backoff = Duration::from_millis(50);
+    let mut reconnecting = false;
     loop {
         let Some(inner) = hub.upgrade() else { return };
-        if tx.receiver_count() == 0 {
-            let mut readers = inner.readers.lock().await;
-            // Checked again under the lock: a subscriber may have just joined.
-            if tx.receiver_count() == 0 {
-                readers.remove(&key);
-                return;
-            }
-        }
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match inner.connection().await {
-                Ok(c) => conn.insert(c),
-                Err(_) => {
-                    drop(inner);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-        };
-        let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(READ_BATCH)
-            .arg("BLOCK")
-            .arg(READ_BLOCK.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&key)
-            .arg(&last_id)
-            .query_async(c)
-            .await;
-        match reply {
-            Ok(reply) => {
-                inner.ok();
-                backoff = Duration::from_millis(50);
-                for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-                    last_id = entry.id.clone();
-                    if let Some(ev) = to_event(entry) {
-                        // No receivers: the loop notices at the top and ends.
-                        let _ = tx.send(ev);
-                    }
-                }
-            }
+        let connected =
+            match tokio::time::timeout(CONNECT_TIMEOUT, inner.client.get_async_pubsub()).await {
+                Ok(Ok(ps)) => Ok(ps),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out connecting".to_string()),
+            };
+        let pubsub = match connected {
+            Ok(ps) => ps,
             Err(e) => {
                 inner.fail(&e);
-                conn = None;
+                // Fail waiting subscribers now rather than leave them hanging.
+                while let Ok(cmd) = cmds.try_recv() {
+                    apply_offline(&inner, &mut active, cmd, &e);
+                }
                 drop(inner);
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    cmd = cmds.recv() => match cmd {
+                        Some(cmd) => if let Some(inner) = hub.upgrade() {
+                            apply_offline(&inner, &mut active, cmd, &e);
+                        },
+                        None => return,
+                    },
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
+                reconnecting = true;
+                continue;
             }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        // Resubscribe what was active, then read what was published meanwhile.
+        let channels: Vec<Arc<str>> = active.keys().cloned().collect();
+        let mut failed = None;
+        for chunk in channels.chunks(SUBSCRIBE_BATCH) {
+            let names: Vec<&str> = chunk.iter().map(|c| &**c).collect();
+            if let Err(e) = sink.subscribe(&names).await {
+                failed = Some(e.to_string());
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            inner.fail(&e);
+            continue;
+        }
+        if reconnecting {
+            catch_up(&inner, &active).await;
+        }
+        inner.ok();
+        backoff = Duration::from_millis(50);
+        drop(inner);
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    let mut batch = vec![cmd];
+                    while batch.len() < SUBSCRIBE_BATCH {
+                        match cmds.try_recv() {
+                            Ok(cmd) => batch.push(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = apply(&mut sink, &mut active, batch).await {
+                        if let Some(inner) = hub.upgrade() {
+                            inner.fail(&e);
+                        }
+                        break;
+                    }
+                }
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    let Some(inner) = hub.upgrade() else { return };
+                    let Some(log) = active.get(msg.get_channel_name()) else { continue };
+                    let Some(ev) = message_event(msg.get_payload_bytes()) else {
+                        tracing::warn!(channel = msg.get_channel_name(), "ignoring a malformed hub message");
+                        continue;
+                    };
+                    deliver(&inner, log, msg.get_channel_name(), ev).await;
+                }
+            }
+        }
+        reconnecting = true;
+        if let Some(inner) = hub.upgrade() {
+            inner.fail(&"pub/sub connection lost");
         }
     }
 }
 
-fn to_event(entry: StreamId) -> Option<HubEvent> {
-    let seq = seq_of(&entry.id)?;
-    let json: Vec<u8> = entry.get(DATA_FIELD)?;
-    Some(HubEvent::new(entry.id, seq, Bytes::from(json)))
-}
-
-fn id_field(info: &HashMap<String, Value>, name: &str) -> Option<String> {
-    match info.get(name)? {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
+/// Applies commands while disconnected: subscribes are remembered (the reconnect subscribes
+/// them) but their waiters learn that Redis is down.
+fn apply_offline(
+    inner: &Inner,
+    active: &mut HashMap<Arc<str>, Arc<TopicLog>>,
+    cmd: Cmd,
+    error: &str,
+) {
+    match cmd {
+        Cmd::Subscribe {
+            channel,
+            ready,
+            log,
+        } => {
+            let mut topics = inner.topics.lock();
+            if topics
+                .get(&channel)
+                .is_some_and(|e| Arc::ptr_eq(&e.log, &log))
+            {
+                topics.remove(&channel);
+            }
+            let _ = ready.send(Ready::Failed(error.to_string()));
+        }
+        Cmd::Unsubscribe { channel, log } => remove_if_same(active, &channel, &log),
     }
 }
 
-fn int_field(info: &HashMap<String, Value>, name: &str) -> Option<i64> {
-    match info.get(name)? {
-        Value::Int(i) => Some(*i),
-        _ => None,
+fn remove_if_same(
+    active: &mut HashMap<Arc<str>, Arc<TopicLog>>,
+    channel: &str,
+    log: &Weak<TopicLog>,
+) {
+    if active
+        .get(channel)
+        .is_some_and(|l| std::ptr::eq(Arc::as_ptr(l), log.as_ptr()))
+    {
+        active.remove(channel);
     }
 }
 
-/// A stream id `<ms>-<n>` (or `<ms>`) as one increasing number.
-fn seq_of(id: &str) -> Option<u64> {
-    let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
-    let (ms, n) = (ms.parse::<u64>().ok()?, n.parse::<u64>().ok()?);
-    ms.checked_mul(1_000_000)?.checked_add(n.min(999_999))
+/// Subscribes and unsubscribes a batch of channels, one command each way.
+async fn apply(
+    sink: &mut redis::aio::PubSubSink,
+    active: &mut HashMap<Arc<str>, Arc<TopicLog>>,
+    batch: Vec<Cmd>,
+) -> Result<(), String> {
+    let mut subscribe = Vec::new();
+    let mut waiting = Vec::new();
+    let mut unsubscribe = Vec::new();
+    for cmd in batch {
+        match cmd {
+            Cmd::Subscribe {
+                channel,
+                log,
+                ready,
+            } => {
+                active.insert(channel.clone(), log);
+                subscribe.push(channel);
+                waiting.push(ready);
+            }
+            Cmd::Unsubscribe { channel, log } => {
+                let before = active.len();
+                remove_if_same(active, &channel, &log);
+                if active.len() < before && !active.contains_key(&channel) {
+                    unsubscribe.push(channel);
+                }
+            }
+        }
+    }
+    // A channel both left and re-joined in this batch stays subscribed.
+    unsubscribe.retain(|c| !active.contains_key(c));
+    if !unsubscribe.is_empty() {
+        let names: Vec<&str> = unsubscribe.iter().map(|c| &**c).collect();
+        sink.unsubscribe(&names).await.map_err(|e| e.to_string())?;
+    }
+    if !subscribe.is_empty() {
+        let names: Vec<&str> = subscribe.iter().map(|c| &**c).collect();
+        if let Err(e) = sink.subscribe(&names).await {
+            let e = e.to_string();
+            for ready in waiting {
+                let _ = ready.send(Ready::Failed(e.clone()));
+            }
+            return Err(e);
+        }
+    }
+    for ready in waiting {
+        let _ = ready.send(Ready::Subscribed);
+    }
+    Ok(())
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// Appends a live event, first filling a hole before it from the stream.
+async fn deliver(inner: &Inner, log: &TopicLog, key: &str, ev: HubEvent) {
+    let pos = ev.position();
+    match log.last_known() {
+        Some(last) if last.epoch == pos.epoch && pos.offset <= last.offset => {}
+        Some(last) if last.epoch == pos.epoch && pos.offset > last.offset + 1 => {
+            fill(inner, log, key, last).await;
+            if log
+                .last_known()
+                .is_none_or(|l| l.epoch != pos.epoch || l.offset < pos.offset)
+            {
+                log.append([ev]);
+            }
+        }
+        _ => log.append([ev]),
+    }
+}
+
+/// Appends the entries after `last` that the stream still holds.
+async fn fill(inner: &Inner, log: &TopicLog, key: &str, last: Position) {
+    match inner.read(key, Some(last)).await {
+        Ok(history) if history.epoch == Some(last.epoch) => {
+            log.append(history.events.into_iter().filter(|e| e.seq() > last.offset));
+        }
+        // Another epoch (or none): the live feed carries on; cursors report the reset.
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, topic = key, "could not read missed hub events"),
+    }
+}
+
+/// After a reconnect: each active topic's entries published while the feed was down.
+async fn catch_up(inner: &Inner, active: &HashMap<Arc<str>, Arc<TopicLog>>) {
+    let topics: Vec<(Arc<str>, Arc<TopicLog>)> =
+        active.iter().map(|(k, l)| (k.clone(), l.clone())).collect();
+    futures_util::stream::iter(
+        topics
+            .into_iter()
+            .map(|(key, log)| catch_up_one(inner, key, log)),
+    )
+    .buffer_unordered(32)
+    .collect::<Vec<()>>()
+    .await;
+}
+
+async fn catch_up_one(inner: &Inner, key: Arc<str>, log: Arc<TopicLog>) {
+    let last = log.last_known();
+    match inner.read(&key, last).await {
+        Ok(history) => match last {
+            Some(last) if history.epoch == Some(last.epoch) => {
+                log.append(history.events.into_iter().filter(|e| e.seq() > last.offset))
+            }
+            // A new epoch (or a topic first published meanwhile): all of it is new.
+            _ => log.append(history.events),
+        },
+        Err(e) => tracing::warn!(error = %e, topic = &*key, "could not catch up after a reconnect"),
+    }
 }
 
 impl EventHub for RedisHub {
@@ -389,18 +750,57 @@ impl EventHub for RedisHub {
         last_event_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Subscription, HubError>> {
         Box::pin(async move {
-            let key = self.key(topic);
-            // Subscribe to the live feed first, then read the replay: the two overlap rather
-            // than leave a hole, and `live` drops what the replay already yielded.
-            let rx = self.inner.receiver(&key).await?;
-            let (head, after) = match last_event_id {
-                Some(id) => self.inner.replay(&key, id).await?,
-                None => (Vec::new(), None),
+            let inner = &self.inner;
+            let key: Arc<str> = Arc::from(inner.key(topic));
+            let (mut cursor, mut ready, created) = {
+                let mut topics = inner.topics.lock();
+                let created = !topics.contains_key(&key);
+                if created {
+                    if topics.len() >= inner.cfg.max_topics {
+                        return Err(HubError::TooManyTopics {
+                            max: inner.cfg.max_topics,
+                        });
+                    }
+                    let owner: Weak<dyn LogOwner> = Arc::downgrade(inner) as Weak<dyn LogOwner>;
+                    let log = TopicLog::new(key.clone(), &inner.cfg, inner.budget.clone(), owner);
+                    let (tx, rx) = watch::channel(Ready::Pending);
+                    topics.insert(
+                        key.clone(),
+                        Entry {
+                            log: log.clone(),
+                            ready: rx,
+                        },
+                    );
+                    let _ = inner.reader_for(&key).send(Cmd::Subscribe {
+                        channel: key.clone(),
+                        log,
+                        ready: tx,
+                    });
+                }
+                let entry = topics
+                    .get(&key)
+                    .ok_or_else(|| HubError::unavailable("topic vanished"))?;
+                (entry.log.cursor_at_end(), entry.ready.clone(), created)
             };
-            Ok(Subscription::new(
-                live(head, rx, self.inner.cfg.slow_consumer, after),
-                self.inner.counter.guard(),
-            ))
+            // The channel is subscribed before the history is read: the two overlap rather
+            // than leave a hole, and the cursor skips what the history already yielded.
+            let state = ready
+                .wait_for(|r| *r != Ready::Pending)
+                .await
+                .map_err(|_| HubError::unavailable("the hub's reader stopped"))?
+                .clone();
+            if let Ready::Failed(e) = state {
+                return Err(inner.fail(&e));
+            }
+            let resume = Resume::parse(last_event_id);
+            if resume != Resume::Live || created {
+                let (items, last) = inner.replay(&key, resume).await?;
+                if let Some(last) = last {
+                    cursor.log().set_baseline(last);
+                }
+                cursor.replay(items, last);
+            }
+            Ok(Subscription::new(cursor, inner.counter.guard()))
         })
     }
 
@@ -419,7 +819,7 @@ impl EventHub for RedisHub {
         HubStatus {
             backend: "redis".into(),
             healthy: self.inner.healthy.load(Ordering::SeqCst),
-            detail: self.inner.detail.lock().ok().and_then(|d| d.clone()),
+            detail: self.inner.detail.lock().clone(),
             subscriptions: self.inner.counter.live(),
         }
     }
@@ -430,12 +830,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_order_as_numbers() {
-        assert!(seq_of("1700000000000-1") > seq_of("1700000000000-0"));
-        assert!(seq_of("1700000000001-0") > seq_of("1700000000000-5"));
-        assert_eq!(seq_of("garbage"), None);
-        assert_eq!(seq_of("0"), Some(0));
-        assert_eq!(seq_of("1-x"), None);
+    fn live_messages_parse() {
+        let ev = message_event(b"beef 7 {\"a\": 1}").unwrap();
+        assert_eq!(
+            ev.position(),
+            Position {
+                epoch: 0xbeef,
+                offset: 7
+            }
+        );
+        assert_eq!(ev.json().as_ref(), b"{\"a\": 1}");
+        assert!(message_event(b"beef x {}").is_none());
+        assert!(message_event(b"beef").is_none());
     }
 
     #[test]
@@ -446,8 +852,8 @@ mod tests {
     #[tokio::test]
     async fn keys_cannot_leave_the_prefix() {
         let hub = RedisHub::open("redis://127.0.0.1:6379", "app:", HubConfig::default()).unwrap();
-        assert_eq!(hub.key("user:alice:n"), "app:user:alice:n");
-        assert_eq!(hub.key("{x} *?"), "app:%7Bx%7D%20%2A%3F");
-        assert_eq!(hub.key("ü"), "app:%C3%BC");
+        assert_eq!(hub.key("user:alice:n"), "app:{user:alice:n}");
+        assert_eq!(hub.key("{x} *?"), "app:{%7Bx%7D%20%2A%3F}");
+        assert_eq!(hub.key("ü"), "app:{%C3%BC}");
     }
 }

@@ -1,0 +1,138 @@
+//! The hub's settings: the replay window, the slow-consumer policy and the memory budgets.
+
+use std::time::Duration;
+
+/// What happens to a subscriber that falls further behind than [`HubConfig::subscriber_queue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowConsumerPolicy {
+    /// End its stream with `event: error` `{"error":"lagged"}`; it reconnects with
+    /// `Last-Event-ID` and resumes from the replay window. The default: nothing is lost
+    /// while the window holds the missed events, and the window is never smaller than the lag
+    /// that triggers the disconnect.
+    #[default]
+    Disconnect,
+    /// Skip to the newest `subscriber_queue` events and say so with an `event: gap`.
+    Skip,
+}
+
+/// Limits of a hub: the replay window, how far a subscriber may fall behind, and the memory
+/// budgets that protect a server exposed to the internet.
+///
+/// ```
+/// use pikku::event_hub::{HubConfig, MemoryHub};
+/// let hub = MemoryHub::with_config(HubConfig {
+///     max_event_bytes: 16 * 1024,
+///     ..HubConfig::default()
+/// });
+/// ```
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Events kept per topic for resume (the window). Default 10,000.
+    pub replay_max_events: usize,
+    /// How long events are kept for resume; expired events are trimmed on a timer.
+    /// Default 5 minutes.
+    pub replay_max_age: Duration,
+    /// How many events a subscriber may fall behind the newest before the slow-consumer
+    /// policy applies (capped at the window). Default 10,000. It costs nothing per
+    /// subscriber: subscribers share the topic's window.
+    pub subscriber_queue: usize,
+    /// What happens to a subscriber that falls behind.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Topics held at once (with subscribers or retained events); a publish or subscribe that
+    /// would add one more is refused. Default 100,000.
+    pub max_topics: usize,
+    /// Bytes of events retained across all topics; a publish over it is refused once its own
+    /// topic's oldest events have been dropped to make room. Default 256 MiB.
+    pub max_retained_bytes: usize,
+    /// Largest event (JSON payload) accepted; larger publishes are refused. Default 1 MiB.
+    pub max_event_bytes: usize,
+    /// Connections a remote backend opens for live delivery, whatever the number of topics.
+    /// Default 2.
+    pub connections: usize,
+}
+
+/// Env vars read by [`HubConfig::from_env`].
+pub const HUB_ENV_VARS: [&str; 8] = [
+    "PIKKU_HUB_SUBSCRIBER_QUEUE",
+    "PIKKU_HUB_REPLAY_MAX_EVENTS",
+    "PIKKU_HUB_REPLAY_MAX_AGE_MS",
+    "PIKKU_HUB_SLOW_CONSUMER",
+    "PIKKU_HUB_MAX_TOPICS",
+    "PIKKU_HUB_MAX_RETAINED_BYTES",
+    "PIKKU_HUB_MAX_EVENT_BYTES",
+    "PIKKU_HUB_CONNECTIONS",
+];
+
+impl HubConfig {
+    /// The defaults, overridden by the [`HUB_ENV_VARS`] that are set:
+    /// `PIKKU_HUB_SUBSCRIBER_QUEUE`, `PIKKU_HUB_REPLAY_MAX_EVENTS`,
+    /// `PIKKU_HUB_REPLAY_MAX_AGE_MS`, `PIKKU_HUB_SLOW_CONSUMER` (`disconnect` or `skip`),
+    /// `PIKKU_HUB_MAX_TOPICS`, `PIKKU_HUB_MAX_RETAINED_BYTES`, `PIKKU_HUB_MAX_EVENT_BYTES` and
+    /// `PIKKU_HUB_CONNECTIONS`. Unparsable values are ignored with a warning.
+    pub fn from_env() -> Self {
+        fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
+            let v = std::env::var(name).ok()?;
+            let parsed = v.trim().parse().ok();
+            if parsed.is_none() {
+                tracing::warn!(value = %v, "ignoring unparsable {name}");
+            }
+            parsed
+        }
+        let mut cfg = Self::default();
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[0]) {
+            cfg.subscriber_queue = n.max(1);
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[1]) {
+            cfg.replay_max_events = n;
+        }
+        if let Some(ms) = var::<u64>(HUB_ENV_VARS[2]) {
+            cfg.replay_max_age = Duration::from_millis(ms);
+        }
+        if let Some(policy) = var::<String>(HUB_ENV_VARS[3]) {
+            match policy.as_str() {
+                "disconnect" => cfg.slow_consumer = SlowConsumerPolicy::Disconnect,
+                "skip" => cfg.slow_consumer = SlowConsumerPolicy::Skip,
+                other => tracing::warn!(value = other, "ignoring unknown {}", HUB_ENV_VARS[3]),
+            }
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[4]) {
+            cfg.max_topics = n;
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[5]) {
+            cfg.max_retained_bytes = n;
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[6]) {
+            cfg.max_event_bytes = n;
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[7]) {
+            cfg.connections = n.clamp(1, 64);
+        }
+        cfg
+    }
+
+    /// The window's size in events (at least 1).
+    pub(crate) fn window(&self) -> usize {
+        self.replay_max_events.max(1)
+    }
+
+    /// How far a subscriber may fall behind: never more than the window, so a disconnected
+    /// laggard can always resume from it.
+    pub(crate) fn max_lag(&self) -> usize {
+        self.subscriber_queue.clamp(1, self.window())
+    }
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            replay_max_events: 10_000,
+            replay_max_age: Duration::from_secs(300),
+            subscriber_queue: 10_000,
+            slow_consumer: SlowConsumerPolicy::Disconnect,
+            max_topics: 100_000,
+            max_retained_bytes: 256 * 1024 * 1024,
+            max_event_bytes: 1024 * 1024,
+            connections: 2,
+        }
+    }
+}
