@@ -183,7 +183,7 @@ export interface PikkuErrorBody {
 
 /** The data of an `event: gap`. */
 export interface PikkuGap {
-  /** `expired`, `unknown_id` or `lagged`. */
+  /** `expired`, `unknown_id`, `lagged` or `reset`. */
   reason: string;
   /** How many events were missed, when known. */
   missed?: number | null;

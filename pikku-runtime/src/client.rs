@@ -109,7 +109,7 @@ pub struct ErrorBody {
 /// The data of an `event: gap`: events after the resume point could not be replayed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gap {
-    /// `expired`, `unknown_id` or `lagged`.
+    /// `expired`, `unknown_id`, `lagged` or `reset`.
     pub reason: String,
     /// How many events were missed, when known.
     #[serde(default)]

@@ -236,7 +236,7 @@ pub struct StreamShutdown {
 #[derive(JsonSchema)]
 #[allow(dead_code)]
 pub struct StreamGap {
-    /// `expired`, `unknown_id` or `lagged`.
+    /// `expired`, `unknown_id`, `lagged` or `reset`.
     reason: String,
     /// How many events were missed, when known.
     missed: Option<u64>,

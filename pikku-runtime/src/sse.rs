@@ -483,8 +483,12 @@ impl Batch {
             None if self.more.is_empty() => self.first = Some(bytes),
             first => {
                 if let Some(first) = first {
-                    self.more
-                        .reserve(COALESCE_MAX_BYTES.max(first.len() + bytes.len()));
+                    // Headroom past the bound, so the event that crosses it does not double
+                    // the buffer.
+                    self.more.reserve(
+                        (COALESCE_MAX_BYTES + COALESCE_MAX_BYTES / 4)
+                            .max(first.len() + bytes.len()),
+                    );
                     self.more.put_slice(&first);
                 }
                 self.more.put_slice(&bytes);
@@ -499,6 +503,11 @@ impl Batch {
     fn into_frame(self) -> Option<http_body::Frame<Bytes>> {
         match self.first {
             Some(b) => Some(http_body::Frame::data(b)),
+            // A frame may wait in the connection's buffer for as long as its client does not
+            // read: it keeps only its own bytes, not the spare capacity reserved for a batch.
+            None if self.more.capacity() > self.more.len() + self.more.len() / 4 => {
+                Some(http_body::Frame::data(Bytes::copy_from_slice(&self.more)))
+            }
             None if !self.more.is_empty() => Some(http_body::Frame::data(self.more.freeze())),
             None => None,
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use pikku::event_hub::redis::RedisHub;
 use pikku::event_hub::{
-    GapReason, HubConfig, HubItem, MemoryHub, SlowConsumerPolicy, Subscription,
+    GapReason, HubConfig, HubError, HubItem, MemoryHub, SlowConsumerPolicy, Subscription,
 };
 use pikku::{EventHub, EventHubExt};
 use proptest::prelude::*;
@@ -439,4 +439,351 @@ proptest! {
             }
         });
     }
+}
+
+/// A Redis server of the test's own on a free port (no persistence), stopped when dropped:
+/// for tests that flush, delete, restart or count its clients.
+pub struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+    args: Vec<String>,
+}
+
+impl OwnRedis {
+    pub fn start(extra: &[&str]) -> Self {
+        let port = crate::support::free_port();
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Self::spawn(port, &args);
+        let me = Self { child, port, args };
+        me.wait_ready();
+        me
+    }
+
+    fn spawn(port: u16, extra: &[String]) -> std::process::Child {
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (the CI machine has it)")
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..100 {
+            if let Ok(mut c) = redis::Client::open(self.url()).and_then(|c| c.get_connection())
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and starts a new one on the same port: everything it held is gone.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, &self.args);
+        self.wait_ready();
+    }
+
+    pub async fn admin(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// `connected_clients` from `INFO clients`.
+    pub async fn connected_clients(&self) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query_async(&mut self.admin().await)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("connected_clients in INFO")
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_gap(item: &HubItem) -> bool {
+    matches!(item, HubItem::Gap { .. })
+}
+
+/// A topic whose whole history expired: the next publish starts a new history, and a client
+/// resuming from the old one is told (`reset`, or `expired` with a count), never silently
+/// handed only the newer events.
+#[tokio::test]
+async fn history_lost_by_expiry_is_a_gap_never_silence() {
+    let cfg = HubConfig {
+        replay_max_age: Duration::from_millis(800),
+        ..HubConfig::default()
+    };
+    for (name, hub) in backends(cfg) {
+        let first = hub.publish("exp", &1).await.unwrap();
+        hub.publish("exp", &2).await.unwrap();
+        hub.publish("exp", &3).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        hub.publish("exp", &4).await.unwrap();
+        let mut sub = hub.subscribe_from("exp", Some(&first)).await.unwrap();
+        let item = next_item(&mut sub).await;
+        assert!(
+            matches!(
+                item,
+                HubItem::Gap {
+                    reason: GapReason::Reset,
+                    ..
+                } | HubItem::Gap {
+                    reason: GapReason::Expired,
+                    missed: Some(2)
+                }
+            ),
+            "{name}: expected a gap first, got {item:?}"
+        );
+        assert_eq!(next_event(&mut sub).await.json().as_ref(), b"4", "{name}");
+    }
+}
+
+/// Redis loses a topic's history three ways (its stream deleted, the whole server flushed, a
+/// restart without persistence): each resume or live subscriber is told with a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_deleted_flushed_or_restarted_history_is_a_gap() {
+    let mut server = OwnRedis::start(&[]);
+    let hub: Arc<dyn EventHub> =
+        Arc::new(RedisHub::open(&server.url(), "gap:", HubConfig::default()).unwrap());
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        ids.push(hub.publish("t", &n).await.unwrap());
+    }
+    let mut admin = server.admin().await;
+    // The stream alone deleted: the offsets show how many are gone.
+    let _: i64 = redis::cmd("DEL")
+        .arg("gap:{t}")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    hub.publish("t", &6).await.unwrap();
+    let mut sub = hub.subscribe_from("t", Some(&ids[1])).await.unwrap();
+    match next_item(&mut sub).await {
+        HubItem::Gap {
+            reason: GapReason::Expired,
+            missed: Some(3),
+        } => {}
+        other => panic!("expected 3 expired, got {other:?}"),
+    }
+    assert_eq!(next_event(&mut sub).await.json().as_ref(), b"6");
+    let six = ids.len();
+    drop(sub);
+    // Everything flushed: a new epoch.
+    let last = hub.subscribe_from("t", Some("0")).await.unwrap();
+    drop(last);
+    let _: String = redis::cmd("FLUSHALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    hub.publish("t", &7).await.unwrap();
+    let mut sub = hub.subscribe_from("t", Some(&ids[six - 1])).await.unwrap();
+    assert!(matches!(
+        next_item(&mut sub).await,
+        HubItem::Gap {
+            reason: GapReason::Reset,
+            ..
+        }
+    ));
+    assert_eq!(next_event(&mut sub).await.json().as_ref(), b"7");
+    // A live subscriber across a restart: the next event comes after a reset gap.
+    server.restart();
+    let started = std::time::Instant::now();
+    while hub.publish("t", &8).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "Redis is back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let item = next_item(&mut sub).await;
+    assert!(is_gap(&item), "a gap before the new history, got {item:?}");
+    assert_eq!(next_event(&mut sub).await.json().as_ref(), b"8");
+}
+
+/// Bursts up to the window never drop a subscriber that keeps reading, whatever the
+/// subscribers that never read: with default settings, a reader gets all of a 5,000-event
+/// burst while 200 subscriptions are never polled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_reaches_a_reader_while_200_never_read() {
+    const BURST: u64 = 5_000;
+    for (name, hub) in backends(HubConfig::default()) {
+        let mut idle = Vec::new();
+        for _ in 0..200 {
+            idle.push(hub.subscribe("burst").await.unwrap());
+        }
+        let mut reader = hub.subscribe("burst").await.unwrap();
+        let reading = tokio::spawn(async move {
+            let mut offsets = Vec::with_capacity(BURST as usize);
+            while (offsets.len() as u64) < BURST {
+                match next_item(&mut reader).await {
+                    HubItem::Event(e) => offsets.push(e.seq()),
+                    other => panic!("the reader got {other:?}"),
+                }
+            }
+            offsets
+        });
+        for n in 0..BURST {
+            hub.publish("burst", &n).await.unwrap();
+        }
+        let offsets = reading.await.unwrap();
+        assert_eq!(offsets, (1..=BURST).collect::<Vec<_>>(), "{name}");
+        assert_eq!(
+            hub.live_subscriptions(),
+            200,
+            "{name}: the idle ones are still there"
+        );
+    }
+}
+
+/// The budgets refuse with errors the caller sees, on every backend.
+#[tokio::test]
+async fn budgets_refuse_with_errors() {
+    let cfg = HubConfig {
+        max_event_bytes: 1_000,
+        max_topics: 3,
+        ..HubConfig::default()
+    };
+    for (name, hub) in backends(cfg) {
+        let big = "x".repeat(2_000);
+        let err = hub.publish("b", &big).await.unwrap_err();
+        assert!(
+            matches!(err, HubError::TooLarge { max: 1_000, .. }),
+            "{name}: {err:?}"
+        );
+        assert_eq!(pikku::PikkuError::from(err).status(), 413, "{name}");
+        let mut held = Vec::new();
+        for t in ["b1", "b2", "b3"] {
+            held.push(hub.subscribe(t).await.unwrap());
+        }
+        let err = hub.subscribe("b4").await.unwrap_err();
+        assert!(
+            matches!(err, HubError::TooManyTopics { max: 3 }),
+            "{name}: {err:?}"
+        );
+        assert_eq!(pikku::PikkuError::from(err).status(), 503, "{name}");
+        drop(held);
+        assert!(until_no_subscriptions(&hub).await);
+    }
+}
+
+/// Subscribes to `topics` topics (one subscription each), publishes one event to each and
+/// returns (time to subscribe all, delivery latencies in ms sorted).
+async fn one_event_per_topic(
+    hub: Arc<dyn EventHub>,
+    prefix: &str,
+    topics: usize,
+) -> (Duration, Vec<f64>) {
+    let started = std::time::Instant::now();
+    let mut subs = Vec::with_capacity(topics);
+    for chunk in (0..topics).collect::<Vec<_>>().chunks(256) {
+        let opened = futures_util::future::join_all(chunk.iter().map(|i| {
+            let (hub, topic) = (hub.clone(), format!("{prefix}:{i}"));
+            async move { hub.subscribe(&topic).await }
+        }))
+        .await;
+        subs.extend(opened.into_iter().map(Result::unwrap));
+    }
+    let subscribed = started.elapsed();
+    let publish_at = Arc::new(std::sync::Mutex::new(vec![None; topics]));
+    let readers: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut sub)| {
+            let publish_at = publish_at.clone();
+            tokio::spawn(async move {
+                let e = next_event(&mut sub).await;
+                let got = std::time::Instant::now();
+                assert_eq!(serde_json::from_slice::<usize>(e.json()).unwrap(), i);
+                let sent: std::time::Instant = publish_at.lock().unwrap()[i].unwrap();
+                got.duration_since(sent).as_secs_f64() * 1e3
+            })
+        })
+        .collect();
+    for chunk in (0..topics).collect::<Vec<_>>().chunks(64) {
+        let now = std::time::Instant::now();
+        for &i in chunk {
+            publish_at.lock().unwrap()[i] = Some(now);
+        }
+        futures_util::future::join_all(chunk.iter().map(|i| {
+            let hub = hub.clone();
+            let topic = format!("{prefix}:{i}");
+            async move { hub.publish(&topic, i).await.unwrap() }
+        }))
+        .await;
+    }
+    let mut latencies = Vec::with_capacity(topics);
+    for r in readers {
+        latencies.push(r.await.unwrap());
+    }
+    latencies.sort_by(f64::total_cmp);
+    (subscribed, latencies)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// One topic per client at scale: 10,000 subscriptions, each on its own topic, on one instance
+/// backed by Redis (its own server, so `INFO clients` counts only this test): every one gets
+/// its event, and the instance holds at most 8 connections to Redis. Then two instances with
+/// 5,000 topics each against a Redis that allows only 100 clients. The embedded hub runs the
+/// same for comparison; the figures are printed (BENCHMARKS.md has the full-size HTTP run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_topics_on_a_few_redis_connections() {
+    const TOPICS: usize = 10_000;
+    let report = |what: &str, subscribed: Duration, lat: &[f64]| {
+        eprintln!(
+            "{what}: subscribed {} topics in {:.0} ms; delivery p50 {:.1} ms, p99 {:.1} ms",
+            lat.len(),
+            subscribed.as_secs_f64() * 1e3,
+            pct(lat, 0.5),
+            pct(lat, 0.99)
+        );
+    };
+    let memory: Arc<dyn EventHub> = Arc::new(MemoryHub::new());
+    let (t, lat) = one_event_per_topic(memory, "user", TOPICS).await;
+    report("memory", t, &lat);
+
+    let server = OwnRedis::start(&[]);
+    let hub: Arc<dyn EventHub> =
+        Arc::new(RedisHub::open(&server.url(), "scale:", HubConfig::default()).unwrap());
+    let (t, lat) = one_event_per_topic(hub.clone(), "user", TOPICS).await;
+    report("redis, one instance", t, &lat);
+    // The test's own admin connection is one of them.
+    let held = server.connected_clients().await - 1;
+    assert!(held <= 8, "the instance holds {held} connections to Redis");
+    drop(hub);
+
+    let small = OwnRedis::start(&["--maxclients", "100"]);
+    let a: Arc<dyn EventHub> =
+        Arc::new(RedisHub::open(&small.url(), "two:", HubConfig::default()).unwrap());
+    let b: Arc<dyn EventHub> =
+        Arc::new(RedisHub::open(&small.url(), "two:", HubConfig::default()).unwrap());
+    let (ra, rb) = tokio::join!(
+        one_event_per_topic(a.clone(), "a", TOPICS / 2),
+        one_event_per_topic(b.clone(), "b", TOPICS / 2)
+    );
+    report("redis, instance A of two", ra.0, &ra.1);
+    report("redis, instance B of two", rb.0, &rb.1);
+    let held = small.connected_clients().await - 1;
+    assert!(held <= 16, "two instances hold {held} connections");
 }

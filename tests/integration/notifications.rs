@@ -226,7 +226,8 @@ async fn many_http_subscribers_get_every_event_once() {
                         .await
                         .unwrap()
                         .id
-                        .parse::<u64>()
+                        .rsplit_once('-')
+                        .and_then(|(_, offset)| offset.parse::<u64>().ok())
                         .unwrap(),
                 );
             }

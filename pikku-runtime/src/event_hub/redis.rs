@@ -169,25 +169,24 @@ impl RedisHub {
             readers.push(tx);
             receivers.push(rx);
         }
-        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
-            for rx in receivers {
-                rt.spawn(reader(weak.clone(), rx));
-            }
-            Inner {
-                client,
-                publisher,
-                prefix: prefix.to_string(),
-                budget: Budget::new(cfg.max_retained_bytes),
-                cfg,
-                publish: redis::Script::new(PUBLISH_LUA),
-                read: redis::Script::new(READ_LUA),
-                readers,
-                topics: Mutex::new(HashMap::new()),
-                counter: SubscriptionCounter::default(),
-                healthy: AtomicBool::new(true),
-                detail: Mutex::new(None),
-            }
+        let inner = Arc::new(Inner {
+            client,
+            publisher,
+            prefix: prefix.to_string(),
+            budget: Budget::new(cfg.max_retained_bytes),
+            cfg,
+            publish: redis::Script::new(PUBLISH_LUA),
+            read: redis::Script::new(READ_LUA),
+            readers,
+            topics: Mutex::new(HashMap::new()),
+            counter: SubscriptionCounter::default(),
+            healthy: AtomicBool::new(true),
+            detail: Mutex::new(None),
         });
+        // Spawned once the hub is whole: a reader that ran earlier would find no hub and stop.
+        for rx in receivers {
+            rt.spawn(reader(Arc::downgrade(&inner), rx));
+        }
         Ok(Self { inner })
     }
 
@@ -387,13 +386,14 @@ impl Inner {
             .events
             .first()
             .map_or(history.last + 1, HubEvent::seq);
-        if from > 0 || resume == Resume::Start {
-            if from + 1 < first {
-                items.push(HubItem::Gap {
-                    reason: GapReason::Expired,
-                    missed: Some(first - from - 1),
-                });
-            }
+        // Only a resume within the current history can have lost its start to trimming.
+        let continuous = matches!(resume, Resume::Start)
+            || matches!(resume, Resume::After(p) if p.epoch == current && p.offset <= history.last);
+        if continuous && from + 1 < first {
+            items.push(HubItem::Gap {
+                reason: GapReason::Expired,
+                missed: Some(first - from - 1),
+            });
         }
         let last = Position {
             epoch: current,
