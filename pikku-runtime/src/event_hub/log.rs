@@ -175,12 +175,16 @@ impl TopicLog {
         let wakers;
         {
             let mut st = self.state.lock();
+            let before = st.end();
             for event in events {
                 let size = event.retained_bytes();
                 self.budget.add(size);
                 st.bytes += size;
                 st.last_pos = Some(event.position());
                 st.events.push_back(event);
+            }
+            if st.end() == before {
+                return;
             }
             while self.budget.over() && st.events.len() > 1 {
                 st.pop_front(&self.budget);
@@ -378,7 +382,7 @@ impl Stream for Cursor {
             if this.ended {
                 return Poll::Ready(None);
             }
-            let log = this.log.clone();
+            let log = &this.log;
             let mut st = log.state.lock();
             let end = st.end();
             let floor = st.base.max(end.saturating_sub(log.max_lag));

@@ -38,8 +38,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -92,6 +92,8 @@ return {m[1], last, entries}
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Live messages a reader takes at once before appending them.
+const BURST: usize = 1024;
 /// Channels per `SUBSCRIBE`/`UNSUBSCRIBE` command.
 const SUBSCRIBE_BATCH: usize = 512;
 
@@ -570,12 +572,34 @@ async fn reader(hub: Weak<Inner>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
                 msg = stream.next() => {
                     let Some(msg) = msg else { break };
                     let Some(inner) = hub.upgrade() else { return };
-                    let Some(log) = active.get(msg.get_channel_name()) else { continue };
-                    let Some(ev) = message_event(msg.get_payload_bytes()) else {
-                        tracing::warn!(channel = msg.get_channel_name(), "ignoring a malformed hub message");
-                        continue;
-                    };
-                    deliver(&inner, log, msg.get_channel_name(), ev).await;
+                    // Take every message already here, so a burst is appended (and its
+                    // subscribers woken) once per topic rather than once per event.
+                    let mut burst: Vec<(Arc<str>, Vec<HubEvent>)> = Vec::new();
+                    let mut next = Some(msg);
+                    let mut taken = 0;
+                    while let Some(msg) = next.take() {
+                        taken += 1;
+                        let channel = msg.get_channel_name();
+                        match message_event(msg.get_payload_bytes()) {
+                            Some(ev) => match burst.iter_mut().find(|(c, _)| &**c == channel) {
+                                Some((_, evs)) => evs.push(ev),
+                                None => {
+                                    if let Some((c, _)) = active.get_key_value(channel) {
+                                        burst.push((c.clone(), vec![ev]));
+                                    }
+                                }
+                            },
+                            None => tracing::warn!(channel, "ignoring a malformed hub message"),
+                        }
+                        if taken < BURST {
+                            next = stream.next().now_or_never().flatten();
+                        }
+                    }
+                    for (channel, events) in burst {
+                        if let Some(log) = active.get(&channel) {
+                            deliver(&inner, log, &channel, events).await;
+                        }
+                    }
                 }
             }
         }
@@ -677,22 +701,29 @@ async fn apply(
     Ok(())
 }
 
-/// Appends a live event, first filling a hole before it from the stream.
-async fn deliver(inner: &Inner, log: &TopicLog, key: &str, ev: HubEvent) {
-    let pos = ev.position();
-    match log.last_known() {
-        Some(last) if last.epoch == pos.epoch && pos.offset <= last.offset => {}
-        Some(last) if last.epoch == pos.epoch && pos.offset > last.offset + 1 => {
-            fill(inner, log, key, last).await;
-            if log
-                .last_known()
-                .is_none_or(|l| l.epoch != pos.epoch || l.offset < pos.offset)
-            {
-                log.append([ev]);
+/// Appends live events of one topic, skipping duplicates and first filling a hole from the
+/// stream.
+async fn deliver(inner: &Inner, log: &TopicLog, key: &str, events: Vec<HubEvent>) {
+    let mut fresh = Vec::with_capacity(events.len());
+    let mut last = log.last_known();
+    for ev in events {
+        let pos = ev.position();
+        match last {
+            Some(l) if l.epoch == pos.epoch && pos.offset <= l.offset => continue,
+            Some(l) if l.epoch == pos.epoch && pos.offset > l.offset + 1 => {
+                log.append(fresh.drain(..));
+                fill(inner, log, key, l).await;
+                last = log.last_known();
+                if last.is_some_and(|l| l.epoch == pos.epoch && l.offset >= pos.offset) {
+                    continue;
+                }
             }
+            _ => {}
         }
-        _ => log.append([ev]),
+        last = Some(pos);
+        fresh.push(ev);
     }
+    log.append(fresh);
 }
 
 /// Appends the entries after `last` that the stream still holds.
