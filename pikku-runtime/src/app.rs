@@ -62,12 +62,11 @@ pub struct Pikku<S> {
 impl<S: Send + Sync + 'static> Pikku<S> {
     /// An app serving every `#[pikku_func]` in the binary whose services type is `S`.
     ///
-    /// SSE settings start from [`SseConfig::from_env`].
+    /// Logs (target `pikku::mount`) every route it mounts, every declared function it leaves
+    /// out with both services types, and a warning when it mounts none (see
+    /// [`registry::select_for`]). SSE settings start from [`SseConfig::from_env`].
     pub fn new(services: S) -> Self {
-        let routes = registry::all_routes()
-            .into_iter()
-            .filter(|r| (r.services_type)() == TypeId::of::<S>())
-            .collect();
+        let routes = registry::select_for::<S>(registry::all_routes());
         Self::build(Arc::new(services), routes, false)
     }
 
@@ -228,6 +227,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
                     function: r.fn_name,
                     at: registry::location(r),
                     expected: (r.services_type_name)(),
+                    app: std::any::type_name::<S>(),
                 });
             }
             if r.auth {

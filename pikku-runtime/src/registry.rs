@@ -183,20 +183,89 @@ pub fn all_routes() -> Vec<&'static RouteDef> {
     routes
 }
 
+/// Where the README explains explicit registration; named by the startup warning when an app
+/// mounts no route.
+pub const EXPLICIT_REGISTRATION_DOCS: &str =
+    "README.md, \"Registration and mounting\" > \"Explicit registration\"";
+
+/// The routes of `all` whose services type is `S` (by `TypeId`), logging the choice: every
+/// mounted route at `info`, every other declared function with both services types (`info`,
+/// or `warn` when the two types share their last path segment, which is usually a mistake),
+/// and a `warn` naming [`EXPLICIT_REGISTRATION_DOCS`] when nothing is mounted.
+pub fn select_for<S: 'static>(all: Vec<&'static RouteDef>) -> Vec<&'static RouteDef> {
+    let want = TypeId::of::<S>();
+    let app_type = std::any::type_name::<S>();
+    let declared = all.len();
+    let mut mounted = Vec::new();
+    for r in all {
+        if (r.services_type)() == want {
+            tracing::info!(
+                target: "pikku::mount",
+                "mounted {} {} -> `{}` ({})",
+                r.method.as_str().to_uppercase(),
+                r.path,
+                r.fn_name,
+                at(r)
+            );
+            mounted.push(r);
+            continue;
+        }
+        let theirs = (r.services_type_name)();
+        let msg = format!(
+            "not mounted: `{}` ({}, {} {}) takes services `&{theirs}`, but this app was built with `Pikku::new({app_type})`; if it belongs to this app, change its first parameter to `&{app_type}`",
+            r.fn_name,
+            at(r),
+            r.method.as_str().to_uppercase(),
+            r.path,
+        );
+        if last_segment(theirs) == last_segment(app_type) {
+            tracing::warn!(target: "pikku::mount", "{msg}");
+        } else {
+            tracing::info!(target: "pikku::mount", "{msg}");
+        }
+    }
+    if mounted.is_empty() {
+        tracing::warn!(
+            target: "pikku::mount",
+            "no route mounted for services `{app_type}` ({declared} `#[pikku_func]` function(s) declared in this binary, none taking `&{app_type}`); if your functions live in a library crate, the linker may have dropped them: list them with `Pikku::with_routes(services, pikku::routes![...])` (see {EXPLICIT_REGISTRATION_DOCS})"
+        );
+    }
+    mounted
+}
+
+/// `a::b::Services` -> `Services` (generic arguments kept).
+fn last_segment(type_name: &str) -> &str {
+    let head = type_name.split('<').next().unwrap_or(type_name);
+    let start = head.rfind("::").map_or(0, |i| i + 2);
+    &type_name[start..]
+}
+
 /// A list of routes by function name, for explicit registration.
 ///
+/// Each path names a `#[pikku_func]` function that is visible where the macro is used (a
+/// private function of another module is refused as `function ... is private`: make it `pub`
+/// or `pub(crate)`).
+///
 /// ```ignore
-/// let app = Pikku::with_routes(services, pikku::routes![stream_updates, get_data]);
+/// let app = Pikku::with_routes(services, pikku::routes![stream_updates, api::get_data]);
 /// ```
 #[macro_export]
 macro_rules! routes {
     ($($($seg:ident)::+),* $(,)?) => {
-        ::std::vec![$( $($seg)::+::route() ),*]
+        ::std::vec![$({
+            // Names the function itself first, so a private one is reported as a function.
+            let _ = $($seg)::+;
+            $($seg)::+::route()
+        }),*]
     };
 }
 
 /// A problem found when mounting routes. Reported at startup, naming the declarations.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// It prints (with `{}` and with `{:?}`) as one paragraph that names the function, where it is
+/// declared and the fix, so `main() -> Result<(), Box<dyn std::error::Error>>` can
+/// `pikku.try_router()?` and show a readable message.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StartupError {
     /// Two functions on the same method and route.
     #[error(
@@ -252,7 +321,7 @@ pub enum StartupError {
     },
     /// An explicitly registered route takes another services type.
     #[error(
-        "`{function}` ({at}) takes services of type `{expected}`, but the app was built with other services"
+        "`{function}` ({at}) takes services of type `&{expected}`, but the app was built with `Pikku::with_routes({app}, ...)`; change the function's first parameter to `&{app}` or leave it out of `routes![...]`"
     )]
     ServicesTypeMismatch {
         /// Function.
@@ -261,6 +330,8 @@ pub enum StartupError {
         at: String,
         /// The type the function takes.
         expected: &'static str,
+        /// The services type of the app.
+        app: &'static str,
     },
     /// A path of the OpenAPI document or docs page is invalid or taken by a route.
     #[error(
@@ -272,6 +343,12 @@ pub enum StartupError {
         /// What is wrong with it.
         problem: String,
     },
+}
+
+impl fmt::Debug for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pikku: {self}")
+    }
 }
 
 fn at(r: &RouteDef) -> String {
