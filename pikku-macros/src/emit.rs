@@ -1,7 +1,7 @@
 //! Emitting the route: a static descriptor, a module naming it, an `inventory` submission, and a
 //! handler that is a thin call into `pikku::__private`. All behaviour lives in the runtime.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, Type};
@@ -14,7 +14,6 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
     let name = &f.sig.ident;
     let vis = &f.vis;
     let name_str = name.to_string();
-    let static_name = format_ident!("__PIKKU_ROUTE_{}", name_str.to_uppercase());
     let route = args.route.as_ref().map(|r| r.value()).unwrap_or_default();
     let path_params = &args.path_params;
     let method = format_ident!(
@@ -62,8 +61,8 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
     };
     let (input_schema, input_plan) = match shape.input() {
         Some(t) => (
-            quote_spanned!(t.span()=> ::core::option::Option::Some(#rt::schema_of::<#t>)),
-            quote_spanned!(t.span()=> ::core::option::Option::Some(#rt::input_plan::<#t>)),
+            quote_spanned!(t.span()=> ::core::option::Option::Some(::pikku::__private::input_fns::<#t>().0)),
+            quote_spanned!(t.span()=> ::core::option::Option::Some(::pikku::__private::input_fns::<#t>().1)),
         ),
         None => (
             quote!(::core::option::Option::None),
@@ -75,8 +74,7 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         Param::Session(_) => quote!(&*__p.session),
         Param::Context => quote!(&__p.ctx),
     });
-    let schema =
-        |t: &Type| quote_spanned!(t.span()=> ::core::option::Option::Some(#rt::schema_of::<#t>));
+    let schema = |t: &Type| quote_spanned!(t.span()=> ::core::option::Option::Some(::pikku::__private::schema_of::<#t>));
     let none = quote!(::core::option::Option::None);
     let (kind, output_schema, item_schema, fallible_items, body) = match &shape.output {
         Output::Json { ty, fallible } => (
@@ -109,7 +107,7 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
             {
                 let unwrap = unwrap_fallible(*fallible);
                 let events = stream_events(item, quote!(__s));
-                let json_fn = quote_spanned!(json.span()=> #rt::json);
+                let json_fn = quote_spanned!(json.span()=> ::pikku::__private::json);
                 quote! {
                     #unwrap
                     match __out {
@@ -138,18 +136,21 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
         }
     });
     let permission_checks = quote!(#(#permission_checks)*);
+    // The call into the runtime is spanned at the input type (its literal tokens, not the
+    // user's code inside), so a missing `Deserialize` is reported there.
+    let input_span = shape.input().map_or_else(Span::call_site, |t| t.span());
     let handler_body = if once {
-        quote! {
-            #rt::run_once(__call, |__p: #rt::Prepared<#services, #input_ty, #session_arg>| async move {
+        quote_spanned! {input_span=>
+            ::pikku::__private::run_once(__call, |__p: ::pikku::__private::Prepared<#services, #input_ty, #session_arg>| async move {
                 #permission_checks
                 let __out = #name(&*__p.services #(, #call_args)*).await;
                 #body
             })
         }
     } else {
-        quote! {
-            #rt::run(__call, |__p: #rt::Prepared<#services, #input_ty, #session_arg>| {
-                #rt::stream! {
+        quote_spanned! {input_span=>
+            ::pikku::__private::run(__call, |__p: ::pikku::__private::Prepared<#services, #input_ty, #session_arg>| {
+                ::pikku::__private::stream! {
                     #permission_checks
                     let __out = #name(&*__p.services #(, #call_args)*).await;
                     #body
@@ -174,63 +175,76 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
             quote!(either, #name, (#client_input), #json, #data)
         }
     };
+    // Only a `pub` function's route struct is documented (its doc links to the function).
+    let hidden = match vis {
+        syn::Visibility::Public(_) => quote!(),
+        _ => quote!(#[doc(hidden)]),
+    };
     let services_span = services.span();
     let services_check = quote_spanned! {services_span=>
         #rt::type_id::<#services>
     };
 
+    // A braced struct lives in the type namespace only, so it can share the function's name
+    // (`my_fn::route()`), and it works where a module would not (inside fn bodies). It is `pub`
+    // whatever the function's visibility: `routes![f]` names the function first, so a private
+    // one is refused as a *function*, not as this struct.
+    //
+    // The struct and one `impl` are the only items next to the function (the descriptor and
+    // its `inventory` submission live inside `route()`, the client calls inside the `impl`):
+    // on an associated fn inside an `impl`, where neither is allowed, the compiler reports
+    // these two, at the attribute, instead of an error per generated item.
+    let route_struct = quote_spanned! {Span::call_site()=>
+        #[doc = #mod_doc]
+        #hidden
+        #[allow(non_camel_case_types)]
+        pub struct #name {}
+    };
+    let route_impl = quote_spanned! {Span::call_site()=> impl #name };
     quote! {
         #f
 
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals)]
-        pub static #static_name: #rt::RouteDef = #rt::RouteDef {
-            method: #rt::Method::#method,
-            path: #route,
-            path_params: &[#(#path_params),*],
-            fn_name: #name_str,
-            operation_id: #operation_id,
-            summary: #summary,
-            description: #description,
-            tags: &[#(#tags),*],
-            auth: #auth,
-            response: #rt::ResponseKind::#kind,
-            heartbeat_ms: #heartbeat,
-            rate_limit: #rate_limit,
-            services_type: #services_check,
-            services_type_name: #rt::type_name::<#services>,
-            session_type: #session_type,
-            input_schema: #input_schema,
-            input_plan: #input_plan,
-            output_schema: #output_schema,
-            item_schema: #item_schema,
-            fallible_items: #fallible_items,
-            handler: {
-                fn __pikku_handler(__call: #rt::Call) -> #rt::Steps {
-                    #handler_body
-                }
-                __pikku_handler
-            },
-            source: (::core::file!(), ::core::line!()),
-            __plan: #rt::OnceLock::new(),
-        };
+        #route_struct
 
-        // A braced struct lives in the type namespace only, so it can share the function's
-        // name (`my_fn::route()`), and it works where a module would not (inside fn bodies).
-        #[doc = #mod_doc]
-        #[allow(non_camel_case_types)]
-        #vis struct #name {}
-
-        impl #name {
+        #route_impl {
             #[doc = #route_doc]
             pub fn route() -> &'static #rt::RouteDef {
-                &#static_name
+                static ROUTE: #rt::RouteDef = #rt::RouteDef {
+                    method: #rt::Method::#method,
+                    path: #route,
+                    path_params: &[#(#path_params),*],
+                    fn_name: #name_str,
+                    operation_id: #operation_id,
+                    summary: #summary,
+                    description: #description,
+                    tags: &[#(#tags),*],
+                    auth: #auth,
+                    response: #rt::ResponseKind::#kind,
+                    heartbeat_ms: #heartbeat,
+                    rate_limit: #rate_limit,
+                    services_type: #services_check,
+                    services_type_name: #rt::type_name::<#services>,
+                    session_type: #session_type,
+                    input_schema: #input_schema,
+                    input_plan: #input_plan,
+                    output_schema: #output_schema,
+                    item_schema: #item_schema,
+                    fallible_items: #fallible_items,
+                    handler: {
+                        fn __pikku_handler(__call: #rt::Call) -> #rt::Steps {
+                            #handler_body
+                        }
+                        __pikku_handler
+                    },
+                    source: (::core::file!(), ::core::line!()),
+                    __plan: #rt::OnceLock::new(),
+                };
+                #rt::inventory::submit! { #rt::RegisteredRoute(&ROUTE) }
+                &ROUTE
             }
+
+            #rt::client_methods! { [#vis] #client_methods }
         }
-
-        #rt::client_methods! { #client_methods }
-
-        #rt::inventory::submit! { #rt::RegisteredRoute(&#static_name) }
     }
 }
 

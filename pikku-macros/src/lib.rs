@@ -7,6 +7,7 @@
 use proc_macro::TokenStream;
 
 mod args;
+mod body;
 mod emit;
 mod errors;
 mod signature;
@@ -43,11 +44,17 @@ fn expand(
     let mut errors = errors::Errors::default();
     let args = args::parse(attr, &mut errors);
     let shape = signature::analyse(&f, &args, &mut errors);
+    let bare_yield = body::check_bare_yield(&f, &mut errors);
     match (errors.finish(), shape) {
         (Ok(()), Some(shape)) => emit::emit(&f, &args, &shape),
         (Err(e), _) => {
             // Keep the function so its body still type-checks and the only errors are ours.
             let err = e.to_compile_error();
+            let f = if bare_yield {
+                body::wrap_body_in_stream(&f)
+            } else {
+                f
+            };
             quote::quote!(#f #err)
         }
         (Ok(()), None) => quote::quote!(#f),

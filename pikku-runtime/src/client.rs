@@ -631,120 +631,112 @@ where
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __pikku_client_methods {
-    (json, $name:ident, ($($input:ty)?), $out:ty) => {
-        $crate::__pikku_client_methods!(@json call, call_with, $name, ($($input)?), $out);
+    ([$($vis:tt)*] json, $name:ident, ($($input:ty)?), $out:ty) => {
+        $crate::__pikku_client_methods!(@json [$($vis)*] call, call_with, $name, ($($input)?), $out);
     };
-    (stream, $name:ident, ($($input:ty)?), $item:ty) => {
-        $crate::__pikku_client_methods!(@stream call, call_with, $name, ($($input)?), $item);
+    ([$($vis:tt)*] stream, $name:ident, ($($input:ty)?), $item:ty) => {
+        $crate::__pikku_client_methods!(@stream [$($vis)*] call, call_with, $name, ($($input)?), $item);
     };
-    (either, $name:ident, ($($input:ty)?), $out:ty, $item:ty) => {
-        $crate::__pikku_client_methods!(@json call, call_with, $name, ($($input)?), $out);
-        $crate::__pikku_client_methods!(@stream stream, stream_with, $name, ($($input)?), $item);
+    ([$($vis:tt)*] either, $name:ident, ($($input:ty)?), $out:ty, $item:ty) => {
+        $crate::__pikku_client_methods!(@json [$($vis)*] call, call_with, $name, ($($input)?), $out);
+        $crate::__pikku_client_methods!(@stream [$($vis)*] stream, stream_with, $name, ($($input)?), $item);
     };
-    (@json $call:ident, $call_with:ident, $name:ident, ($input:ty), $out:ty) => {
-        impl $name {
-            /// Calls this function on the server `client` points at.
-            #[allow(dead_code)]
-            pub fn $call(
-                client: &$crate::client::Client,
-                input: $input,
-            ) -> impl ::core::future::Future<Output = ::core::result::Result<$out, $crate::client::ClientError>> + '_
-            where
-                for<'__pikku> $input: $crate::__private::Serialize,
-                for<'__pikku> $out: $crate::__private::DeserializeOwned,
-            {
-                Self::$call_with(client, input, ::core::default::Default::default())
-            }
-            /// Like `call`, with per-call options.
-            #[allow(dead_code)]
-            pub fn $call_with(
-                client: &$crate::client::Client,
-                input: $input,
-                options: $crate::client::CallOptions,
-            ) -> impl ::core::future::Future<Output = ::core::result::Result<$out, $crate::client::ClientError>> + '_
-            where
-                for<'__pikku> $input: $crate::__private::Serialize,
-                for<'__pikku> $out: $crate::__private::DeserializeOwned,
-            {
-                async move { client.json::<$input, $out>(Self::route(), &input, options).await }
-            }
+    (@json [$($vis:tt)*] $call:ident, $call_with:ident, $name:ident, ($input:ty), $out:ty) => {
+        /// Calls this function on the server `client` points at.
+        #[allow(dead_code)]
+        $($vis)* fn $call(
+            client: &$crate::client::Client,
+            input: $input,
+        ) -> impl ::core::future::Future<Output = ::core::result::Result<$out, $crate::client::ClientError>> + '_
+        where
+            for<'__pikku> $input: $crate::__private::Serialize,
+            for<'__pikku> $out: $crate::__private::DeserializeOwned,
+        {
+            Self::$call_with(client, input, ::core::default::Default::default())
+        }
+        /// Like `call`, with per-call options.
+        #[allow(dead_code)]
+        $($vis)* fn $call_with(
+            client: &$crate::client::Client,
+            input: $input,
+            options: $crate::client::CallOptions,
+        ) -> impl ::core::future::Future<Output = ::core::result::Result<$out, $crate::client::ClientError>> + '_
+        where
+            for<'__pikku> $input: $crate::__private::Serialize,
+            for<'__pikku> $out: $crate::__private::DeserializeOwned,
+        {
+            async move { client.json::<$input, $out>(Self::route(), &input, options).await }
         }
     };
-    (@json $call:ident, $call_with:ident, $name:ident, (), $out:ty) => {
-        impl $name {
-            /// Calls this function on the server `client` points at.
-            #[allow(dead_code)]
-            pub fn $call(
-                client: &$crate::client::Client,
-            ) -> impl ::core::future::Future<Output = ::core::result::Result<$out, $crate::client::ClientError>> + '_
-            where
-                for<'__pikku> $out: $crate::__private::DeserializeOwned,
-            {
-                Self::$call_with(client, ::core::default::Default::default())
-            }
-            /// Like `call`, with per-call options.
-            #[allow(dead_code)]
-            pub fn $call_with(
-                client: &$crate::client::Client,
-                options: $crate::client::CallOptions,
-            ) -> impl ::core::future::Future<Output = ::core::result::Result<$out, $crate::client::ClientError>> + '_
-            where
-                for<'__pikku> $out: $crate::__private::DeserializeOwned,
-            {
-                async move { client.json::<(), $out>(Self::route(), &(), options).await }
-            }
+    (@json [$($vis:tt)*] $call:ident, $call_with:ident, $name:ident, (), $out:ty) => {
+        /// Calls this function on the server `client` points at.
+        #[allow(dead_code)]
+        $($vis)* fn $call(
+            client: &$crate::client::Client,
+        ) -> impl ::core::future::Future<Output = ::core::result::Result<$out, $crate::client::ClientError>> + '_
+        where
+            for<'__pikku> $out: $crate::__private::DeserializeOwned,
+        {
+            Self::$call_with(client, ::core::default::Default::default())
+        }
+        /// Like `call`, with per-call options.
+        #[allow(dead_code)]
+        $($vis)* fn $call_with(
+            client: &$crate::client::Client,
+            options: $crate::client::CallOptions,
+        ) -> impl ::core::future::Future<Output = ::core::result::Result<$out, $crate::client::ClientError>> + '_
+        where
+            for<'__pikku> $out: $crate::__private::DeserializeOwned,
+        {
+            async move { client.json::<(), $out>(Self::route(), &(), options).await }
         }
     };
-    (@stream $call:ident, $call_with:ident, $name:ident, ($input:ty), $item:ty) => {
-        impl $name {
-            /// Opens this function's stream on the server `client` points at.
-            #[allow(dead_code)]
-            pub fn $call(
-                client: &$crate::client::Client,
-                input: $input,
-            ) -> $crate::client::ClientStream<$item>
-            where
-                for<'__pikku> $input: $crate::__private::Serialize,
-                for<'__pikku> $item: $crate::__private::DeserializeOwned + ::core::marker::Send + 'static,
-            {
-                Self::$call_with(client, input, ::core::default::Default::default())
-            }
-            /// Like `call`, with per-call options (e.g. a `Last-Event-ID` to resume from).
-            #[allow(dead_code)]
-            pub fn $call_with(
-                client: &$crate::client::Client,
-                input: $input,
-                options: $crate::client::CallOptions,
-            ) -> $crate::client::ClientStream<$item>
-            where
-                for<'__pikku> $input: $crate::__private::Serialize,
-                for<'__pikku> $item: $crate::__private::DeserializeOwned + ::core::marker::Send + 'static,
-            {
-                client.stream::<$input, $item>(Self::route(), &input, options)
-            }
+    (@stream [$($vis:tt)*] $call:ident, $call_with:ident, $name:ident, ($input:ty), $item:ty) => {
+        /// Opens this function's stream on the server `client` points at.
+        #[allow(dead_code)]
+        $($vis)* fn $call(
+            client: &$crate::client::Client,
+            input: $input,
+        ) -> $crate::client::ClientStream<$item>
+        where
+            for<'__pikku> $input: $crate::__private::Serialize,
+            for<'__pikku> $item: $crate::__private::DeserializeOwned + ::core::marker::Send + 'static,
+        {
+            Self::$call_with(client, input, ::core::default::Default::default())
+        }
+        /// Like `call`, with per-call options (e.g. a `Last-Event-ID` to resume from).
+        #[allow(dead_code)]
+        $($vis)* fn $call_with(
+            client: &$crate::client::Client,
+            input: $input,
+            options: $crate::client::CallOptions,
+        ) -> $crate::client::ClientStream<$item>
+        where
+            for<'__pikku> $input: $crate::__private::Serialize,
+            for<'__pikku> $item: $crate::__private::DeserializeOwned + ::core::marker::Send + 'static,
+        {
+            client.stream::<$input, $item>(Self::route(), &input, options)
         }
     };
-    (@stream $call:ident, $call_with:ident, $name:ident, (), $item:ty) => {
-        impl $name {
-            /// Opens this function's stream on the server `client` points at.
-            #[allow(dead_code)]
-            pub fn $call(client: &$crate::client::Client) -> $crate::client::ClientStream<$item>
-            where
-                for<'__pikku> $item: $crate::__private::DeserializeOwned + ::core::marker::Send + 'static,
-            {
-                Self::$call_with(client, ::core::default::Default::default())
-            }
-            /// Like `call`, with per-call options (e.g. a `Last-Event-ID` to resume from).
-            #[allow(dead_code)]
-            pub fn $call_with(
-                client: &$crate::client::Client,
-                options: $crate::client::CallOptions,
-            ) -> $crate::client::ClientStream<$item>
-            where
-                for<'__pikku> $item: $crate::__private::DeserializeOwned + ::core::marker::Send + 'static,
-            {
-                client.stream::<(), $item>(Self::route(), &(), options)
-            }
+    (@stream [$($vis:tt)*] $call:ident, $call_with:ident, $name:ident, (), $item:ty) => {
+        /// Opens this function's stream on the server `client` points at.
+        #[allow(dead_code)]
+        $($vis)* fn $call(client: &$crate::client::Client) -> $crate::client::ClientStream<$item>
+        where
+            for<'__pikku> $item: $crate::__private::DeserializeOwned + ::core::marker::Send + 'static,
+        {
+            Self::$call_with(client, ::core::default::Default::default())
+        }
+        /// Like `call`, with per-call options (e.g. a `Last-Event-ID` to resume from).
+        #[allow(dead_code)]
+        $($vis)* fn $call_with(
+            client: &$crate::client::Client,
+            options: $crate::client::CallOptions,
+        ) -> $crate::client::ClientStream<$item>
+        where
+            for<'__pikku> $item: $crate::__private::DeserializeOwned + ::core::marker::Send + 'static,
+        {
+            client.stream::<(), $item>(Self::route(), &(), options)
         }
     };
 }

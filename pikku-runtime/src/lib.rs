@@ -56,6 +56,8 @@
 #![warn(missing_docs)]
 
 mod app;
+#[doc(hidden)]
+pub mod checks;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod client_ts;
@@ -78,9 +80,13 @@ pub use app::{
     serve_with_deadline,
 };
 pub use async_stream::{stream, try_stream};
+/// The `axum` crate Pikku mounts on (so apps name the same version).
+pub use axum;
 pub use context::{Context, LastEventId};
 pub use error::{PikkuError, Result};
 pub use event_hub::{EventHub, EventHubExt, MemoryHub};
+/// The `http` crate of Pikku's types (headers, status codes), e.g. `pikku::http::header::SET_COOKIE`.
+pub use http;
 pub use limits::Limits;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use openapi::OpenApiConfig;
@@ -112,13 +118,14 @@ pub mod prelude {
 /// Used by the code `#[pikku_func]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::dispatch::{
-        Call, Prepared, Step, Steps, fail, frame, frame_event, frame_event_result, frame_raw,
-        frame_raw_result, frame_result, json, json_result, run, run_once,
+    pub use crate::checks::{
+        frame, frame_event, frame_event_result, frame_result, input_fns, json, json_result, run,
+        run_once, schema_of,
     };
+    pub use crate::dispatch::{Call, Prepared, Step, Steps, fail, frame_raw, frame_raw_result};
     pub use crate::input::InputPlan;
     pub use crate::registry::{
-        Method, RateLimit, RatePer, RegisteredRoute, ResponseKind, RouteDef, schema_of,
+        Method, RateLimit, RatePer, RegisteredRoute, ResponseKind, RouteDef,
     };
     pub use async_stream::stream;
     pub use inventory;
@@ -142,9 +149,5 @@ pub mod __private {
     /// `type_name`, as a fn pointer for descriptors.
     pub fn type_name<T: ?Sized>() -> &'static str {
         std::any::type_name::<T>()
-    }
-    /// The input plan of `T`, as a fn pointer for descriptors.
-    pub fn input_plan<T: schemars::JsonSchema>() -> InputPlan {
-        InputPlan::of::<T>()
     }
 }
