@@ -15,6 +15,10 @@ mod hub_suite;
 mod input;
 mod notifications;
 mod openapi;
+mod readme;
+// Kept as the README shows them (the README's own line breaks), so not reformatted.
+#[rustfmt::skip]
+mod readme_blocks;
 mod registration;
 mod reliability;
 mod scale_out;
