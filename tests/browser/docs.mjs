@@ -2,8 +2,12 @@
 // "Connect" on one stream operation and waits for live events.
 //
 //   node docs.mjs <docs page URL> <operationId> [<param>=<value>...] [--send=<operationId>]
+//                 [--send-prefilled=<operationId>]
 //
 // With --send, it also presses "Send" on that (JSON) operation and reports the answer shown.
+// With --send-prefilled, it reports the body "Try it" pre-filled for that operation, presses
+// "Send" without editing it, and reports the answer. It always reports the doc-comment text
+// of each operation with the code spans it rendered.
 // Prints one JSON line with what it saw and exits 0, or prints the failure and exits 1.
 // Run by tests/integration/openapi.rs (which starts the server); needs `npm ci` here and
 // Debian's chromium (PIKKU_CHROMIUM overrides /usr/bin/chromium).
@@ -11,7 +15,9 @@
 import { chromium } from 'playwright-core';
 
 const args = process.argv.slice(2);
-const send = args.filter((a) => a.startsWith('--send=')).map((a) => a.slice('--send='.length))[0];
+const flag = (name) => args.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3))[0];
+const send = flag('send');
+const sendPrefilled = flag('send-prefilled');
 const [url, operationId, ...params] = args.filter((a) => !a.startsWith('--'));
 if (!url || !operationId) {
   console.error('usage: node docs.mjs <docs page URL> <operationId> [name=value...]');
@@ -54,6 +60,12 @@ try {
     })),
   })));
   const schemas = await page.$$eval('.schema-def h3', (hs) => hs.map((h) => h.textContent));
+  // Doc comments, rendered from their Markdown.
+  const descriptions = await page.$$eval('[data-operation-id] .body > .md', (ds) => ds.map((d) => ({
+    operationId: d.closest('[data-operation-id]').dataset.operationId,
+    text: d.textContent,
+    code: [...d.querySelectorAll('code')].map((c) => c.textContent),
+  })));
 
   // Connect to the stream and wait for three events.
   const op = page.locator(`[data-operation-id="${operationId}"]`);
@@ -79,12 +91,25 @@ try {
       body: JSON.parse(await sendOp.locator('pre.out').textContent()),
     };
   }
+  let prefilled = null;
+  if (sendPrefilled) {
+    const o = page.locator(`[data-operation-id="${sendPrefilled}"]`);
+    const body = await o.locator('textarea[name="__body"]').inputValue();
+    await o.getByRole('button', { name: 'Send', exact: true }).click();
+    await o.locator('pre.out:not([hidden])').waitFor();
+    prefilled = {
+      body: JSON.parse(body),
+      status: await o.locator('.status').textContent(),
+      answer: JSON.parse(await o.locator('pre.out').textContent()),
+    };
+  }
   if (process.env.PIKKU_DOCS_SCREENSHOT) {
     await page.screenshot({ path: process.env.PIKKU_DOCS_SCREENSHOT, fullPage: true });
   }
   if (problems.length) throw new Error(problems.join('\n'));
   console.log(JSON.stringify({
-    title: await page.title(), operations, schemas, events, status, afterDisconnect, sent, requests,
+    title: await page.title(), operations, schemas, descriptions, events, status, afterDisconnect, sent,
+    prefilled, requests,
   }));
 } catch (e) {
   console.error(`docs page check failed: ${e && e.stack ? e.stack : e}`);

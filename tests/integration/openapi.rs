@@ -622,6 +622,7 @@ async fn docs_page_in_headless_chromium_lists_operations_and_streams_live_events
             .arg("stream_updates")
             .arg("interval_ms=50")
             .arg("--send=get_data")
+            .arg("--send-prefilled=login")
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),
@@ -715,6 +716,24 @@ async fn docs_page_in_headless_chromium_lists_operations_and_streams_live_events
         .collect();
     assert_eq!(
         requests,
-        [srv.url("/api/docs"), stream_url, srv.url("/api/data")]
+        [
+            srv.url("/api/docs"),
+            stream_url,
+            srv.url("/api/data"),
+            srv.url("/api/auth/login")
+        ]
     );
+    // Doc comments are Markdown: backticks become code, not literal text.
+    let login = seen["descriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["operationId"] == "login")
+        .expect("login's description is shown");
+    assert_eq!(login["code"], json!(["EventSource"]), "{login}");
+    assert!(!login["text"].as_str().unwrap().contains('`'), "{login}");
+    // "Try it" for POST /auth/login starts from an example of its input that the server takes.
+    assert_eq!(seen["prefilled"]["body"], json!({"userId": "string"}));
+    assert_eq!(seen["prefilled"]["status"], "200 OK · application/json");
+    assert!(seen["prefilled"]["answer"]["token"].is_string(), "{seen}");
 }

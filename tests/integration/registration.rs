@@ -168,3 +168,100 @@ async fn nests_and_merges_with_user_routes_and_layers() {
     let mut ev = events(get(&srv.url("/api/t/events")).await);
     assert_eq!(next_event(&mut ev, 5).await.unwrap().id, "1");
 }
+
+/// The services type of an app whose functions were written for another `LonelyServices`.
+pub struct LonelyServices;
+
+mod elsewhere {
+    use pikku::prelude::*;
+
+    /// Same name, another type: the usual way to get a silent 404.
+    pub struct LonelyServices;
+
+    #[pikku_func(route = "/lonely", auth = false)]
+    pub async fn lonely(_s: &LonelyServices) -> u32 {
+        1
+    }
+}
+
+/// What `tracing` writes while `f` runs on this thread.
+fn captured_log(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn a_function_for_another_services_type_is_named_in_the_startup_log() {
+    let log = captured_log(|| {
+        let app = Pikku::new(LonelyServices);
+        assert!(app.routes().is_empty());
+    });
+    let line = log
+        .lines()
+        .find(|l| l.contains("not mounted: `lonely`"))
+        .unwrap_or_else(|| panic!("no line about `lonely` in:\n{log}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("registration::elsewhere::LonelyServices")
+            && line.contains("Pikku::new(integration::registration::LonelyServices)")
+            && line.contains("registration.rs"),
+        "{line}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("no route mounted") && l.contains("Explicit registration")),
+        "{log}"
+    );
+}
+
+#[test]
+fn mounted_routes_are_logged() {
+    let log = captured_log(|| {
+        Pikku::new(DupServices);
+    });
+    assert!(
+        log.contains("mounted GET /dup -> `dup_one`") && log.contains("`dup_two`"),
+        "{log}"
+    );
+}
+
+#[test]
+fn startup_errors_are_one_paragraph_and_router_panics_with_it() {
+    let err = Pikku::new(DupServices).try_router().unwrap_err();
+    assert_eq!(format!("{err:?}"), format!("pikku: {err}"));
+    assert!(!err.to_string().contains('\n'));
+    let panic = std::panic::catch_unwind(|| Pikku::new(DupServices).router()).unwrap_err();
+    let msg = panic.downcast_ref::<String>().expect("a formatted message");
+    assert_eq!(*msg, format!("{err:?}"));
+}
+
+#[test]
+fn a_services_type_mismatch_names_both_types() {
+    let err = Pikku::with_routes(DupServices, pikku::routes![crate::fixtures::echo])
+        .try_router()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("fixtures::TestServices") && msg.contains("registration::DupServices"),
+        "{msg}"
+    );
+}
