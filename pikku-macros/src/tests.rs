@@ -89,3 +89,37 @@ fn json_function_with_permissions() {
     );
     insta::assert_snapshot!(pretty(out));
 }
+
+#[test]
+fn bare_yield_is_an_error_with_the_rewrite_and_the_body_goes_into_stream() {
+    let out = super::expand(
+        quote!(route = "/ticks", response = "stream", auth = false),
+        quote! {
+            async fn ticks(services: &Services) -> impl Stream<Item = u32> {
+                for n in 0..3 { yield n; }
+                let nested = || { fn inner() {} };
+            }
+        },
+    )
+    .to_string();
+    assert!(out.contains("compile_error"), "{out}");
+    assert!(
+        out.contains("help: build the stream in the body and return it"),
+        "{out}"
+    );
+    assert!(out.contains(":: pikku :: stream !"), "{out}");
+}
+
+#[test]
+fn yield_inside_stream_macros_is_fine() {
+    let out = super::expand(
+        quote!(route = "/ticks", response = "stream", auth = false),
+        quote! {
+            async fn ticks(services: &Services) -> impl Stream<Item = u32> {
+                stream! { for n in 0..3 { yield n; } }
+            }
+        },
+    )
+    .to_string();
+    assert!(!out.contains("compile_error"), "{out}");
+}
