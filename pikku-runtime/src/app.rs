@@ -62,9 +62,11 @@ pub struct Pikku<S> {
 impl<S: Send + Sync + 'static> Pikku<S> {
     /// An app serving every `#[pikku_func]` in the binary whose services type is `S`.
     ///
-    /// Logs (target `pikku::mount`) every route it mounts, every declared function it leaves
-    /// out with both services types, and a warning when it mounts none (see
-    /// [`registry::select_for`]). SSE settings start from [`SseConfig::from_env`].
+    /// Logs (`tracing`, target `pikku::mount`) every route it mounts (`info`), every declared
+    /// function it leaves out, naming both services types (`info`, or `warn` when the two
+    /// types have the same name in different modules), and a `warn` pointing to the README's
+    /// "Explicit registration" when it mounts none. SSE settings start from
+    /// [`SseConfig::from_env`].
     pub fn new(services: S) -> Self {
         let routes = registry::select_for::<S>(registry::all_routes());
         Self::build(Arc::new(services), routes, false)

@@ -185,14 +185,14 @@ pub fn all_routes() -> Vec<&'static RouteDef> {
 
 /// Where the README explains explicit registration; named by the startup warning when an app
 /// mounts no route.
-pub const EXPLICIT_REGISTRATION_DOCS: &str =
+pub(crate) const EXPLICIT_REGISTRATION_DOCS: &str =
     "README.md, \"Registration and mounting\" > \"Explicit registration\"";
 
 /// The routes of `all` whose services type is `S` (by `TypeId`), logging the choice: every
 /// mounted route at `info`, every other declared function with both services types (`info`,
 /// or `warn` when the two types share their last path segment, which is usually a mistake),
-/// and a `warn` naming [`EXPLICIT_REGISTRATION_DOCS`] when nothing is mounted.
-pub fn select_for<S: 'static>(all: Vec<&'static RouteDef>) -> Vec<&'static RouteDef> {
+/// and a `warn` naming the README's "Explicit registration" section when nothing is mounted.
+pub(crate) fn select_for<S: 'static>(all: Vec<&'static RouteDef>) -> Vec<&'static RouteDef> {
     let want = TypeId::of::<S>();
     let app_type = std::any::type_name::<S>();
     let declared = all.len();
