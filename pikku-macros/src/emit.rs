@@ -190,61 +190,79 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
     // whatever the function's visibility: `routes![f]` names the function first, so a private
     // one is refused as a *function*, not as this struct.
     //
-    // The struct and one `impl` are the only items next to the function (the descriptor and
-    // its `inventory` submission live inside `route()`, the client calls inside the `impl`):
-    // on an associated fn inside an `impl`, where neither is allowed, the compiler reports
-    // these two, at the attribute, instead of an error per generated item.
+    // The struct is the only item next to the function: its `impl` (holding the descriptor,
+    // its `inventory` submission and the client calls) comes from a derive on it. On a
+    // function inside an `impl` block, where a struct is not allowed, the compiler reports that
+    // one item, at the attribute ("struct is not supported in `trait`s or `impl`s"), instead
+    // of an error per generated item.
+    let route_items = quote! {
+        #[doc = #route_doc]
+        pub fn route() -> &'static #rt::RouteDef {
+            static ROUTE: #rt::RouteDef = #rt::RouteDef {
+                method: #rt::Method::#method,
+                path: #route,
+                path_params: &[#(#path_params),*],
+                fn_name: #name_str,
+                operation_id: #operation_id,
+                summary: #summary,
+                description: #description,
+                tags: &[#(#tags),*],
+                auth: #auth,
+                response: #rt::ResponseKind::#kind,
+                heartbeat_ms: #heartbeat,
+                rate_limit: #rate_limit,
+                services_type: #services_check,
+                services_type_name: #rt::type_name::<#services>,
+                session_type: #session_type,
+                input_schema: #input_schema,
+                input_plan: #input_plan,
+                output_schema: #output_schema,
+                item_schema: #item_schema,
+                fallible_items: #fallible_items,
+                handler: {
+                    fn __pikku_handler(__call: #rt::Call) -> #rt::Steps {
+                        #handler_body
+                    }
+                    __pikku_handler
+                },
+                source: (::core::file!(), ::core::line!()),
+                __plan: #rt::OnceLock::new(),
+            };
+            #rt::inventory::submit! { #rt::RegisteredRoute(&ROUTE) }
+            &ROUTE
+        }
+
+        #rt::client_methods! { [#vis] #client_methods }
+    };
     let route_struct = quote_spanned! {Span::call_site()=>
         #[doc = #mod_doc]
         #hidden
         #[allow(non_camel_case_types)]
+        #[derive(::pikku::__private::RouteImpl)]
+        #[__pikku_route(#route_items)]
         pub struct #name {}
     };
-    let route_impl = quote_spanned! {Span::call_site()=> impl #name };
     quote! {
         #f
 
         #route_struct
+    }
+}
 
-        #route_impl {
-            #[doc = #route_doc]
-            pub fn route() -> &'static #rt::RouteDef {
-                static ROUTE: #rt::RouteDef = #rt::RouteDef {
-                    method: #rt::Method::#method,
-                    path: #route,
-                    path_params: &[#(#path_params),*],
-                    fn_name: #name_str,
-                    operation_id: #operation_id,
-                    summary: #summary,
-                    description: #description,
-                    tags: &[#(#tags),*],
-                    auth: #auth,
-                    response: #rt::ResponseKind::#kind,
-                    heartbeat_ms: #heartbeat,
-                    rate_limit: #rate_limit,
-                    services_type: #services_check,
-                    services_type_name: #rt::type_name::<#services>,
-                    session_type: #session_type,
-                    input_schema: #input_schema,
-                    input_plan: #input_plan,
-                    output_schema: #output_schema,
-                    item_schema: #item_schema,
-                    fallible_items: #fallible_items,
-                    handler: {
-                        fn __pikku_handler(__call: #rt::Call) -> #rt::Steps {
-                            #handler_body
-                        }
-                        __pikku_handler
-                    },
-                    source: (::core::file!(), ::core::line!()),
-                    __plan: #rt::OnceLock::new(),
-                };
-                #rt::inventory::submit! { #rt::RegisteredRoute(&ROUTE) }
-                &ROUTE
-            }
-
-            #rt::client_methods! { [#vis] #client_methods }
-        }
+/// What `#[derive(RouteImpl)]` emits: `impl Name { <the tokens of #[__pikku_route(...)]> }`.
+pub fn route_impl(item: TokenStream) -> TokenStream {
+    let input: syn::DeriveInput = match syn::parse2(item) {
+        Ok(i) => i,
+        Err(e) => return e.to_compile_error(),
+    };
+    let name = &input.ident;
+    let items = input.attrs.iter().find_map(|a| match &a.meta {
+        syn::Meta::List(l) if l.path.is_ident("__pikku_route") => Some(&l.tokens),
+        _ => None,
+    });
+    match items {
+        Some(items) => quote_spanned! {Span::call_site()=> impl #name { #items } },
+        None => TokenStream::new(),
     }
 }
 

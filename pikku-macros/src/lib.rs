@@ -29,6 +29,18 @@ pub fn pikku_func(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr.into(), item.into()).into()
 }
 
+/// Emits `impl Name { ... }` with the items `#[pikku_func]` put in the struct's
+/// `#[__pikku_route(...)]` attribute. Not a public API.
+///
+/// `#[pikku_func]` emits one item next to the function (the route struct) and lets this derive
+/// add the `impl`: on a function inside an `impl` block, where a struct is not allowed, the
+/// compiler then reports that one item, and the derive never runs.
+#[doc(hidden)]
+#[proc_macro_derive(__PikkuRoute, attributes(__pikku_route))]
+pub fn pikku_route_impl(item: TokenStream) -> TokenStream {
+    emit::route_impl(item.into()).into()
+}
+
 /// The expansion, on `proc_macro2` tokens so it can be tested and snapshotted.
 fn expand(
     attr: proc_macro2::TokenStream,

@@ -135,6 +135,8 @@ pub mod __private {
     /// The typed client calls of a function (`f::call`, ...): see [`crate::client`]. Expands
     /// to nothing without the `client` feature, so servers pay nothing for it.
     pub use crate::__pikku_client_methods as client_methods;
+    /// The derive that adds a route struct's `impl` (see `#[pikku_func]`'s expansion).
+    pub use pikku_macros::__PikkuRoute as RouteImpl;
     pub use std::sync::OnceLock;
 
     /// The 403 of a refused permission check.
