@@ -2,12 +2,13 @@
 // "Connect" on one stream operation and waits for live events.
 //
 //   node docs.mjs <docs page URL> <operationId> [<param>=<value>...] [--send=<operationId>]
-//                 [--send-prefilled=<operationId>]
+//                 [--send-prefilled=<operationId>] [--no-connect]
 //
 // With --send, it also presses "Send" on that (JSON) operation and reports the answer shown.
 // With --send-prefilled, it reports the body "Try it" pre-filled for that operation, presses
 // "Send" without editing it, and reports the answer. It always reports the doc-comment text
-// of each operation with the code spans it rendered.
+// of each operation with the code spans and the HTML it rendered. With --no-connect, it does
+// not connect to the stream operation (the operationId is then only checked to be listed).
 // Prints one JSON line with what it saw and exits 0, or prints the failure and exits 1.
 // Run by tests/integration/openapi.rs (which starts the server); needs `npm ci` here and
 // Debian's chromium (PIKKU_CHROMIUM overrides /usr/bin/chromium).
@@ -18,6 +19,7 @@ const args = process.argv.slice(2);
 const flag = (name) => args.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3))[0];
 const send = flag('send');
 const sendPrefilled = flag('send-prefilled');
+const connect = !args.includes('--no-connect');
 const [url, operationId, ...params] = args.filter((a) => !a.startsWith('--'));
 if (!url || !operationId) {
   console.error('usage: node docs.mjs <docs page URL> <operationId> [name=value...]');
@@ -65,6 +67,7 @@ try {
     operationId: d.closest('[data-operation-id]').dataset.operationId,
     text: d.textContent,
     code: [...d.querySelectorAll('code')].map((c) => c.textContent),
+    html: d.innerHTML,
   })));
 
   // Connect to the stream and wait for three events.
@@ -74,13 +77,18 @@ try {
     const [name, value] = p.split('=');
     await op.locator(`input[name="${name}"]`).fill(value);
   }
-  await op.getByRole('button', { name: 'Connect', exact: true }).click();
-  const items = op.locator('ol.events li[data-event="message"] .data');
-  await items.nth(2).waitFor({ timeout: 15_000 });
-  const events = (await items.allTextContents()).map((t) => JSON.parse(t));
-  const status = await op.locator('.status').textContent();
-  await op.getByRole('button', { name: 'Disconnect', exact: true }).click();
-  const afterDisconnect = await op.locator('.status').textContent();
+  let events = null;
+  let status = null;
+  let afterDisconnect = null;
+  if (connect) {
+    await op.getByRole('button', { name: 'Connect', exact: true }).click();
+    const items = op.locator('ol.events li[data-event="message"] .data');
+    await items.nth(2).waitFor({ timeout: 15_000 });
+    events = (await items.allTextContents()).map((t) => JSON.parse(t));
+    status = await op.locator('.status').textContent();
+    await op.getByRole('button', { name: 'Disconnect', exact: true }).click();
+    afterDisconnect = await op.locator('.status').textContent();
+  }
   let sent = null;
   if (send) {
     const sendOp = page.locator(`[data-operation-id="${send}"]`);

@@ -11,6 +11,7 @@ mod support;
 
 mod clients;
 mod demo_app;
+mod docs_page;
 mod hub_suite;
 mod input;
 mod notifications;
