@@ -235,7 +235,7 @@ pub fn parse(attr: proc_macro2::TokenStream, errors: &mut Errors) -> Args {
                 let Expr::Array(arr) = value else {
                     errors.push(syn::Error::new(
                         value.span(),
-                        "`permissions` takes a list of function paths\nhelp: e.g. `permissions = [is_owner]`, with `async fn is_owner(services: &S, input: &I, session: &U) -> bool`",
+                        "`permissions` takes a list of function paths\nhelp: e.g. `permissions = [is_owner]`, with `async fn is_owner(services: &S, input: &I, session: &U) -> bool` (generic over `I` to share it between routes)",
                     ));
                     continue;
                 };
