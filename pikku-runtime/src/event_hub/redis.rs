@@ -169,25 +169,25 @@ impl RedisHub {
             readers.push(tx);
             receivers.push(rx);
         }
-        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
-            for rx in receivers {
-                rt.spawn(reader(weak.clone(), rx));
-            }
-            Inner {
-                client,
-                publisher,
-                prefix: prefix.to_string(),
-                budget: Budget::new(cfg.max_retained_bytes),
-                cfg,
-                publish: redis::Script::new(PUBLISH_LUA),
-                read: redis::Script::new(READ_LUA),
-                readers,
-                topics: Mutex::new(HashMap::new()),
-                counter: SubscriptionCounter::default(),
-                healthy: AtomicBool::new(true),
-                detail: Mutex::new(None),
-            }
+        let inner = Arc::new(Inner {
+            client,
+            publisher,
+            prefix: prefix.to_string(),
+            budget: Budget::new(cfg.max_retained_bytes),
+            cfg,
+            publish: redis::Script::new(PUBLISH_LUA),
+            read: redis::Script::new(READ_LUA),
+            readers,
+            topics: Mutex::new(HashMap::new()),
+            counter: SubscriptionCounter::default(),
+            healthy: AtomicBool::new(true),
+            detail: Mutex::new(None),
         });
+        // Spawned once the hub exists: a reader started inside `Arc::new_cyclic` can run on
+        // another worker before construction ends, fail to upgrade its `Weak` and quit.
+        for rx in receivers {
+            rt.spawn(reader(Arc::downgrade(&inner), rx));
+        }
         Ok(Self { inner })
     }
 
