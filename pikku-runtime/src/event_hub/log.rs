@@ -294,12 +294,6 @@ impl TopicLog {
             st.last_pos = Some(pos);
         }
     }
-
-    #[cfg(test)]
-    pub(crate) fn retained(&self) -> (usize, usize) {
-        let st = self.state.lock();
-        (st.events.len(), st.bytes)
-    }
 }
 
 impl Drop for TopicLog {

@@ -220,7 +220,7 @@ impl NatsHub {
         let js = jetstream::ContextBuilder::new()
             .timeout(TIMEOUT)
             .build(client.clone());
-        let max_payload = usize::try_from(client.server_info().max_payload).unwrap_or(usize::MAX);
+        let max_payload = client.server_info().max_payload;
         let max_event = cfg
             .max_event_bytes
             .min(max_payload.saturating_sub(HEADER_ROOM));

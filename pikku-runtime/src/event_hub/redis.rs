@@ -387,13 +387,11 @@ impl Inner {
             .events
             .first()
             .map_or(history.last + 1, HubEvent::seq);
-        if from > 0 || resume == Resume::Start {
-            if from + 1 < first {
-                items.push(HubItem::Gap {
-                    reason: GapReason::Expired,
-                    missed: Some(first - from - 1),
-                });
-            }
+        if (from > 0 || resume == Resume::Start) && from + 1 < first {
+            items.push(HubItem::Gap {
+                reason: GapReason::Expired,
+                missed: Some(first - from - 1),
+            });
         }
         let last = Position {
             epoch: current,
