@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use pikku::event_hub::nats::NatsHub;
 use pikku::event_hub::redis::RedisHub;
 use pikku::event_hub::{
-    GapReason, HubConfig, HubItem, MemoryHub, SlowConsumerPolicy, Subscription,
+    GapReason, HubConfig, HubError, HubItem, MemoryHub, SlowConsumerPolicy, Subscription,
 };
 use pikku::{EventHub, EventHubExt};
 use proptest::prelude::*;
@@ -566,11 +566,21 @@ impl Proxy {
             accept,
         }
     }
-    /// Closes every connection through the proxy.
+    /// Closes every connection through the proxy; returns how many were open.
     fn cut(&self) -> usize {
         let conns: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+        let open = conns.iter().filter(|c| !c.is_finished()).count();
         conns.iter().for_each(|c| c.abort());
-        conns.len()
+        open
+    }
+    /// Waits (up to 5 s) until a client has connected through the proxy again.
+    async fn until_connected(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while !self.conns.lock().unwrap().iter().any(|c| !c.is_finished()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
     }
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
@@ -625,7 +635,8 @@ async fn nats_connection_cuts_lose_and_duplicate_nothing() {
     });
     let mut cuts = 0;
     for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        proxy.until_connected().await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
         cuts += proxy.cut();
     }
     let publisher = publishing.await.unwrap();
@@ -649,21 +660,27 @@ async fn nats_connection_cuts_lose_and_duplicate_nothing() {
 }
 
 /// While NATS is unreachable a publish fails within seconds with a 503 and the status says
-/// so; when it is back, the hub recovers by itself.
+/// so; when it is back, the hub recovers by itself, and its subscribers get what other
+/// instances published meanwhile (read from the stream, with no new event to reveal the hole).
 #[tokio::test]
 async fn nats_outage_is_a_503_in_status_and_recovers() {
     let proxy = Proxy::start().await;
-    let hub = NatsHub::connect(
-        &proxy.url,
-        &unique_nats_prefix("outage"),
-        HubConfig::default(),
-    )
-    .await
-    .unwrap();
+    let prefix = unique_nats_prefix("outage");
+    let hub = NatsHub::connect(&proxy.url, &prefix, HubConfig::default())
+        .await
+        .unwrap();
+    let other = NatsHub::connect(NATS_URL, &prefix, HubConfig::default())
+        .await
+        .unwrap();
+    let mut sub = hub.subscribe("missed").await.unwrap();
     hub.publish("t", &0).await.unwrap();
     assert!(hub.status().healthy);
     proxy.set_up(false);
     proxy.cut();
+    let mut missed = Vec::new();
+    for n in 0..5 {
+        missed.push(other.publish("missed", &n).await.unwrap());
+    }
     let started = std::time::Instant::now();
     let err = hub.publish("t", &1).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5), "fails fast");
@@ -681,6 +698,129 @@ async fn nats_outage_is_a_503_in_status_and_recovers() {
     .await;
     assert!(recovered.is_ok(), "publishes again once NATS is back");
     assert!(hub.status().healthy);
+    for id in &missed {
+        assert_eq!(next_event(&mut sub).await.id(), *id);
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), sub.next())
+            .await
+            .is_err(),
+        "each once"
+    );
+    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+}
+
+/// Several instances publishing to one topic at once (each on its own connection): every
+/// publish gets its own offset, offsets stay dense, and a subscriber on another instance sees
+/// each accepted event once, with the payload its publisher sent under that id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_instances_publishing_one_topic_never_share_an_offset() {
+    const PER_PUBLISHER: u64 = 150;
+    let prefix = unique_nats_prefix("instances");
+    let cfg = HubConfig::default();
+    let reader = NatsHub::connect(NATS_URL, &prefix, cfg.clone())
+        .await
+        .unwrap();
+    let mut sub = reader.subscribe("shared").await.unwrap();
+    let mut publishers = Vec::new();
+    for p in 0..3u64 {
+        let hub = NatsHub::connect(NATS_URL, &prefix, cfg.clone())
+            .await
+            .unwrap();
+        publishers.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for n in 0..PER_PUBLISHER {
+                let payload = p * 1000 + n;
+                sent.push((hub.publish("shared", &payload).await.unwrap(), payload));
+            }
+            sent
+        }));
+    }
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    for p in publishers {
+        for (id, payload) in p.await.unwrap() {
+            assert!(sent.insert(id, payload).is_none(), "an id given twice");
+        }
+    }
+    let total = 3 * PER_PUBLISHER;
+    for offset in 1..=total {
+        let e = next_event(&mut sub).await;
+        assert_eq!(e.seq(), offset, "dense offsets, in order");
+        let payload: u64 = serde_json::from_slice(e.json()).unwrap();
+        assert_eq!(
+            sent.get(e.id()),
+            Some(&payload),
+            "the payload published as {}",
+            e.id()
+        );
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), sub.next())
+            .await
+            .is_err(),
+        "no refused publish reached subscribers"
+    );
+    let _ = nats_admin().await.delete_stream(reader.stream_name()).await;
+}
+
+#[tokio::test]
+async fn nats_budgets_refuse_with_errors() {
+    let hub = NatsHub::connect(
+        NATS_URL,
+        &unique_nats_prefix("budgets"),
+        HubConfig {
+            max_event_bytes: 100,
+            max_topics: 2,
+            ..HubConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err = hub.publish("t", &"x".repeat(200)).await.unwrap_err();
+    assert!(
+        matches!(err, HubError::TooLarge { max: 100, .. }),
+        "{err:?}"
+    );
+    assert_eq!(pikku::PikkuError::from(err).status(), 413);
+    let a = hub.subscribe("a").await.unwrap();
+    let _b = hub.subscribe("b").await.unwrap();
+    let err = hub.subscribe("c").await.unwrap_err();
+    assert!(matches!(err, HubError::TooManyTopics { max: 2 }), "{err:?}");
+    drop(a);
+    assert_eq!(
+        hub.active_topics(),
+        1,
+        "a topic leaves with its last subscriber"
+    );
+    hub.subscribe("c").await.unwrap();
+    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+}
+
+/// The hub's stream deleted under it (an operator, a server that lost its data): the next
+/// publish creates it again and starts a new epoch, which subscribers see as a reset.
+#[tokio::test]
+async fn nats_deleted_stream_is_recreated_with_a_reset() {
+    let hub = NatsHub::connect(
+        NATS_URL,
+        &unique_nats_prefix("deleted"),
+        HubConfig::default(),
+    )
+    .await
+    .unwrap();
+    let old = hub.publish("t", &1).await.unwrap();
+    let mut live = hub.subscribe("t").await.unwrap();
+    nats_admin()
+        .await
+        .delete_stream(hub.stream_name())
+        .await
+        .unwrap();
+    let fresh = hub.publish("t", &2).await.unwrap();
+    assert!(fresh.ends_with("-1") && fresh != old, "{old} then {fresh}");
+    expect_gap(&mut live, GapReason::Reset).await;
+    assert_eq!(next_event(&mut live).await.id(), fresh);
+    let mut resumed = hub.subscribe_from("t", Some(&old)).await.unwrap();
+    expect_gap(&mut resumed, GapReason::Reset).await;
+    assert_eq!(next_event(&mut resumed).await.id(), fresh);
     let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
 }
 

@@ -85,6 +85,8 @@ struct Inner {
     client: async_nats::Client,
     js: jetstream::Context,
     stream: stream::Stream<()>,
+    /// What the stream is created with (again, should it be deleted while the hub runs).
+    stream_config: stream::Config,
     prefix: String,
     cfg: HubConfig,
     /// The largest payload accepted: the configured one, within the server's maximum.
@@ -241,11 +243,7 @@ impl NatsHub {
             ..Default::default()
         };
         let name = config.name.clone();
-        match tokio::time::timeout(2 * TIMEOUT, js.create_or_update_stream(config)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(HubError::unavailable(format!("stream {name}: {e}"))),
-            Err(_) => return Err(HubError::unavailable(format!("stream {name}: timed out"))),
-        }
+        create_stream(&js, &config).await?;
         let stream = js
             .get_stream_no_info(&name)
             .await
@@ -254,6 +252,7 @@ impl NatsHub {
             client,
             js,
             stream,
+            stream_config: config,
             prefix: prefix.to_string(),
             max_event,
             topics: Mutex::new(HashMap::new()),
@@ -386,6 +385,7 @@ impl Inner {
         // Held across the round trip: this instance's publishes of a topic never conflict.
         let mut tails = self.tails_for(&token).lock().await;
         let mut tail = tails.get(&token).copied();
+        let mut recreated = false;
         for _ in 0..PUBLISH_ATTEMPTS {
             let t = match tail {
                 Some(t) => t,
@@ -436,6 +436,19 @@ impl Inner {
                     // Another publisher (or a purge) moved the subject on: read it again.
                     tail = None;
                 }
+                Ok(Err(e))
+                    if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound
+                        && !recreated =>
+                {
+                    // The stream was deleted (its history with it): create it again; the
+                    // topic starts a new epoch.
+                    recreated = true;
+                    tail = None;
+                    tails.clear();
+                    if let Err(e) = create_stream(&self.js, &self.stream_config).await {
+                        return Err(self.fail(&e));
+                    }
+                }
                 Ok(Err(e)) => {
                     tails.remove(&token);
                     return Err(self.fail(&e));
@@ -454,7 +467,8 @@ impl Inner {
     }
 
     /// The subject's epoch and last offset, and up to `limit` of its newest events after
-    /// `after` (all the window's when `after` is `None` or of another epoch), oldest first.
+    /// `after` (all the window's when `after` is `None`, of another epoch or ahead of the
+    /// topic), oldest first.
     /// `from_seq`, when not 0, is a stream sequence at or before the first event wanted.
     async fn read(
         &self,
@@ -472,8 +486,9 @@ impl Inner {
                 "a message without a position on {subject}"
             )));
         };
+        // A position of another epoch, or ahead of the topic, reads the whole window.
         let after_offset = after
-            .filter(|a| a.epoch == last_pos.epoch)
+            .filter(|a| a.epoch == last_pos.epoch && a.offset <= last_pos.offset)
             .map(|a| a.offset);
         let wanted = after_offset
             .map_or(u64::MAX, |o| last_pos.offset.saturating_sub(o))
@@ -636,6 +651,16 @@ impl Inner {
     }
 }
 
+/// Creates the hub's stream, or updates its settings when it exists.
+async fn create_stream(js: &jetstream::Context, config: &stream::Config) -> Result<(), HubError> {
+    let name = &config.name;
+    match tokio::time::timeout(2 * TIMEOUT, js.create_or_update_stream(config.clone())).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(HubError::unavailable(format!("stream {name}: {e}"))),
+        Err(_) => Err(HubError::unavailable(format!("stream {name}: timed out"))),
+    }
+}
+
 fn gap(reason: GapReason, missed: Option<u64>) -> HubItem {
     HubItem::Gap { reason, missed }
 }
@@ -755,17 +780,14 @@ async fn deliver(inner: &Inner, log: &TopicLog, token: &str, ev: HubEvent, last_
     match log.last_known() {
         Some(last) if last.epoch == pos.epoch && pos.offset <= last.offset => {}
         Some(last) if last.epoch == pos.epoch && pos.offset > last.offset + 1 => {
-            let missing = (pos.offset - last.offset - 1) as usize;
+            // Everything after `last` the stream holds (later live copies are skipped).
             match inner
-                .read(token, Some(last), missing + 1, last_seq.saturating_add(1))
+                .read(token, Some(last), usize::MAX, last_seq.saturating_add(1))
                 .await
             {
-                Ok(history) if history.epoch == Some(last.epoch) => log.append(
-                    history
-                        .events
-                        .into_iter()
-                        .filter(|e| e.seq() > last.offset && e.seq() < pos.offset),
-                ),
+                Ok(history) if history.epoch == Some(last.epoch) => {
+                    log.append(history.events.into_iter().filter(|e| e.seq() > last.offset))
+                }
                 // Another epoch (or none): the live feed carries on; cursors report the reset.
                 Ok(_) => {}
                 Err(e) => {
