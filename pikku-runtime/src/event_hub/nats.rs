@@ -31,9 +31,18 @@
 //!   the client reconnects (`async-nats` reconnects and resubscribes by itself) each active
 //!   topic reads what it missed from the stream, so subscribers see no loss or duplicate.
 //!
-//! Publishing while NATS is unreachable fails within about two seconds with
-//! [`HubError::Unavailable`] (a 503 when it reaches a client); [`EventHub::status`] reports the
-//! hub unhealthy until the connection is back.
+//! # Operation
+//! - Needs NATS 2.9 or later with JetStream (stream republish and direct get). The stream is
+//!   created, or its settings updated, by [`NatsHub::connect`]; should it be deleted while the
+//!   hub runs, the next publish creates it again (a new epoch for every topic).
+//! - One client connection per instance carries publishes, history reads and every live
+//!   subscription, so [`HubConfig::connections`] does not apply. History reads longer than one
+//!   event use a short-lived ordered consumer, which the server removes once it is idle.
+//! - [`HubConfig::max_topics`] bounds the topics with subscribers on this instance;
+//!   [`HubConfig::max_event_bytes`] is also capped by the server's maximum message size.
+//! - Publishing while NATS is unreachable fails within about two seconds with
+//!   [`HubError::Unavailable`] (a 503 when it reaches a client); [`EventHub::status`] reports
+//!   the hub unhealthy until the connection is back.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
