@@ -824,6 +824,50 @@ async fn nats_deleted_stream_is_recreated_with_a_reset() {
     let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
 }
 
+/// A resume into a long history (two topics interleaved, so the stream's sequences of one
+/// topic are not contiguous) yields exactly the events after the resume point, wherever it is.
+#[tokio::test]
+async fn nats_resume_in_a_long_history_is_exact() {
+    let hub = NatsHub::connect(
+        NATS_URL,
+        &unique_nats_prefix("long"),
+        HubConfig {
+            replay_max_events: 700,
+            ..HubConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..1000u64 {
+        ids.push(hub.publish("a", &n).await.unwrap());
+        if n % 3 == 0 {
+            hub.publish("b", &n).await.unwrap();
+        }
+    }
+    // The window holds the newest 700: 300..999.
+    for resume_at in [300usize, 301, 500, 990, 998] {
+        let mut sub = hub
+            .subscribe_from("a", Some(&ids[resume_at - 1]))
+            .await
+            .unwrap();
+        for n in resume_at as u64..1000 {
+            let e = next_event(&mut sub).await;
+            assert_eq!(e.id(), ids[n as usize], "resumed after {}", resume_at - 1);
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), sub.next())
+                .await
+                .is_err()
+        );
+    }
+    // Trimmed: an expired gap counting what left the window, then the window.
+    let mut sub = hub.subscribe_from("a", Some(&ids[99])).await.unwrap();
+    assert_eq!(expect_gap(&mut sub, GapReason::Expired).await, Some(200));
+    assert_eq!(next_event(&mut sub).await.id(), ids[300]);
+    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 

@@ -82,6 +82,8 @@ const PUBLISH_ATTEMPTS: usize = 32;
 const TAIL_SHARDS: usize = 64;
 /// Cached topic tails per shard before the cache is emptied (it is only a shortcut).
 const TAILS_PER_SHARD: usize = 1024;
+/// Below this many messages in a subject, a resume reads them all rather than seek.
+const SEEK_MIN_MESSAGES: u64 = 256;
 /// Room kept for headers when checking a payload against the server's maximum message size.
 const HEADER_ROOM: usize = 512;
 
@@ -511,6 +513,10 @@ impl Inner {
         if wanted == 1 {
             history.events.push(HubEvent::new(last_pos, last.payload));
         } else if wanted > 1 {
+            let from_seq = match after_offset {
+                Some(after) if from_seq == 0 => self.seek(&subject, after, last.sequence).await?,
+                _ => from_seq,
+            };
             history.events = self
                 .read_range(
                     &subject,
@@ -523,6 +529,50 @@ impl Inner {
                 .await?;
         }
         Ok(history)
+    }
+
+    /// A stream sequence at or before the subject's first event after offset `after` (and
+    /// after none it does not need), so a resume that missed a few events of a long history
+    /// does not read all of it: bisects the sequences up to `last_seq` with direct gets
+    /// (the subject's offsets grow with its sequences). 0 (read from the start) when the
+    /// subject holds few events.
+    async fn seek(&self, subject: &str, after: u64, last_seq: u64) -> Result<u64, HubError> {
+        let Some((first_seq, first_offset)) = self.next_for_subject(subject, 1).await? else {
+            return Ok(0);
+        };
+        let held = last_seq.saturating_sub(first_seq);
+        if first_offset > after || held < SEEK_MIN_MESSAGES {
+            return Ok(first_seq);
+        }
+        // The smallest `s` whose next message of the subject has an offset above `after`.
+        let (mut lo, mut hi) = (first_seq, last_seq);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.next_for_subject(subject, mid).await? {
+                Some((_, offset)) if offset > after => hi = mid,
+                // Every sequence up to that message's leads to an offset at or before `after`.
+                Some((seq, _)) => lo = seq.max(mid) + 1,
+                None => hi = mid,
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The sequence and offset of the subject's first message at or after `seq`.
+    async fn next_for_subject(
+        &self,
+        subject: &str,
+        seq: u64,
+    ) -> Result<Option<(u64, u64)>, HubError> {
+        let get = self
+            .stream
+            .direct_get_next_for_subject(subject.to_string(), Some(seq));
+        match tokio::time::timeout(TIMEOUT, get).await {
+            Ok(Ok(m)) => Ok(header_position(&m.headers).map(|p| (m.sequence, p.offset))),
+            Ok(Err(e)) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Ok(Err(e)) => Err(self.fail(&e)),
+            Err(_) => Err(self.fail(&"timed out reading history")),
+        }
     }
 
     /// Reads the subject's events of `last`'s epoch after `after_offset`, up to the message at
