@@ -135,10 +135,11 @@ struct Health {
 
 impl Health {
     fn ok(&self) {
+        // Only a change takes the lock: this runs on every publish.
         if !self.healthy.swap(true, Ordering::SeqCst) {
             tracing::info!("nats event hub reconnected");
+            *self.detail.lock() = None;
         }
-        *self.detail.lock() = None;
     }
 
     fn fail(&self, e: &dyn std::fmt::Display) -> HubError {
@@ -813,7 +814,18 @@ async fn follow(
     loop {
         tokio::select! {
             msg = sub.next() => {
-                let Some(msg) = msg else { return };
+                let Some(msg) = msg else {
+                    // The client closed the subscription (the client is closing): later
+                    // subscribers of the topic start over rather than join a dead feed.
+                    tracing::warn!(topic = &*token, "the hub's NATS subscription ended");
+                    if let Some(inner) = hub.upgrade() {
+                        let mut topics = inner.topics.lock();
+                        if topics.get(&token).is_some_and(|e| Arc::ptr_eq(&e.log, &log)) {
+                            topics.remove(&token);
+                        }
+                    }
+                    return;
+                };
                 let Some(inner) = hub.upgrade() else { return };
                 let Some((ev, seq)) = live_event(&msg) else {
                     tracing::warn!(subject = %msg.subject, "ignoring a malformed hub message");
@@ -982,10 +994,15 @@ impl EventHub for NatsHub {
     }
 
     fn status(&self) -> HubStatus {
+        let healthy = self.inner.health.healthy.load(Ordering::SeqCst);
         HubStatus {
             backend: "nats".into(),
-            healthy: self.inner.health.healthy.load(Ordering::SeqCst),
-            detail: self.inner.health.detail.lock().clone(),
+            healthy,
+            detail: if healthy {
+                None
+            } else {
+                self.inner.health.detail.lock().clone()
+            },
             subscriptions: self.inner.counter.live(),
         }
     }
