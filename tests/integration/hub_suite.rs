@@ -865,7 +865,20 @@ async fn nats_resume_in_a_long_history_is_exact() {
     let mut sub = hub.subscribe_from("a", Some(&ids[99])).await.unwrap();
     assert_eq!(expect_gap(&mut sub, GapReason::Expired).await, Some(200));
     assert_eq!(next_event(&mut sub).await.id(), ids[300]);
-    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+    // The history reads' consumers are removed, not left to expire.
+    let js = nats_admin().await;
+    let consumers_gone = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let mut stream = js.get_stream(hub.stream_name()).await.unwrap();
+            if stream.info().await.unwrap().state.consumer_count == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(consumers_gone.is_ok(), "history consumers deleted");
+    let _ = js.delete_stream(hub.stream_name()).await;
 }
 
 proptest! {

@@ -604,40 +604,52 @@ impl Inner {
             Ok(Err(e)) => return Err(self.fail(&e)),
             Err(_) => return Err(self.fail(&"timed out reading history")),
         };
-        let mut events = VecDeque::new();
-        if consumer.cached_info().num_pending == 0 {
-            return Ok(Vec::new());
-        }
-        let mut messages = match consumer.messages().await {
-            Ok(m) => m,
-            Err(e) => return Err(self.fail(&e)),
-        };
-        loop {
-            let msg = match tokio::time::timeout(TIMEOUT, messages.next()).await {
-                Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => return Err(self.fail(&e)),
-                Ok(None) => break,
-                Err(_) => return Err(self.fail(&"timed out reading history")),
-            };
-            let (seq, pending) = match msg.info() {
-                Ok(info) => (info.stream_sequence, info.pending),
+        let name = consumer.cached_info().name.clone();
+        let pending = consumer.cached_info().num_pending;
+        let read = async {
+            let mut events = VecDeque::new();
+            if pending == 0 {
+                return Ok(Vec::new());
+            }
+            let mut messages = match consumer.messages().await {
+                Ok(m) => m,
                 Err(e) => return Err(self.fail(&e)),
             };
-            if let Some(pos) = msg.headers.as_ref().and_then(header_position)
-                && pos.epoch == last.epoch
-                && pos.offset <= last.offset
-                && after_offset.is_none_or(|o| pos.offset > o)
-            {
-                events.push_back(HubEvent::new(pos, msg.payload.clone()));
-                if events.len() as u64 > wanted {
-                    events.pop_front();
+            loop {
+                let msg = match tokio::time::timeout(TIMEOUT, messages.next()).await {
+                    Ok(Some(Ok(m))) => m,
+                    Ok(Some(Err(e))) => return Err(self.fail(&e)),
+                    Ok(None) => break,
+                    Err(_) => return Err(self.fail(&"timed out reading history")),
+                };
+                let (seq, pending) = match msg.info() {
+                    Ok(info) => (info.stream_sequence, info.pending),
+                    Err(e) => return Err(self.fail(&e)),
+                };
+                if let Some(pos) = msg.headers.as_ref().and_then(header_position)
+                    && pos.epoch == last.epoch
+                    && pos.offset <= last.offset
+                    && after_offset.is_none_or(|o| pos.offset > o)
+                {
+                    events.push_back(HubEvent::new(pos, msg.payload.clone()));
+                    if events.len() as u64 > wanted {
+                        events.pop_front();
+                    }
+                }
+                if seq >= last_seq || pending == 0 {
+                    break;
                 }
             }
-            if seq >= last_seq || pending == 0 {
-                break;
-            }
+            Ok(events.into())
         }
-        Ok(events.into())
+        .await;
+        // The server would keep the consumer until it has been idle for 30 s: remove it now,
+        // off the resume's path.
+        let stream = self.stream.clone();
+        tokio::spawn(async move {
+            let _ = stream.delete_consumer(&name).await;
+        });
+        read
     }
 
     /// Items a resume from `resume` yields before the live feed, and the last position they
