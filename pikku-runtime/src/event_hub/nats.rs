@@ -82,6 +82,8 @@ const PUBLISH_ATTEMPTS: usize = 32;
 const TAIL_SHARDS: usize = 64;
 /// Cached topic tails per shard before the cache is emptied (it is only a shortcut).
 const TAILS_PER_SHARD: usize = 1024;
+/// Topics reading what they missed at once after a reconnect.
+const CATCH_UPS: usize = 32;
 /// Below this many messages in a subject, a resume reads them all rather than seek.
 const SEEK_MIN_MESSAGES: u64 = 256;
 /// Room kept for headers when checking a payload against the server's maximum message size.
@@ -108,6 +110,8 @@ struct Inner {
     budget: Arc<Budget>,
     counter: SubscriptionCounter,
     health: Arc<Health>,
+    /// Bounds the topics catching up at once after a reconnect.
+    catch_ups: tokio::sync::Semaphore,
 }
 
 /// A topic active on this instance: its local log, whether its live subject is subscribed,
@@ -275,6 +279,7 @@ impl NatsHub {
             cfg,
             counter: SubscriptionCounter::default(),
             health,
+            catch_ups: tokio::sync::Semaphore::new(CATCH_UPS),
         });
         Ok(Self { inner })
     }
@@ -891,6 +896,10 @@ async fn deliver(inner: &Inner, log: &TopicLog, token: &str, ev: HubEvent, last_
 /// After a reconnect: the topic's events published while the connection was down. Returns
 /// the stream sequence of the topic's newest message (0 when unknown).
 async fn catch_up(inner: &Inner, log: &TopicLog, token: &str, last_seq: u64) -> u64 {
+    // Every active topic catches up at once after a reconnect: a few reads at a time.
+    let Ok(_permit) = inner.catch_ups.acquire().await else {
+        return 0;
+    };
     let last = log.last_known();
     let from_seq = if last.is_some() {
         last_seq.saturating_add(1)
