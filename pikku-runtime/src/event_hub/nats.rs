@@ -862,6 +862,12 @@ async fn follow(
     }
 }
 
+/// Where a read of what followed the live event at stream sequence `seq` starts (0, when no
+/// live event was seen, lets the read find the start itself).
+fn after_seq(seq: u64) -> u64 {
+    if seq == 0 { 0 } else { seq.saturating_add(1) }
+}
+
 /// Appends a live event, first filling a hole before it from the stream.
 async fn deliver(inner: &Inner, log: &TopicLog, token: &str, ev: HubEvent, last_seq: u64) {
     let pos = ev.position();
@@ -870,7 +876,7 @@ async fn deliver(inner: &Inner, log: &TopicLog, token: &str, ev: HubEvent, last_
         Some(last) if last.epoch == pos.epoch && pos.offset > last.offset + 1 => {
             // Everything after `last` the stream holds (later live copies are skipped).
             match inner
-                .read(token, Some(last), usize::MAX, last_seq.saturating_add(1))
+                .read(token, Some(last), usize::MAX, after_seq(last_seq))
                 .await
             {
                 Ok(history) if history.epoch == Some(last.epoch) => {
@@ -901,12 +907,10 @@ async fn catch_up(inner: &Inner, log: &TopicLog, token: &str, last_seq: u64) -> 
         return 0;
     };
     let last = log.last_known();
-    let from_seq = if last.is_some() {
-        last_seq.saturating_add(1)
-    } else {
-        0
-    };
-    match inner.read(token, last, usize::MAX, from_seq).await {
+    match inner
+        .read(token, last, usize::MAX, after_seq(last_seq))
+        .await
+    {
         Ok(history) => {
             match last {
                 Some(last) if history.epoch == Some(last.epoch) => {
