@@ -881,6 +881,30 @@ async fn nats_resume_in_a_long_history_is_exact() {
     let _ = js.delete_stream(hub.stream_name()).await;
 }
 
+/// A topic whose every event outlived `replay_max_age` has no history left: the next publish
+/// starts a new epoch, and a client resuming from before gets a `reset` gap.
+#[tokio::test]
+async fn nats_fully_expired_topic_is_a_reset() {
+    let hub = NatsHub::connect(
+        NATS_URL,
+        &unique_nats_prefix("expiry"),
+        HubConfig {
+            replay_max_age: Duration::from_millis(300),
+            ..HubConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let old = hub.publish("t", &1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut sub = hub.subscribe_from("t", Some(&old)).await.unwrap();
+    expect_gap(&mut sub, GapReason::Reset).await;
+    let fresh = hub.publish("t", &2).await.unwrap();
+    assert!(fresh.ends_with("-1") && fresh != old, "{old} then {fresh}");
+    assert_eq!(next_event(&mut sub).await.id(), fresh);
+    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 

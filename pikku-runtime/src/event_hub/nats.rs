@@ -248,6 +248,8 @@ impl NatsHub {
             subjects: vec![stored.clone()],
             max_messages_per_subject: i64::try_from(cfg.window()).unwrap_or(i64::MAX),
             max_age: cfg.replay_max_age,
+            // No message ids are sent, but the server refuses a window longer than `max_age`.
+            duplicate_window: cfg.replay_max_age.min(Duration::from_secs(120)),
             max_message_size: i32::try_from((max_event + HEADER_ROOM).min(max_payload))
                 .unwrap_or(i32::MAX),
             allow_direct: true,
