@@ -1,5 +1,6 @@
-//! The event hub's behaviour, as one suite every backend passes: the embedded `MemoryHub` and
-//! `RedisHub` (against the real server at 127.0.0.1:6379, each test in its own key prefix).
+//! The event hub's behaviour, as one suite every backend passes: the embedded `MemoryHub`,
+//! `RedisHub` (against the real server at 127.0.0.1:6379) and `NatsHub` (against the real
+//! NATS JetStream server at 127.0.0.1:4222), each test in its own key prefix or stream.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use pikku::event_hub::nats::NatsHub;
 use pikku::event_hub::redis::RedisHub;
 use pikku::event_hub::{
     GapReason, HubConfig, HubError, HubItem, MemoryHub, SlowConsumerPolicy, Subscription,
@@ -16,6 +18,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// A key prefix no other test (or earlier run) uses.
 pub fn unique_prefix(what: &str) -> String {
@@ -31,8 +34,46 @@ pub fn unique_prefix(what: &str) -> String {
     )
 }
 
+/// A NATS subject prefix (and stream) no other test or earlier run uses.
+pub fn unique_nats_prefix(what: &str) -> String {
+    unique_prefix(what)
+        .trim_end_matches(':')
+        .replace([':', '.'], "_")
+}
+
+/// An operator's handle on the test NATS server (to purge subjects, inspect and delete streams).
+pub async fn nats_admin() -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(async_nats::connect(NATS_URL).await.unwrap())
+}
+
+/// Deletes test streams older than ten minutes (left by earlier runs; the shared server would
+/// otherwise keep a stream per test forever). Once per test process.
+async fn sweep_old_test_streams() {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let js = nats_admin().await;
+    let cutoff = std::time::SystemTime::now() - Duration::from_secs(600);
+    let mut streams = js.streams();
+    let mut old = Vec::new();
+    while let Some(Ok(info)) = streams.next().await {
+        let created = std::time::SystemTime::from(info.created);
+        if info.config.name.starts_with("pikku-test_") && created < cutoff {
+            old.push(info.config.name);
+        }
+    }
+    for name in old {
+        let _ = js.delete_stream(&name).await;
+    }
+}
+
 /// Backends under test, each built fresh with the given limits.
-pub fn backends(cfg: HubConfig) -> Vec<(&'static str, Arc<dyn EventHub>)> {
+pub async fn backends(cfg: HubConfig) -> Vec<(&'static str, Arc<dyn EventHub>)> {
+    sweep_old_test_streams().await;
+    let nats = NatsHub::connect(NATS_URL, &unique_nats_prefix("suite"), cfg.clone())
+        .await
+        .unwrap();
     vec![
         (
             "memory",
@@ -42,6 +83,7 @@ pub fn backends(cfg: HubConfig) -> Vec<(&'static str, Arc<dyn EventHub>)> {
             "redis",
             Arc::new(RedisHub::open(REDIS_URL, &unique_prefix("suite"), cfg).unwrap()),
         ),
+        ("nats", Arc::new(nats)),
     ]
 }
 
@@ -71,7 +113,7 @@ async fn until_no_subscriptions(hub: &Arc<dyn EventHub>) -> bool {
 
 #[tokio::test]
 async fn ids_increase_per_topic_and_payloads_are_shared() {
-    for (name, hub) in backends(HubConfig::default()) {
+    for (name, hub) in backends(HubConfig::default()).await {
         let mut a = hub.subscribe("t1").await.unwrap();
         let mut b = hub.subscribe("t1").await.unwrap();
         let id1 = hub.publish("t1", &1).await.unwrap();
@@ -98,7 +140,7 @@ async fn ids_increase_per_topic_and_payloads_are_shared() {
 
 #[tokio::test]
 async fn ten_thousand_subscriptions_opened_and_dropped_leave_none() {
-    for (name, hub) in backends(HubConfig::default()) {
+    for (name, hub) in backends(HubConfig::default()).await {
         let mut subs = Vec::new();
         for i in 0..10_000 {
             subs.push(hub.subscribe(&format!("topic:{}", i % 100)).await.unwrap());
@@ -116,7 +158,7 @@ async fn ten_thousand_subscriptions_opened_and_dropped_leave_none() {
 
 #[tokio::test]
 async fn resume_replays_exactly_the_missed_events_then_live() {
-    for (name, hub) in backends(HubConfig::default()) {
+    for (name, hub) in backends(HubConfig::default()).await {
         let mut ids = Vec::new();
         for n in 0..5 {
             ids.push(hub.publish("r", &n).await.unwrap());
@@ -149,7 +191,9 @@ async fn resume_from_an_expired_or_unknown_id_is_said() {
     for (name, hub) in backends(HubConfig {
         replay_max_events: 5,
         ..HubConfig::default()
-    }) {
+    })
+    .await
+    {
         let first = hub.publish("t", &0).await.unwrap();
         // Redis trims whole nodes (`MAXLEN ~`), so publish well past the cap.
         for n in 1..500 {
@@ -188,7 +232,7 @@ async fn a_lagging_subscriber_gets_the_policy_and_the_publisher_never_waits() {
             slow_consumer: policy,
             ..HubConfig::default()
         };
-        for (name, hub) in backends(cfg) {
+        for (name, hub) in backends(cfg).await {
             let mut slow = hub.subscribe("lag").await.unwrap();
             let started = std::time::Instant::now();
             for n in 0..100 {
@@ -241,7 +285,7 @@ async fn thousand_subscribers_ten_thousand_events_exactly_once() {
         subscriber_queue: 16_384,
         ..HubConfig::default()
     };
-    for (name, hub) in backends(cfg) {
+    for (name, hub) in backends(cfg).await {
         let mut tasks = Vec::new();
         for _ in 0..SUBS {
             let mut sub = hub.subscribe("fan").await.unwrap();
@@ -400,6 +444,467 @@ async fn redis_down_is_a_clear_error_and_visible_in_status() {
     assert!(hub.subscribe("t").await.is_err());
 }
 
+async fn expect_gap(sub: &mut Subscription, reason: GapReason) -> Option<u64> {
+    match next_item(sub).await {
+        HubItem::Gap { reason: r, missed } if r == reason => missed,
+        other => panic!("expected a {reason:?} gap, got {other:?}"),
+    }
+}
+
+/// A JetStream purge of a topic's subject (an operator deleting its history) is never
+/// silent: a whole purge makes the next publish start a new epoch, so resuming and live
+/// clients get a `reset` gap; a partial purge shows as an `expired` gap with the count.
+#[tokio::test]
+async fn nats_purge_is_a_reset_or_an_expired_gap_never_silence() {
+    let hub = NatsHub::connect(NATS_URL, &unique_nats_prefix("purge"), HubConfig::default())
+        .await
+        .unwrap();
+    let js = nats_admin().await;
+    let stream = js.get_stream(hub.stream_name()).await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(hub.publish("p", &n).await.unwrap());
+    }
+    let mut live = hub.subscribe("p").await.unwrap();
+
+    stream.purge().filter(hub.subject("p")).await.unwrap();
+    // Nothing published since: the history the client resumes from is gone.
+    let mut sub = hub.subscribe_from("p", Some(&ids[1])).await.unwrap();
+    expect_gap(&mut sub, GapReason::Reset).await;
+
+    // The next publish starts a new epoch at offset 1.
+    let fresh = hub.publish("p", &3).await.unwrap();
+    let (old_epoch, _) = ids[2].split_once('-').unwrap();
+    let (new_epoch, offset) = fresh.split_once('-').unwrap();
+    assert_ne!(old_epoch, new_epoch);
+    assert_eq!(offset, "1");
+    // The resumed client was told already; the live one learns it now.
+    assert_eq!(next_event(&mut sub).await.id(), fresh);
+    expect_gap(&mut live, GapReason::Reset).await;
+    assert_eq!(next_event(&mut live).await.id(), fresh);
+    let mut resumed = hub.subscribe_from("p", Some(&ids[2])).await.unwrap();
+    expect_gap(&mut resumed, GapReason::Reset).await;
+    assert_eq!(next_event(&mut resumed).await.id(), fresh);
+
+    // A partial purge (all but the newest two): a client after `fresh` missed two events.
+    let mut later = Vec::new();
+    for n in 4..8 {
+        later.push(hub.publish("p", &n).await.unwrap());
+    }
+    stream
+        .purge()
+        .filter(hub.subject("p"))
+        .keep(2)
+        .await
+        .unwrap();
+    let mut sub = hub.subscribe_from("p", Some(&fresh)).await.unwrap();
+    assert_eq!(expect_gap(&mut sub, GapReason::Expired).await, Some(2));
+    assert_eq!(next_event(&mut sub).await.id(), later[2]);
+    assert_eq!(next_event(&mut sub).await.id(), later[3]);
+    // The live subscriber saw them all, in order.
+    for id in &later {
+        assert_eq!(next_event(&mut live).await.id(), *id);
+    }
+    let _ = js.delete_stream(hub.stream_name()).await;
+}
+
+#[tokio::test]
+async fn nats_unreachable_is_a_quick_clear_error() {
+    let started = std::time::Instant::now();
+    let Err(err) = NatsHub::connect(
+        "nats://127.0.0.1:1",
+        "pikku-test_down",
+        HubConfig::default(),
+    )
+    .await
+    else {
+        panic!("connected to nothing");
+    };
+    assert!(started.elapsed() < Duration::from_secs(10), "fails fast");
+    let as_http: pikku::PikkuError = err.into();
+    assert_eq!(as_http.status(), 503);
+}
+
+/// A TCP proxy in front of NATS that a test can cut (every connection through it closes) and
+/// take down (new connections are closed at once).
+struct Proxy {
+    url: String,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("nats://{}", listener.local_addr().unwrap());
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let accept = {
+            let (conns, up) = (conns.clone(), up.clone());
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) =
+                            tokio::net::TcpStream::connect("127.0.0.1:4222").await
+                        {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    conns.lock().unwrap().push(task.abort_handle());
+                }
+            })
+        };
+        Proxy {
+            url,
+            conns,
+            up,
+            accept,
+        }
+    }
+    /// Closes every connection through the proxy; returns how many were open.
+    fn cut(&self) -> usize {
+        let conns: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+        let open = conns.iter().filter(|c| !c.is_finished()).count();
+        conns.iter().for_each(|c| c.abort());
+        open
+    }
+    /// Waits (up to 5 s) until a client has connected through the proxy again.
+    async fn until_connected(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while !self.conns.lock().unwrap().iter().any(|c| !c.is_finished()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// Cuts the NATS hub's connection several times while another instance publishes: every
+/// subscriber still ends with every event exactly once, in order (the reconnect reads what
+/// was missed from the stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_connection_cuts_lose_and_duplicate_nothing() {
+    const SUBS: usize = 20;
+    const EVENTS: u64 = 600;
+    let prefix = unique_nats_prefix("cuts");
+    let proxy = Proxy::start().await;
+    let hub: Arc<dyn EventHub> = Arc::new(
+        NatsHub::connect(&proxy.url, &prefix, HubConfig::default())
+            .await
+            .unwrap(),
+    );
+    // Publishes on its own connection, which the cuts spare.
+    let publisher = NatsHub::connect(NATS_URL, &prefix, HubConfig::default())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..SUBS {
+        let mut sub = hub.subscribe("faulty").await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut seqs = Vec::new();
+            while seen.last() != Some(&(EVENTS - 1)) {
+                let e = next_event(&mut sub).await;
+                seqs.push(e.seq());
+                seen.push(serde_json::from_slice::<u64>(e.json()).unwrap());
+            }
+            (seen, seqs)
+        }));
+    }
+    let publishing = tokio::spawn(async move {
+        for n in 0..EVENTS {
+            publisher.publish("faulty", &n).await.unwrap();
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        publisher
+    });
+    let mut cuts = 0;
+    for _ in 0..5 {
+        proxy.until_connected().await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        cuts += proxy.cut();
+    }
+    let publisher = publishing.await.unwrap();
+    assert!(cuts >= 5, "connections were cut ({cuts})");
+    for t in tasks {
+        let (seen, seqs) = t.await.unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "no duplicate delivery"
+        );
+        assert_eq!(
+            seen,
+            (0..EVENTS).collect::<Vec<_>>(),
+            "every event, once, in order"
+        );
+    }
+    let _ = nats_admin()
+        .await
+        .delete_stream(publisher.stream_name())
+        .await;
+}
+
+/// While NATS is unreachable a publish fails within seconds with a 503 and the status says
+/// so; when it is back, the hub recovers by itself, and its subscribers get what other
+/// instances published meanwhile (read from the stream, with no new event to reveal the hole).
+#[tokio::test]
+async fn nats_outage_is_a_503_in_status_and_recovers() {
+    let proxy = Proxy::start().await;
+    let prefix = unique_nats_prefix("outage");
+    let hub = NatsHub::connect(&proxy.url, &prefix, HubConfig::default())
+        .await
+        .unwrap();
+    let other = NatsHub::connect(NATS_URL, &prefix, HubConfig::default())
+        .await
+        .unwrap();
+    let mut sub = hub.subscribe("missed").await.unwrap();
+    hub.publish("t", &0).await.unwrap();
+    assert!(hub.status().healthy);
+    proxy.set_up(false);
+    proxy.cut();
+    let mut missed = Vec::new();
+    for n in 0..5 {
+        missed.push(other.publish("missed", &n).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let err = hub.publish("t", &1).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "fails fast");
+    let as_http: pikku::PikkuError = err.into();
+    assert_eq!(as_http.status(), 503);
+    assert!(!hub.status().healthy);
+    assert!(hub.status().detail.is_some());
+    assert!(!hub.check().await.healthy);
+    proxy.set_up(true);
+    let recovered = tokio::time::timeout(Duration::from_secs(10), async {
+        while hub.publish("t", &2).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(recovered.is_ok(), "publishes again once NATS is back");
+    assert!(hub.status().healthy);
+    for id in &missed {
+        assert_eq!(next_event(&mut sub).await.id(), *id);
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), sub.next())
+            .await
+            .is_err(),
+        "each once"
+    );
+    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+}
+
+/// Several instances publishing to one topic at once (each on its own connection): every
+/// publish gets its own offset, offsets stay dense, and a subscriber on another instance sees
+/// each accepted event once, with the payload its publisher sent under that id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_instances_publishing_one_topic_never_share_an_offset() {
+    const PER_PUBLISHER: u64 = 150;
+    let prefix = unique_nats_prefix("instances");
+    let cfg = HubConfig::default();
+    let reader = NatsHub::connect(NATS_URL, &prefix, cfg.clone())
+        .await
+        .unwrap();
+    let mut sub = reader.subscribe("shared").await.unwrap();
+    let mut publishers = Vec::new();
+    for p in 0..3u64 {
+        let hub = NatsHub::connect(NATS_URL, &prefix, cfg.clone())
+            .await
+            .unwrap();
+        publishers.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for n in 0..PER_PUBLISHER {
+                let payload = p * 1000 + n;
+                sent.push((hub.publish("shared", &payload).await.unwrap(), payload));
+            }
+            sent
+        }));
+    }
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    for p in publishers {
+        for (id, payload) in p.await.unwrap() {
+            assert!(sent.insert(id, payload).is_none(), "an id given twice");
+        }
+    }
+    let total = 3 * PER_PUBLISHER;
+    for offset in 1..=total {
+        let e = next_event(&mut sub).await;
+        assert_eq!(e.seq(), offset, "dense offsets, in order");
+        let payload: u64 = serde_json::from_slice(e.json()).unwrap();
+        assert_eq!(
+            sent.get(e.id()),
+            Some(&payload),
+            "the payload published as {}",
+            e.id()
+        );
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), sub.next())
+            .await
+            .is_err(),
+        "no refused publish reached subscribers"
+    );
+    let _ = nats_admin().await.delete_stream(reader.stream_name()).await;
+}
+
+#[tokio::test]
+async fn nats_budgets_refuse_with_errors() {
+    let hub = NatsHub::connect(
+        NATS_URL,
+        &unique_nats_prefix("budgets"),
+        HubConfig {
+            max_event_bytes: 100,
+            max_topics: 2,
+            ..HubConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err = hub.publish("t", &"x".repeat(200)).await.unwrap_err();
+    assert!(
+        matches!(err, HubError::TooLarge { max: 100, .. }),
+        "{err:?}"
+    );
+    assert_eq!(pikku::PikkuError::from(err).status(), 413);
+    let a = hub.subscribe("a").await.unwrap();
+    let _b = hub.subscribe("b").await.unwrap();
+    let err = hub.subscribe("c").await.unwrap_err();
+    assert!(matches!(err, HubError::TooManyTopics { max: 2 }), "{err:?}");
+    drop(a);
+    assert_eq!(
+        hub.active_topics(),
+        1,
+        "a topic leaves with its last subscriber"
+    );
+    hub.subscribe("c").await.unwrap();
+    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+}
+
+/// The hub's stream deleted under it (an operator, a server that lost its data): the next
+/// publish creates it again and starts a new epoch, which subscribers see as a reset.
+#[tokio::test]
+async fn nats_deleted_stream_is_recreated_with_a_reset() {
+    let hub = NatsHub::connect(
+        NATS_URL,
+        &unique_nats_prefix("deleted"),
+        HubConfig::default(),
+    )
+    .await
+    .unwrap();
+    let old = hub.publish("t", &1).await.unwrap();
+    let mut live = hub.subscribe("t").await.unwrap();
+    nats_admin()
+        .await
+        .delete_stream(hub.stream_name())
+        .await
+        .unwrap();
+    let fresh = hub.publish("t", &2).await.unwrap();
+    assert!(fresh.ends_with("-1") && fresh != old, "{old} then {fresh}");
+    expect_gap(&mut live, GapReason::Reset).await;
+    assert_eq!(next_event(&mut live).await.id(), fresh);
+    let mut resumed = hub.subscribe_from("t", Some(&old)).await.unwrap();
+    expect_gap(&mut resumed, GapReason::Reset).await;
+    assert_eq!(next_event(&mut resumed).await.id(), fresh);
+    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+}
+
+/// A resume into a long history (two topics interleaved, so the stream's sequences of one
+/// topic are not contiguous) yields exactly the events after the resume point, wherever it is.
+#[tokio::test]
+async fn nats_resume_in_a_long_history_is_exact() {
+    let hub = NatsHub::connect(
+        NATS_URL,
+        &unique_nats_prefix("long"),
+        HubConfig {
+            replay_max_events: 700,
+            ..HubConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..1000u64 {
+        ids.push(hub.publish("a", &n).await.unwrap());
+        if n % 3 == 0 {
+            hub.publish("b", &n).await.unwrap();
+        }
+    }
+    // The window holds the newest 700: 300..999.
+    for resume_at in [300usize, 301, 500, 990, 998] {
+        let mut sub = hub
+            .subscribe_from("a", Some(&ids[resume_at - 1]))
+            .await
+            .unwrap();
+        for n in resume_at as u64..1000 {
+            let e = next_event(&mut sub).await;
+            assert_eq!(e.id(), ids[n as usize], "resumed after {}", resume_at - 1);
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), sub.next())
+                .await
+                .is_err()
+        );
+    }
+    // Trimmed: an expired gap counting what left the window, then the window.
+    let mut sub = hub.subscribe_from("a", Some(&ids[99])).await.unwrap();
+    assert_eq!(expect_gap(&mut sub, GapReason::Expired).await, Some(200));
+    assert_eq!(next_event(&mut sub).await.id(), ids[300]);
+    // The history reads' consumers are removed, not left to expire.
+    let js = nats_admin().await;
+    let consumers_gone = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let mut stream = js.get_stream(hub.stream_name()).await.unwrap();
+            if stream.info().await.unwrap().state.consumer_count == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(consumers_gone.is_ok(), "history consumers deleted");
+    let _ = js.delete_stream(hub.stream_name()).await;
+}
+
+/// A topic whose every event outlived `replay_max_age` has no history left: the next publish
+/// starts a new epoch, and a client resuming from before gets a `reset` gap.
+#[tokio::test]
+async fn nats_fully_expired_topic_is_a_reset() {
+    let hub = NatsHub::connect(
+        NATS_URL,
+        &unique_nats_prefix("expiry"),
+        HubConfig {
+            replay_max_age: Duration::from_millis(300),
+            ..HubConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let old = hub.publish("t", &1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut sub = hub.subscribe_from("t", Some(&old)).await.unwrap();
+    expect_gap(&mut sub, GapReason::Reset).await;
+    let fresh = hub.publish("t", &2).await.unwrap();
+    assert!(fresh.ends_with("-1") && fresh != old, "{old} then {fresh}");
+    assert_eq!(next_event(&mut sub).await.id(), fresh);
+    let _ = nats_admin().await.delete_stream(hub.stream_name()).await;
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 
@@ -411,7 +916,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
             let resume_at = resume_at.min(before);
-            for (name, hub) in backends(HubConfig::default()) {
+            for (name, hub) in backends(HubConfig::default()).await {
                 let mut ids = Vec::new();
                 for n in 0..before {
                     ids.push(hub.publish("p", &n).await.unwrap());
@@ -535,7 +1040,7 @@ async fn history_lost_by_expiry_is_a_gap_never_silence() {
         replay_max_age: Duration::from_millis(800),
         ..HubConfig::default()
     };
-    for (name, hub) in backends(cfg) {
+    for (name, hub) in backends(cfg).await {
         let first = hub.publish("exp", &1).await.unwrap();
         hub.publish("exp", &2).await.unwrap();
         hub.publish("exp", &3).await.unwrap();
@@ -625,7 +1130,7 @@ async fn redis_deleted_flushed_or_restarted_history_is_a_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_reaches_a_reader_while_200_never_read() {
     const BURST: u64 = 5_000;
-    for (name, hub) in backends(HubConfig::default()) {
+    for (name, hub) in backends(HubConfig::default()).await {
         let mut idle = Vec::new();
         for _ in 0..200 {
             idle.push(hub.subscribe("burst").await.unwrap());
@@ -662,7 +1167,7 @@ async fn budgets_refuse_with_errors() {
         max_topics: 3,
         ..HubConfig::default()
     };
-    for (name, hub) in backends(cfg) {
+    for (name, hub) in backends(cfg).await {
         let big = "x".repeat(2_000);
         let err = hub.publish("b", &big).await.unwrap_err();
         assert!(

@@ -1,24 +1,37 @@
-//! Many instances sharing Redis: a stream served by one instance gets events published on
-//! another, and resumes across instances.
+//! Many instances sharing Redis (or NATS JetStream): a stream served by one instance gets
+//! events published on another, and resumes across instances.
 
 use serde_json::Value;
 
-use crate::hub_suite::{REDIS_URL, unique_prefix};
+use crate::hub_suite::{NATS_URL, REDIS_URL, unique_nats_prefix, unique_prefix};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_streams_and_resume_across_each_other() {
-    let prefix = unique_prefix("scale");
+    two_instances("redis", REDIS_URL, &unique_prefix("scale")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_nats_share_streams_and_resume_across_each_other() {
+    let prefix = unique_nats_prefix("scale");
+    two_instances("nats", NATS_URL, &prefix).await;
+    let _ = crate::hub_suite::nats_admin()
+        .await
+        .delete_stream(&prefix)
+        .await;
+}
+
+async fn two_instances(backend: &str, url: &str, prefix: &str) {
     let env = [
-        ("PIKKU_EVENT_HUB", REDIS_URL),
-        ("PIKKU_EVENT_HUB_PREFIX", prefix.as_str()),
+        ("PIKKU_EVENT_HUB", url),
+        ("PIKKU_EVENT_HUB_PREFIX", prefix),
         ("PIKKU_SESSION_SECRET", "shared-secret-of-the-two-instances"),
     ];
     let a = DemoProcess::start(&env).await;
     let b = DemoProcess::start(&env).await;
     for inst in [&a, &b] {
         let ready: Value = get(&inst.url("/health/ready")).await.json().await.unwrap();
-        assert_eq!(ready["backend"], "redis");
+        assert_eq!(ready["backend"], backend);
         assert_eq!(ready["healthy"], true);
     }
     let token = demo_login(&a.base, "alice").await; // valid on both: shared secret

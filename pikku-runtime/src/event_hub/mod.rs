@@ -4,7 +4,8 @@
 //! This is what a stream of "one topic per user" subscribes to
 //! (`hub.resume(&topic(&["user", id, "notifications"]), ctx.last_event_id())`). An app keeps
 //! an `Arc<dyn EventHub>` in its services; [`MemoryHub`] (embedded, the default) serves one
-//! process, [`redis::RedisHub`] serves many behind the same trait.
+//! process, [`redis::RedisHub`] serves many behind the same trait, and so does `nats::NatsHub`
+//! (feature `nats`: NATS JetStream).
 //!
 //! # Positions
 //! Every event has a [`Position`] in its topic: an *epoch* and an *offset*. Offsets count the
@@ -69,6 +70,8 @@ use crate::sse::{self, Event, Frame};
 mod config;
 mod log;
 mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod position;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -547,7 +550,7 @@ pub const EVENT_HUB_PREFIX_ENV: &str = "PIKKU_EVENT_HUB_PREFIX";
 /// The hub a URL names: `memory`, `redis://...` or `nats://...` (prefix from
 /// `PIKKU_EVENT_HUB_PREFIX`).
 pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", feature = "nats"))]
     let prefix = std::env::var(EVENT_HUB_PREFIX_ENV).ok();
     match url.split_once("://").map_or(url, |(scheme, _)| scheme) {
         "" | "memory" => Ok(Arc::new(MemoryHub::with_config(cfg))),
@@ -555,6 +558,11 @@ pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, Hu
         "redis" | "rediss" => {
             let prefix = prefix.unwrap_or_else(|| redis::DEFAULT_PREFIX.to_string());
             Ok(Arc::new(redis::RedisHub::open(url, &prefix, cfg)?))
+        }
+        #[cfg(feature = "nats")]
+        "nats" => {
+            let prefix = prefix.unwrap_or_else(|| nats::DEFAULT_PREFIX.to_string());
+            Ok(Arc::new(nats::NatsHub::connect(url, &prefix, cfg).await?))
         }
         other => Err(HubError::unavailable(format!(
             "unsupported event hub `{other}` in {EVENT_HUB_ENV}; use `memory`, `redis://host:port` or `nats://host:port`"
