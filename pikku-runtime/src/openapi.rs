@@ -38,7 +38,8 @@
 //! whose `contentSchema` is the item's schema. A `oneOf` tells the three kinds apart: items
 //! (any `event` but the reserved names), `event: error` (a [`StreamError`], sent for `Err`
 //! items and when a generator panics), the final `event: shutdown` ([`StreamShutdown`]),
-//! `event: close` at a stream's maximum lifetime, and `event: gap` ([`StreamGap`]).
+//! `event: close` at a stream's maximum lifetime, `event: gap` ([`StreamGap`]), and
+//! `event: session_end` (a [`StreamError`] body) when the stream's session expires or is revoked.
 //! That event schema is a component named after the item type (`UpdateEvent` for a stream of
 //! `Update`s), shared by every stream of that type.
 //!
@@ -632,7 +633,8 @@ fn stream_description(route: &RouteDef) -> String {
     format!(
         "A stream of Server-Sent Events (`text/event-stream`): each item is one event whose \
          `data` is JSON. {errors} When the server shuts down, the stream ends with \
-         `event: shutdown`; at its maximum lifetime, with `event: close`. Missed events are \
+         `event: shutdown`; at its maximum lifetime, with `event: close`; when its session \
+         expires or is revoked, with `event: session_end`. Missed events are \
          announced by `event: gap`. Idle streams carry `: ping` comments. Reconnecting clients \
          send `Last-Event-ID`."
     )
@@ -662,7 +664,7 @@ fn event_schema(item: &Value, error: &Value, shutdown: &Value, gap: &Value) -> V
                 "title": "item",
                 "description": "An item of the stream.",
                 "properties": {
-                    "event": { "not": { "enum": ["error", "shutdown", "close", "gap"] } },
+                    "event": { "not": { "enum": ["error", "shutdown", "close", "gap", "session_end"] } },
                     "data": data(item),
                 },
             },
@@ -699,6 +701,15 @@ fn event_schema(item: &Value, error: &Value, shutdown: &Value, gap: &Value) -> V
                 "properties": {
                     "event": { "const": "gap" },
                     "data": data(gap),
+                },
+                "required": ["event"],
+            },
+            {
+                "title": "session_end",
+                "description": "The stream's session expired (`session_expired`) or was revoked (`session_revoked`); the stream ends: log in again before reconnecting.",
+                "properties": {
+                    "event": { "const": "session_end" },
+                    "data": data(error),
                 },
                 "required": ["event"],
             },

@@ -4,7 +4,7 @@
 //! A [`SessionService`](crate::SessionService) that supports revocation hands the runtime its
 //! [`Revocations`]; every stream opened with a session of identity `id` watches `id`, and
 //! [`Revocations::revoke`] (e.g. on logout) ends them with a final `event: session_end`
-//! (`{"reason":"revoked"}`), which tells the client to log in again.
+//! (`{"error":"session_revoked",..}`), which tells the client to log in again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

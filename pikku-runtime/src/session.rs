@@ -360,7 +360,9 @@ where
         // jsonwebtoken accepts a token through the whole second of `exp`; streams end at
         // `exp` itself, so verification ends there too.
         if claims.exp.saturating_mul(1000) <= unix_now_ms() {
-            return Err(PikkuError::unauthorized("session token is invalid or expired"));
+            return Err(PikkuError::unauthorized(
+                "session token is invalid or expired",
+            ));
         }
         if self.revocations.any_revoked() {
             let issued = std::time::UNIX_EPOCH + Duration::from_millis(claims.iat_ms);

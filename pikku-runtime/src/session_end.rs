@@ -2,7 +2,8 @@
 //!
 //! A token checked when a stream opens says nothing about an hour later, so a stream opened
 //! with a session that expires (or is revoked, e.g. on logout) ends then, with a final
-//! `event: session_end` whose data says why: the client knows to log in again rather than
+//! `event: session_end` whose data says why (`{"error": "session_expired" | "session_revoked",
+//! "message"}`, the shape of an error event): the client knows to log in again rather than
 //! reconnect with the same credentials.
 
 use std::future::Future as _;
@@ -58,10 +59,10 @@ impl SessionEnd {
 pub(crate) fn frame(reason: Reason) -> Bytes {
     match reason {
         Reason::Expired => Bytes::from_static(
-            b"event: session_end\ndata: {\"reason\":\"expired\",\"message\":\"the session expired; log in again\"}\n\n",
+            b"event: session_end\ndata: {\"error\":\"session_expired\",\"message\":\"the session expired; log in again\"}\n\n",
         ),
         Reason::Revoked => Bytes::from_static(
-            b"event: session_end\ndata: {\"reason\":\"revoked\",\"message\":\"the session was revoked; log in again\"}\n\n",
+            b"event: session_end\ndata: {\"error\":\"session_revoked\",\"message\":\"the session was revoked; log in again\"}\n\n",
         ),
     }
 }

@@ -393,7 +393,7 @@ async fn a_stream_ends_with_session_end_when_its_token_expires() {
     // `exp` has one-second resolution: the token expires within 2 s of its issue.
     let last = next_event(&mut ev, 4).await.expect("a final event");
     assert_eq!(last.event, "session_end");
-    assert_eq!(json(&last)["reason"], "expired");
+    assert_eq!(json(&last)["error"], "session_expired");
     assert!(
         next_event(&mut ev, 2).await.is_none(),
         "then the stream ends"
@@ -440,7 +440,7 @@ async fn logout_ends_the_users_open_streams_and_refuses_their_tokens() {
         .await
         .expect("a final event");
     assert_eq!(last.event, "session_end");
-    assert_eq!(json(&last)["reason"], "revoked");
+    assert_eq!(json(&last)["error"], "session_revoked");
     assert!(next_event(&mut alice_stream, 2).await.is_none());
     for token in [&phone, &laptop] {
         assert_eq!(open("alice", token).await.unwrap().status(), 401);
@@ -614,4 +614,80 @@ async fn demo_stream_intervals_have_a_floor() {
     // Five events are four intervals.
     let floor = Duration::from_millis(demo::MIN_INTERVAL_MS * 4);
     assert!(t0.elapsed() >= floor, "{:?}", t0.elapsed());
+}
+
+// A real browser: a page on another origin (a second loopback port) against the demo with
+// `PIKKU_CORS_ORIGINS` set, and a page on a third port that is not allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_on_an_allowed_origin_streams_with_credentials_and_a_foreign_one_gets_nothing() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        repo.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "this test drives Chromium with playwright-core: run `.ci/run`, or `npm ci` in tests/browser"
+    );
+    let chromium = std::env::var("PIKKU_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).is_file(),
+        "this test needs Chromium at {chromium}: run `.ci/run` (it installs Debian's chromium) or \
+         set PIKKU_CHROMIUM"
+    );
+    let (allowed, foreign) = (free_port(), free_port());
+    let origin = format!("http://127.0.0.1:{allowed}");
+    let demo = DemoProcess::start(&[("PIKKU_CORS_ORIGINS", origin.as_str())]).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new("node")
+            .arg(repo.join("tests/browser/cors.mjs"))
+            .arg(&demo.base)
+            .arg(allowed.to_string())
+            .arg(foreign.to_string())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser check finishes within 90 s")
+    .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser check failed:\n{stderr}\n{stdout}"
+    );
+    let seen: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("browser check printed no JSON ({e}):\n{stdout}"));
+
+    // The allowed origin: login sets the cookie (not Secure: plain HTTP on loopback), the
+    // EventSource sends it, and a cookie-authenticated publish from that origin passes CSRF.
+    assert_eq!(seen["allowedLogin"]["status"], 200, "{seen:#}");
+    assert_eq!(
+        seen["cookies"],
+        json!([{"name": "pikku_session", "sameSite": "Lax", "secure": false}])
+    );
+    let stream = &seen["allowedStream"];
+    assert_eq!(stream["opened"], true, "{seen:#}");
+    assert_eq!(stream["published"]["status"], 200, "{seen:#}");
+    assert!(
+        stream["published"]["requestId"].is_string(),
+        "x-request-id is exposed to the page: {seen:#}"
+    );
+    assert_eq!(
+        stream["messages"],
+        json!([{"type": "info", "message": "from the allowed page", "from": "alice"}])
+    );
+    // The foreign origin gets nothing: not the login answer, not a stream (even a public one,
+    // even though the browser holds the cookie).
+    assert!(
+        seen["foreignLogin"]["error"].is_string(),
+        "the preflight was refused: {seen:#}"
+    );
+    for s in ["foreignStream", "foreignPublic"] {
+        assert_eq!(seen[s]["opened"], false, "{s}: {seen:#}");
+        assert_eq!(seen[s]["messages"], json!([]), "{s}: {seen:#}");
+    }
+    // A plain form POST with the cookie (no preflight, text/plain) is refused.
+    assert_eq!(seen["form"]["status"], 403, "{seen:#}");
+    assert_eq!(seen["form"]["body"]["error"], "cross_origin_refused");
+    demo.stop().await;
 }
