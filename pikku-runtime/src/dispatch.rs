@@ -352,7 +352,9 @@ async fn serve(
         }
     }
     let mut session_info = crate::session::SessionInfo::default();
-    let mut revocations = None;
+    // A session stream ends with its session: at expiry, or when its identity is revoked.
+    // Watched from right after the session was verified, so no revocation falls in between.
+    let mut session_end = None;
     let session = if route.auth {
         let Some(sessions) = &app.sessions else {
             // Caught at startup; kept as a guard for hand-built states.
@@ -362,7 +364,11 @@ async fn serve(
             Ok(Some(s)) => {
                 if route.response.may_stream() {
                     session_info = sessions.info(&headers, &*s);
-                    revocations = sessions.revocations().cloned();
+                    let watch = sessions
+                        .revocations()
+                        .zip(session_info.identity.as_deref())
+                        .and_then(|(r, id)| r.watch(id));
+                    session_end = SessionEnd::new(session_info.expires_at, watch);
                 }
                 Some(s)
             }
@@ -373,14 +379,6 @@ async fn serve(
         }
     } else {
         None
-    };
-    // A session stream ends with its session: at expiry, or when its identity is revoked.
-    let session_end = || {
-        let watch = revocations
-            .as_ref()
-            .zip(session_info.identity.as_deref())
-            .and_then(|(r, id)| r.watch(id));
-        SessionEnd::new(session_info.expires_at, watch)
     };
     // Stream routes take their place under the limits before the function runs; either-routes
     // when they turn out to stream. Sessions count by identity (one user, however many
@@ -436,12 +434,8 @@ async fn serve(
             }
         }
     }
-    let ends = if matches!(first, Ok(Some(Step::Open))) {
-        session_end()
-    } else {
-        None
-    };
-    let mut res = respond(app, route, first, steps, permit, ends, span);
+    let session_end = session_end.filter(|_| matches!(first, Ok(Some(Step::Open))));
+    let mut res = respond(app, route, first, steps, permit, session_end, span);
     if let Ok(mut extra) = extra_headers.lock() {
         // `drain` names a header once for all its values.
         let mut current = None;
