@@ -395,7 +395,7 @@ async fn adapt(state: &AppState, route: &'static RouteDef, req: Request) -> Resp
         .map(axum::body::Body::new)
 }
 
-/// The shutdown signal of an app: trigger it (or send SIGTERM/ctrl-c to [`serve`]) and every
+/// The shutdown signal of an app: trigger it (or send SIGTERM/ctrl-c to [`serve`](crate::serve)) and every
 /// open stream ends with a final `event: shutdown` carrying a `retry:` hint.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown(CancellationToken);
