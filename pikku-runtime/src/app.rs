@@ -352,6 +352,17 @@ fn filter(m: Method) -> MethodFilter {
 /// The axum adapter: turns an axum request into the framework-independent call.
 async fn adapt(state: &AppState, route: &'static RouteDef, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
+    // HTTP/2 carries the host as `:authority`, not `Host`; the CSRF same-origin check reads
+    // `Host`.
+    if !parts.headers.contains_key(http::header::HOST) {
+        if let Some(host) = parts
+            .uri
+            .authority()
+            .and_then(|a| http::HeaderValue::try_from(a.as_str()).ok())
+        {
+            parts.headers.insert(http::header::HOST, host);
+        }
+    }
     let path = match RawPathParams::from_request_parts(&mut parts, &()).await {
         Ok(params) => params
             .iter()

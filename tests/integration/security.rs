@@ -456,6 +456,44 @@ async fn logout_ends_the_users_open_streams_and_refuses_their_tokens() {
     assert_eq!(open("alice", &again).await.unwrap().status(), 200);
 }
 
+#[tokio::test]
+async fn the_rust_client_ends_a_stream_whose_session_ended_instead_of_reconnecting() {
+    use futures_util::StreamExt as _;
+    let srv = demo_server().await;
+    let anonymous = pikku::client::Client::new(srv.url("")).unwrap();
+    let token = demo::login::call(
+        &anonymous,
+        demo::LoginInput {
+            user_id: "alice".into(),
+        },
+    )
+    .await
+    .unwrap()
+    .token;
+    let alice = anonymous.bearer(&token).unwrap();
+    let mut s = demo::stream_user_notifications::call(
+        &alice,
+        demo::UserPath {
+            user_id: "alice".into(),
+        },
+    );
+    let reader = tokio::spawn(async move {
+        let first = tokio::time::timeout(Duration::from_secs(5), s.next()).await;
+        let then = tokio::time::timeout(Duration::from_secs(5), s.next()).await;
+        (first, then)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // the stream is open
+    demo::logout::call(&alice).await.unwrap();
+    let (first, then) = reader.await.unwrap();
+    match first.expect("the final event in time") {
+        Some(Err(pikku::client::ClientError::Stream(body))) => {
+            assert_eq!(body.error, "session_revoked")
+        }
+        other => panic!("expected the session_end error, got {other:?}"),
+    }
+    assert!(matches!(then, Ok(None)), "then the stream ends: {then:?}");
+}
+
 // 6. The smaller ones.
 #[tokio::test]
 async fn forged_request_ids_are_replaced_and_never_logged_raw() {
