@@ -8,6 +8,11 @@
 //! origins are also the ones the CSRF check ([`csrf`](crate::csrf)) trusts for cookie
 //! sessions.
 //!
+//! The layer wraps the router [`Pikku::router`](crate::Pikku::router) returns. Routes of your
+//! own merged next to it are outside it: give a router of only those routes
+//! [`CorsConfig::layer`] if they should be reachable cross-origin (not the router that also
+//! holds Pikku's, which would then send the headers twice).
+//!
 //! ```
 //! let cors = pikku::CorsConfig::new()
 //!     .allow_origin("https://app.example.com").unwrap()
