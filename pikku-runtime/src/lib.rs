@@ -52,6 +52,15 @@
 //! Every app also serves an OpenAPI 3.1 document of its routes at `/openapi.json` and a
 //! self-contained docs page at `/docs`, where stream operations can be connected to live; see
 //! [`openapi`] and [`Pikku::openapi`].
+//!
+//! ## Security defaults
+//!
+//! [`serve`] closes connections that do not send a request head in time (and idle keep-alive
+//! connections); JSON-body routes answer 415 to bodies not declared as JSON; unsafe requests
+//! authenticated by cookie (and logins) from foreign origins are refused ([`csrf`]); CORS is
+//! off until [`Pikku::cors`] lists origins ([`cors`]); session streams end when their session
+//! expires or is revoked ([`session::Revocations`]). The repository's `docs/security.md` has
+//! the threat model and the test of each defence.
 
 #![warn(missing_docs)]
 
