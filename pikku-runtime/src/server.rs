@@ -30,7 +30,7 @@ pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Default time a client has to send a request's headers (and the longest an idle
 /// keep-alive connection is held).
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default interval of HTTP/2 keep-alive pings.
 pub const DEFAULT_HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
