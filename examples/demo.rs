@@ -5,6 +5,9 @@
 //! curl -N http://127.0.0.1:3000/stream/updates?interval_ms=500
 //! cargo run --example demo -- --emit-ts-client examples/client/pikku-fetch.gen.ts
 //! ```
+//!
+//! Production settings (README, "Deploying"): `PIKKU_SESSION_SECRET`, `PIKKU_COOKIE_SECURE=always`
+//! behind TLS, and `PIKKU_CORS_ORIGINS` when a browser app on another origin calls it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +86,7 @@ pub struct UpdateData {
 /// Query of `/stream/updates`.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UpdatesQuery {
-    /// Milliseconds between updates (default 1000).
+    /// Milliseconds between updates (default 1000, at least 50).
     pub interval_ms: Option<u64>,
 }
 
@@ -118,7 +121,7 @@ pub struct DataQuery {
     /// Stream live updates instead of answering once.
     #[serde(default)]
     pub realtime: bool,
-    /// Milliseconds between streamed updates (default 1000).
+    /// Milliseconds between streamed updates (default 1000, at least 50).
     pub interval_ms: Option<u64>,
 }
 
@@ -126,8 +129,12 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The fastest a client may ask streams to tick: a 1 ms interval let 20 anonymous clients
+/// take half a core (and `/stream/with-errors` write a warning per tick).
+pub const MIN_INTERVAL_MS: u64 = 50;
+
 fn interval(ms: Option<u64>) -> Duration {
-    Duration::from_millis(ms.unwrap_or(1000).max(1))
+    Duration::from_millis(ms.unwrap_or(1000).max(MIN_INTERVAL_MS))
 }
 
 fn live_updates(every: Duration) -> impl Stream<Item = Update> {
@@ -146,7 +153,7 @@ fn live_updates(every: Duration) -> impl Stream<Item = Update> {
 
 /// Stream live updates
 ///
-/// One update per `interval_ms` (default 1000), counting from 1.
+/// One update per `interval_ms` (default 1000, at least 50), counting from 1.
 #[pikku_func(route = "/stream/updates", method = "get", response = "stream", auth = false, tags = ["streaming"])]
 pub async fn stream_updates(
     _services: &Services,
@@ -227,7 +234,7 @@ fn valid_user_id(id: &str) -> bool {
 ///
 /// A demo login without a password: real apps check credentials here. Answers with a signed
 /// token and sets it as an HttpOnly cookie, which browsers' `EventSource` sends.
-#[pikku_func(route = "/auth/login", method = "post", auth = false, tags = ["auth"])]
+#[pikku_func(route = "/auth/login", method = "post", auth = false, rate_limit = "10/s", tags = ["auth"])]
 pub async fn login(
     services: &Services,
     input: LoginInput,
@@ -242,8 +249,33 @@ pub async fn login(
     let token = services.sessions.issue(&UserSession {
         user_id: input.user_id,
     })?;
-    ctx.append_response_header(http::header::SET_COOKIE, services.sessions.cookie(&token)?);
+    let cookie = services.sessions.cookie_for(&token, ctx.headers())?;
+    ctx.append_response_header(http::header::SET_COOKIE, cookie);
     Ok(LoginOutput { token })
+}
+
+/// Answer of `POST /auth/logout`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutOutput {
+    /// Always true: the user's sessions are revoked.
+    pub logged_out: bool,
+}
+
+/// Log out
+///
+/// Revokes every session of the user issued until now (their open streams end with
+/// `event: session_end`, their tokens are refused) and clears the cookie.
+#[pikku_func(route = "/auth/logout", method = "post", tags = ["auth"])]
+pub async fn logout(
+    services: &Services,
+    session: &UserSession,
+    ctx: &Context,
+) -> Result<LogoutOutput, PikkuError> {
+    services.sessions.revoke(session);
+    let cookie = services.sessions.clear_cookie(ctx.headers())?;
+    ctx.append_response_header(http::header::SET_COOKIE, cookie);
+    Ok(LogoutOutput { logged_out: true })
 }
 
 /// A user's notification topic: `user:{userId}:notifications`, with the user id escaped so it
@@ -268,6 +300,8 @@ pub struct Notification {
     pub kind: String,
     /// The text.
     pub message: String,
+    /// Who sent it (the sender's session, never the client's say-so).
+    pub from: String,
 }
 
 /// Input of `POST /users/{userId}/notifications`.
@@ -295,6 +329,17 @@ pub async fn is_self(_services: &Services, input: &UserPath, session: &UserSessi
     input.user_id == session.user_id
 }
 
+/// Permission: a user may only publish to their own notifications (other devices and tabs
+/// of theirs receive them). A real app that lets users message each other checks here that
+/// they may (friends, a role), and still names the sender.
+pub async fn is_self_recipient(
+    _services: &Services,
+    input: &NewNotification,
+    session: &UserSession,
+) -> bool {
+    input.user_id == session.user_id
+}
+
 /// Stream a user's notifications
 ///
 /// Subscribes to `user:{userId}:notifications` on the event hub and streams each notification
@@ -318,12 +363,13 @@ pub async fn stream_user_notifications(
 
 /// Send a notification
 ///
-/// Publishes to the user's topic; every open stream of that user receives it.
-#[pikku_func(route = "/users/{userId}/notifications", method = "post", tags = ["notifications"])]
+/// Publishes to the user's own topic, with the sender named; every open stream of that user
+/// receives it.
+#[pikku_func(route = "/users/{userId}/notifications", method = "post", permissions = [is_self_recipient], rate_limit = "20/s", tags = ["notifications"])]
 pub async fn post_notification(
     services: &Services,
     input: NewNotification,
-    _session: &UserSession,
+    session: &UserSession,
 ) -> Result<Published, PikkuError> {
     if !valid_user_id(&input.user_id) {
         return Err(PikkuError::unprocessable("no such user").with_field("userId"));
@@ -331,6 +377,7 @@ pub async fn post_notification(
     let notification = Notification {
         kind: input.kind,
         message: input.message,
+        from: session.user_id.clone(),
     };
     let id = services
         .hub
@@ -362,10 +409,23 @@ pub async fn app() -> Result<Pikku<Services>, event_hub::HubError> {
     Ok(app_with(Services::from_env().await?))
 }
 
+/// The demo's stream caps: plenty for a demo, and a bound on what one client or one user
+/// can hold (many users can share one IP behind NAT, hence the larger per-IP cap).
+pub fn demo_limits() -> pikku::Limits {
+    pikku::Limits {
+        max_streams: Some(10_000),
+        max_streams_per_ip: Some(1_000),
+        max_streams_per_session: Some(32),
+        ..pikku::Limits::default()
+    }
+}
+
 /// The demo's Pikku app with the given services.
 pub fn app_with(services: Services) -> Pikku<Services> {
     let sessions = services.sessions.clone();
-    Pikku::new(services).sessions(sessions)
+    Pikku::new(services)
+        .sessions(sessions)
+        .limits(demo_limits())
 }
 
 #[tokio::main]
@@ -379,7 +439,9 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let addr = std::env::var("PIKKU_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
-    let pikku = app().await.map_err(std::io::Error::other)?;
+    // Browser apps on other origins: `PIKKU_CORS_ORIGINS=https://app.example.com,...`.
+    let cors = pikku::CorsConfig::from_env().map_err(std::io::Error::other)?;
+    let pikku = app().await.map_err(std::io::Error::other)?.cors(cors);
     // `--emit-ts-client <path>` writes the TypeScript client and exits (README, "Clients").
     if pikku.handle_cli_args()? {
         return Ok(());

@@ -7,7 +7,7 @@
 
 /** Query of `/data`. */
 export interface DataQuery {
-  /** Milliseconds between streamed updates (default 1000). */
+  /** Milliseconds between streamed updates (default 1000, at least 50). */
   interval_ms?: number | null;
   /** Stream live updates instead of answering once. */
   realtime?: boolean;
@@ -37,6 +37,12 @@ export interface LoginOutput {
   token: string;
 }
 
+/** Answer of `POST /auth/logout`. */
+export interface LogoutOutput {
+  /** Always true: the user's sessions are revoked. */
+  loggedOut: boolean;
+}
+
 /** Input of `POST /users/{userId}/notifications`. */
 export interface NewNotification {
   /** The text. */
@@ -49,6 +55,8 @@ export interface NewNotification {
 
 /** One notification, as published and as streamed. */
 export interface Notification {
+  /** Who sent it (the sender's session, never the client's say-so). */
+  from: string;
   /** The text. */
   message: string;
   /** What kind of notification. */
@@ -100,7 +108,7 @@ export interface UpdateData {
 
 /** Query of `/stream/updates`. */
 export interface UpdatesQuery {
-  /** Milliseconds between updates (default 1000). */
+  /** Milliseconds between updates (default 1000, at least 50). */
   interval_ms?: number | null;
 }
 
@@ -582,6 +590,9 @@ export class PikkuStream<T> implements AsyncIterable<T> {
               case 'close':
                 reason = ev.event;
                 break;
+              case 'session_end':
+                // The session expired or was revoked: log in again rather than reconnect.
+                throw new PikkuStreamError(parseData(ev.data, this.op.name) as PikkuErrorBody);
               default: {
                 const item = parseData(ev.data, this.op.name) as T;
                 // The timeout measures the server's silence, not the time the loop body takes.
@@ -714,6 +725,7 @@ export const DEFAULT_BASE_URL = "";
 export const OPERATIONS = {
   get_data: { name: "get_data", method: "GET", path: "/data", body: false },
   login: { name: "login", method: "POST", path: "/auth/login", body: true },
+  logout: { name: "logout", method: "POST", path: "/auth/logout", body: true },
   post_notification: { name: "post_notification", method: "POST", path: "/users/{userId}/notifications", body: true },
   ready: { name: "ready", method: "GET", path: "/health/ready", body: false },
   stream_updates: { name: "stream_updates", method: "GET", path: "/stream/updates", body: false },
@@ -749,9 +761,19 @@ export interface PikkuClient {
    */
   login(input: LoginInput, options?: PikkuCallOptions): Promise<LoginOutput>;
   /**
+   * Log out
+   *
+   * Revokes every session of the user issued until now (their open streams end with
+   * `event: session_end`, their tokens are refused) and clears the cookie.
+   *
+   * `POST /auth/logout`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  logout(options?: PikkuCallOptions): Promise<LogoutOutput>;
+  /**
    * Send a notification
    *
-   * Publishes to the user's topic; every open stream of that user receives it.
+   * Publishes to the user's own topic, with the sender named; every open stream of that user
+   * receives it.
    *
    * `POST /users/{userId}/notifications`; needs a session (`Authorization: Bearer` header or the session cookie).
    */
@@ -767,7 +789,7 @@ export interface PikkuClient {
   /**
    * Stream live updates
    *
-   * One update per `interval_ms` (default 1000), counting from 1.
+   * One update per `interval_ms` (default 1000, at least 50), counting from 1.
    *
    * `GET /stream/updates`.
    */
@@ -799,6 +821,7 @@ export function createClient(config: PikkuClientConfig = {}): PikkuClient {
     getData: (input, options) => t.json<Update>(OPERATIONS.get_data, input, options),
     getDataStream: (input, options) => t.stream<Update>(OPERATIONS.get_data, input, options),
     login: (input, options) => t.json<LoginOutput>(OPERATIONS.login, input, options),
+    logout: (options) => t.json<LogoutOutput>(OPERATIONS.logout, undefined, options),
     postNotification: (input, options) => t.json<Published>(OPERATIONS.post_notification, input, options),
     ready: (options) => t.json<HubStatus>(OPERATIONS.ready, undefined, options),
     streamUpdates: (input, options) => t.stream<Update>(OPERATIONS.stream_updates, input, options),
@@ -856,9 +879,22 @@ export function login(input: LoginInput, options?: PikkuCallOptions): Promise<Lo
 }
 
 /**
+ * Log out
+ *
+ * Revokes every session of the user issued until now (their open streams end with
+ * `event: session_end`, their tokens are refused) and clears the cookie.
+ *
+ * `POST /auth/logout`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function logout(options?: PikkuCallOptions): Promise<LogoutOutput> {
+  return defaultClient().logout(options);
+}
+
+/**
  * Send a notification
  *
- * Publishes to the user's topic; every open stream of that user receives it.
+ * Publishes to the user's own topic, with the sender named; every open stream of that user
+ * receives it.
  *
  * `POST /users/{userId}/notifications`; needs a session (`Authorization: Bearer` header or the session cookie).
  */
@@ -880,7 +916,7 @@ export function ready(options?: PikkuCallOptions): Promise<HubStatus> {
 /**
  * Stream live updates
  *
- * One update per `interval_ms` (default 1000), counting from 1.
+ * One update per `interval_ms` (default 1000, at least 50), counting from 1.
  *
  * `GET /stream/updates`.
  */

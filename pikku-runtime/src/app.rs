@@ -4,7 +4,6 @@ use std::any::TypeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams, Request};
@@ -14,6 +13,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::client_ts::{self, TsClientConfig, TsClientError};
+use crate::cors::CorsConfig;
 use crate::dispatch::{self, AppState};
 use crate::error::PikkuError;
 use crate::input::RawInput;
@@ -57,6 +57,7 @@ pub struct Pikku<S> {
     limits: Limits,
     metrics: Metrics,
     openapi: OpenApiConfig,
+    cors: CorsConfig,
 }
 
 impl<S: Send + Sync + 'static> Pikku<S> {
@@ -91,6 +92,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             limits: Limits::default(),
             metrics: Metrics::default(),
             openapi: OpenApiConfig::default(),
+            cors: CorsConfig::new(),
         }
     }
 
@@ -127,6 +129,14 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// default `/openapi.json` and `/docs`; see [`OpenApiConfig`]).
     pub fn openapi(mut self, cfg: OpenApiConfig) -> Self {
         self.openapi = cfg;
+        self
+    }
+
+    /// Lets browser pages of the listed origins call the app (CORS, answered by tower-http's
+    /// `CorsLayer` before routing), and trusts them in the CSRF check of cookie sessions.
+    /// By default no other origin is allowed.
+    pub fn cors(mut self, cfg: CorsConfig) -> Self {
+        self.cors = cfg;
         self
     }
 
@@ -258,6 +268,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             body_limit: self.body_limit,
             metrics: self.metrics,
             stream_limiter: StreamLimiter::new(self.limits),
+            cors: self.cors.clone(),
             rate_limiters: Default::default(),
         };
         for r in &self.routes {
@@ -265,7 +276,12 @@ impl<S: Send + Sync + 'static> Pikku<S> {
         }
         let state = Arc::new(state);
         let router = mount(state, &self.routes);
-        Ok(openapi::mount(router, &self.routes, &self.openapi))
+        let router = openapi::mount(router, &self.routes, &self.openapi);
+        // Outermost, so preflights are answered before routing (and 404/405 carry the headers).
+        Ok(match self.cors.layer() {
+            Some(cors) => router.layer(cors),
+            None => router,
+        })
     }
 
     /// Like [`try_router`](Self::try_router), but panics with the startup error's message.
@@ -336,6 +352,17 @@ fn filter(m: Method) -> MethodFilter {
 /// The axum adapter: turns an axum request into the framework-independent call.
 async fn adapt(state: &AppState, route: &'static RouteDef, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
+    // HTTP/2 carries the host as `:authority`, not `Host`; the CSRF same-origin check reads
+    // `Host`.
+    if !parts.headers.contains_key(http::header::HOST) {
+        if let Some(host) = parts
+            .uri
+            .authority()
+            .and_then(|a| http::HeaderValue::try_from(a.as_str()).ok())
+        {
+            parts.headers.insert(http::header::HOST, host);
+        }
+    }
     let path = match RawPathParams::from_request_parts(&mut parts, &()).await {
         Ok(params) => params
             .iter()
@@ -379,7 +406,7 @@ async fn adapt(state: &AppState, route: &'static RouteDef, req: Request) -> Resp
         .map(axum::body::Body::new)
 }
 
-/// The shutdown signal of an app: trigger it (or send SIGTERM/ctrl-c to [`serve`]) and every
+/// The shutdown signal of an app: trigger it (or send SIGTERM/ctrl-c to [`serve`](crate::serve)) and every
 /// open stream ends with a final `event: shutdown` carrying a `retry:` hint.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown(CancellationToken);
@@ -396,74 +423,5 @@ impl Shutdown {
     /// Resolves when shutdown starts.
     pub async fn triggered(&self) {
         self.0.cancelled().await
-    }
-}
-
-/// How long [`serve`] waits for open connections after shutdown starts.
-pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Serves `router` until ctrl-c, SIGTERM or `shutdown.trigger()`, then shuts down gracefully:
-/// stops accepting, ends every open stream with a final event, and returns once connections
-/// have closed or [`DEFAULT_SHUTDOWN_DEADLINE`] has passed.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: Shutdown,
-) -> std::io::Result<()> {
-    serve_with_deadline(listener, router, shutdown, DEFAULT_SHUTDOWN_DEADLINE).await
-}
-
-/// [`serve`] with a chosen shutdown deadline.
-pub async fn serve_with_deadline(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: Shutdown,
-    deadline: Duration,
-) -> std::io::Result<()> {
-    let signal = {
-        let shutdown = shutdown.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown.triggered() => {}
-                _ = os_signal() => {
-                    tracing::info!("shutdown signal received");
-                    shutdown.trigger();
-                }
-            }
-        }
-    };
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal);
-    tokio::select! {
-        r = server => r,
-        _ = async { shutdown.triggered().await; tokio::time::sleep(deadline).await } => {
-            tracing::warn!(?deadline, "connections still open at the shutdown deadline; exiting");
-            Ok(())
-        }
-    }
-}
-
-async fn os_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }

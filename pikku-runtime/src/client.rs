@@ -599,6 +599,15 @@ where
                                 Err(source) => ClientError::Decode { what: what(), source },
                             }),
                             Some("shutdown") | Some("close") => {}
+                            // The session expired or was revoked: reconnecting with the same
+                            // credentials cannot work, so the stream ends with the reason.
+                            Some("session_end") => {
+                                yield Err(match serde_json::from_str::<ErrorBody>(&data) {
+                                    Ok(body) => ClientError::Stream(body),
+                                    Err(source) => ClientError::Decode { what: what(), source },
+                                });
+                                return;
+                            }
                             _ => yield serde_json::from_str::<T>(&data)
                                 .map_err(|source| ClientError::Decode { what: what(), source }),
                         }

@@ -23,12 +23,14 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
+use crate::cors::CorsConfig;
 use crate::error::PikkuError;
 use crate::input::{self, RawInput};
 use crate::limits::{RouteRateLimiter, StreamLimiter, StreamPermit};
 use crate::metrics::Metrics;
 use crate::registry::{ResponseKind, RouteDef};
 use crate::session::{ErasedSessions, SESSION_COOKIE, token_from_headers};
+use crate::session_end::SessionEnd;
 use crate::sse::{self, Event, SseBody, SseConfig};
 
 /// One step of a generated handler's output.
@@ -213,6 +215,8 @@ pub(crate) struct AppState {
     pub body_limit: usize,
     pub metrics: Metrics,
     pub stream_limiter: StreamLimiter,
+    /// The allowed cross-origin origins (trusted by the CSRF check too).
+    pub cors: CorsConfig,
     /// Rate limiters by route (keyed by the descriptor's address).
     pub rate_limiters: HashMap<usize, RouteRateLimiter>,
 }
@@ -272,11 +276,19 @@ impl From<Bytes> for PikkuBody {
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
+/// The client's `x-request-id` when it is 1-128 characters of `A-Z a-z 0-9 . _ : -`;
+/// otherwise a generated one. Anything else (spaces, `=`, quotes, control characters) could
+/// forge fields in logs and headers downstream, so it is replaced, not echoed.
 fn request_id(headers: &http::HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)))
 }
@@ -294,7 +306,8 @@ pub(crate) async fn handle(
         "pikku",
         route = route.path,
         method = route.method.as_str(),
-        request_id = %request_id
+        // Quoted (Debug), so no value can pass for other fields in text logs.
+        request_id = ?request_id
     );
     app.metrics.request();
     let mut res = serve(
@@ -328,13 +341,37 @@ async fn serve(
             return e.to_response();
         }
     }
+    if let Err(e) = crate::csrf::check(route.method, &headers, &app.cors) {
+        app.metrics.rejected();
+        tracing::info!(parent: &span, origin = ?headers.get(header::ORIGIN), "refused a cross-origin request");
+        return e.to_response();
+    }
+    if route.method.has_body() && route.input_schema.is_some() {
+        if let Err(e) = crate::content_type::require_json(&headers, raw.body.is_empty()) {
+            return e.to_response();
+        }
+    }
+    let mut session_info = crate::session::SessionInfo::default();
+    // A session stream ends with its session: at expiry, or when its identity is revoked.
+    // Watched from right after the session was verified, so no revocation falls in between.
+    let mut session_end = None;
     let session = if route.auth {
         let Some(sessions) = &app.sessions else {
             // Caught at startup; kept as a guard for hand-built states.
             return PikkuError::unauthorized("no session service").to_response();
         };
         match sessions.resolve(&headers).await {
-            Ok(Some(s)) => Some(s),
+            Ok(Some(s)) => {
+                if route.response.may_stream() {
+                    session_info = sessions.info(&headers, &*s);
+                    let watch = sessions
+                        .revocations()
+                        .zip(session_info.identity.as_deref())
+                        .and_then(|(r, id)| r.watch(id));
+                    session_end = SessionEnd::new(session_info.expires_at, watch);
+                }
+                Some(s)
+            }
             Ok(None) => {
                 return PikkuError::unauthorized("a valid session is required").to_response();
             }
@@ -344,12 +381,17 @@ async fn serve(
         None
     };
     // Stream routes take their place under the limits before the function runs; either-routes
-    // when they turn out to stream.
+    // when they turn out to stream. Sessions count by identity (one user, however many
+    // logins), falling back to the credential.
     let acquire = |headers: &http::HeaderMap| {
         if app.stream_limiter.is_unlimited() {
             return Ok(None);
         }
-        let credential = token_from_headers(headers, SESSION_COOKIE).filter(|_| route.auth);
+        let credential = session_info
+            .identity
+            .as_deref()
+            .or_else(|| token_from_headers(headers, SESSION_COOKIE))
+            .filter(|_| route.auth);
         app.stream_limiter.acquire(peer, credential).map(Some)
     };
     let mut permit = None;
@@ -392,7 +434,8 @@ async fn serve(
             }
         }
     }
-    let mut res = respond(app, route, first, steps, permit, span);
+    let session_end = session_end.filter(|_| matches!(first, Ok(Some(Step::Open))));
+    let mut res = respond(app, route, first, steps, permit, session_end, span);
     if let Ok(mut extra) = extra_headers.lock() {
         // `drain` names a header once for all its values.
         let mut current = None;
@@ -414,6 +457,7 @@ fn respond(
     first: Result<Option<Step>, Box<dyn Any + Send>>,
     steps: Steps,
     permit: Option<StreamPermit>,
+    session_end: Option<SessionEnd>,
     span: tracing::Span,
 ) -> http::Response<PikkuBody> {
     match first {
@@ -431,6 +475,7 @@ fn respond(
                 Some(app.shutdown.clone()),
                 app.metrics.clone(),
                 permit,
+                session_end,
                 span,
             );
             let mut res = http::Response::new(PikkuBody::Sse(Box::new(body)));

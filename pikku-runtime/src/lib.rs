@@ -52,6 +52,15 @@
 //! Every app also serves an OpenAPI 3.1 document of its routes at `/openapi.json` and a
 //! self-contained docs page at `/docs`, where stream operations can be connected to live; see
 //! [`openapi`] and [`Pikku::openapi`].
+//!
+//! ## Security defaults
+//!
+//! [`serve`] closes connections that do not send a request head in time (and idle keep-alive
+//! connections); JSON-body routes answer 415 to bodies not declared as JSON; unsafe requests
+//! authenticated by cookie (and logins) from foreign origins are refused ([`csrf`]); CORS is
+//! off until [`Pikku::cors`] lists origins ([`cors`]); session streams end when their session
+//! expires or is revoked ([`session::Revocations`]). The repository's `docs/security.md` has
+//! the threat model and the test of each defence.
 
 #![warn(missing_docs)]
 
@@ -61,7 +70,10 @@ pub mod checks;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod client_ts;
+pub mod content_type;
 pub mod context;
+pub mod cors;
+pub mod csrf;
 pub mod dispatch;
 pub mod error;
 pub mod event_hub;
@@ -71,18 +83,19 @@ pub mod metrics;
 pub mod openapi;
 pub mod registry;
 mod reply;
+mod revocation;
 mod schema;
+pub mod server;
 pub mod session;
+mod session_end;
 pub mod sse;
 
-pub use app::{
-    DEFAULT_BODY_LIMIT, DEFAULT_SHUTDOWN_DEADLINE, EMIT_TS_CLIENT_FLAG, Pikku, Shutdown, serve,
-    serve_with_deadline,
-};
+pub use app::{DEFAULT_BODY_LIMIT, EMIT_TS_CLIENT_FLAG, Pikku, Shutdown};
 pub use async_stream::{stream, try_stream};
 /// The `axum` crate Pikku mounts on (so apps name the same version).
 pub use axum;
 pub use context::{Context, LastEventId};
+pub use cors::CorsConfig;
 pub use error::{PikkuError, Result};
 pub use event_hub::{EventHub, EventHubExt, MemoryHub};
 /// The `http` crate of Pikku's types (headers, status codes), e.g. `pikku::http::header::SET_COOKIE`.
@@ -93,6 +106,7 @@ pub use openapi::OpenApiConfig;
 pub use pikku_macros::pikku_func;
 pub use registry::{Method, ResponseKind, RouteDef, StartupError};
 pub use reply::Reply;
+pub use server::{DEFAULT_SHUTDOWN_DEADLINE, ServeConfig, serve, serve_with, serve_with_deadline};
 pub use session::SessionService;
 pub use sse::{Event, Frame, SseConfig};
 

@@ -29,7 +29,9 @@ pub struct Limits {
     pub max_streams: Option<usize>,
     /// Streams open at once from one client IP.
     pub max_streams_per_ip: Option<usize>,
-    /// Streams open at once with one session credential (token or cookie).
+    /// Streams open at once of one session identity (one user, however many logins: see
+    /// [`SessionInfo::identity`](crate::session::SessionInfo)), or of one credential (token or
+    /// cookie) when the session service names no identity.
     pub max_streams_per_session: Option<usize>,
     /// The `Retry-After` sent with refusals, in seconds.
     pub retry_after_secs: u64,

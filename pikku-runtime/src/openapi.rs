@@ -17,8 +17,10 @@
 //! - `200` responses: `application/json` with the output schema; streams as
 //!   `text/event-stream` (see below); `Reply` routes list both content types.
 //! - Error responses with the shared [`ErrorBody`] schema, shared as
-//!   `components/responses`: `400` and `422` for routes with an input, `401` and `403` for
-//!   `auth = true` routes, `413` for routes that read a body, `429`, `500` and `503` everywhere.
+//!   `components/responses`: `400` and `422` for routes with an input, `401` for
+//!   `auth = true` routes, `403` for those and for unsafe methods (the CSRF check), `413` for
+//!   routes that read a body,
+//!   `415` for routes that read a JSON body, `429`, `500` and `503` everywhere.
 //! - `auth = true` routes require the `bearerAuth` (`Authorization: Bearer`) or the
 //!   `sessionCookie` scheme (a cookie, `pikku_session` by default; browsers' `EventSource`
 //!   cannot set headers); `auth = false` routes carry `security: []`.
@@ -36,7 +38,8 @@
 //! whose `contentSchema` is the item's schema. A `oneOf` tells the three kinds apart: items
 //! (any `event` but the reserved names), `event: error` (a [`StreamError`], sent for `Err`
 //! items and when a generator panics), the final `event: shutdown` ([`StreamShutdown`]),
-//! `event: close` at a stream's maximum lifetime, and `event: gap` ([`StreamGap`]).
+//! `event: close` at a stream's maximum lifetime, `event: gap` ([`StreamGap`]), and
+//! `event: session_end` (a [`StreamError`] body) when the stream's session expires or is revoked.
 //! That event schema is a component named after the item type (`UpdateEvent` for a stream of
 //! `Update`s), shared by every stream of that type.
 //!
@@ -527,8 +530,11 @@ fn operation(g: &Generated, defs: Defs<'_>, event_ref: Option<&Value>) -> Operat
     for (code, name, _) in ERROR_RESPONSES {
         let applies = match code {
             400 | 422 => route.input_schema.is_some(),
-            401 | 403 => route.auth,
+            401 => route.auth,
+            // Refused permissions, and the CSRF check of unsafe methods.
+            403 => route.auth || route.method != Method::Get,
             413 => route.method.has_body(),
+            415 => route.method.has_body() && route.input_schema.is_some(),
             _ => true,
         };
         if applies {
@@ -627,7 +633,8 @@ fn stream_description(route: &RouteDef) -> String {
     format!(
         "A stream of Server-Sent Events (`text/event-stream`): each item is one event whose \
          `data` is JSON. {errors} When the server shuts down, the stream ends with \
-         `event: shutdown`; at its maximum lifetime, with `event: close`. Missed events are \
+         `event: shutdown`; at its maximum lifetime, with `event: close`; when its session \
+         expires or is revoked, with `event: session_end`. Missed events are \
          announced by `event: gap`. Idle streams carry `: ping` comments. Reconnecting clients \
          send `Last-Event-ID`."
     )
@@ -657,7 +664,7 @@ fn event_schema(item: &Value, error: &Value, shutdown: &Value, gap: &Value) -> V
                 "title": "item",
                 "description": "An item of the stream.",
                 "properties": {
-                    "event": { "not": { "enum": ["error", "shutdown", "close", "gap"] } },
+                    "event": { "not": { "enum": ["error", "shutdown", "close", "gap", "session_end"] } },
                     "data": data(item),
                 },
             },
@@ -694,6 +701,15 @@ fn event_schema(item: &Value, error: &Value, shutdown: &Value, gap: &Value) -> V
                 "properties": {
                     "event": { "const": "gap" },
                     "data": data(gap),
+                },
+                "required": ["event"],
+            },
+            {
+                "title": "session_end",
+                "description": "The stream's session expired (`session_expired`) or was revoked (`session_revoked`); the stream ends: log in again before reconnecting.",
+                "properties": {
+                    "event": { "const": "session_end" },
+                    "data": data(error),
                 },
                 "required": ["event"],
             },
@@ -744,11 +760,20 @@ const ERROR_RESPONSES: &[(u16, &str, &str)] = &[
         "Malformed request, e.g. a body that is not JSON.",
     ),
     (401, "Unauthorized", "No valid session."),
-    (403, "Forbidden", "The session may not do this."),
+    (
+        403,
+        "Forbidden",
+        "The session may not do this, or (unsafe methods) a cookie-authenticated or login request came from an origin the app does not allow.",
+    ),
     (
         413,
         "PayloadTooLarge",
         "The request body is larger than the app's limit.",
+    ),
+    (
+        415,
+        "UnsupportedMediaType",
+        "The request body is not declared as JSON (`Content-Type: application/json`).",
     ),
     (
         422,
@@ -849,7 +874,7 @@ const DOCS_PLACEHOLDER: &str = "/*PIKKU_DOCS*/";
 /// The docs page runs only its own inline script and talks only to its own origin.
 const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
      style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
-     form-action 'none'";
+     form-action 'none'; frame-ancestors 'none'";
 
 /// What the two handlers share: the routes, the settings, and what is built on first use.
 struct Served {

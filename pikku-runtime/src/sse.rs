@@ -32,6 +32,7 @@ use crate::dispatch::{Step, Steps};
 use crate::error::PikkuError;
 use crate::limits::StreamPermit;
 use crate::metrics::{Metrics, StreamGuard};
+use crate::session_end::{self, SessionEnd};
 
 /// Default heartbeat interval (as FastAPI's and axum's SSE helpers use).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
@@ -431,6 +432,7 @@ pub struct SseBody {
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     shutdown_token: Option<CancellationToken>,
     lifetime: Option<Pin<Box<Sleep>>>,
+    session_end: Option<SessionEnd>,
     metrics: Metrics,
     // Released when the body is dropped: the stream's place under the limits, and its count.
     _guards: (StreamGuard, Option<StreamPermit>),
@@ -438,6 +440,7 @@ pub struct SseBody {
 }
 
 impl SseBody {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         steps: Steps,
         cfg: &SseConfig,
@@ -445,6 +448,7 @@ impl SseBody {
         shutdown: Option<CancellationToken>,
         metrics: Metrics,
         permit: Option<StreamPermit>,
+        session_end: Option<SessionEnd>,
         span: tracing::Span,
     ) -> Self {
         Self {
@@ -454,6 +458,7 @@ impl SseBody {
             shutdown: shutdown.clone().map(|t| Box::pin(t.cancelled_owned())),
             shutdown_token: shutdown,
             lifetime: cfg.max_lifetime.map(|d| Box::pin(tokio::time::sleep(d))),
+            session_end,
             _guards: (metrics.stream(), permit),
             metrics,
             span,
@@ -529,6 +534,7 @@ impl http_body::Body for SseBody {
             shutdown,
             shutdown_token,
             lifetime,
+            session_end,
             metrics,
             span,
             ..
@@ -541,6 +547,7 @@ impl http_body::Body for SseBody {
                 *heartbeat = None;
                 *shutdown = None;
                 *lifetime = None;
+                *session_end = None;
             }};
         }
         if let Some(p) = prelude.take() {
@@ -600,6 +607,13 @@ impl http_body::Body for SseBody {
                 finish!();
                 *shutdown_token = None;
                 return Poll::Ready(Some(Ok(http_body::Frame::data(shutdown_frame()))));
+            }
+        }
+        if let Some(end) = session_end.as_mut() {
+            if let Poll::Ready(reason) = end.poll(cx) {
+                finish!();
+                tracing::debug!(?reason, "the stream's session ended");
+                return Poll::Ready(Some(Ok(http_body::Frame::data(session_end::frame(reason)))));
             }
         }
         if let Some(deadline) = lifetime.as_mut() {
@@ -680,6 +694,7 @@ mod tests {
             None,
             None,
             Metrics::default(),
+            None,
             None,
             tracing::Span::none(),
         )

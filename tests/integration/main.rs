@@ -23,5 +23,6 @@ mod readme_blocks;
 mod registration;
 mod reliability;
 mod scale_out;
+mod security;
 mod sse;
 mod ui;

@@ -183,6 +183,7 @@ async fn demo_document_says_what_the_declarations_say() {
         paths,
         [
             "/auth/login",
+            "/auth/logout",
             "/data",
             "/health/ready",
             "/stream/updates",
@@ -272,7 +273,7 @@ async fn demo_document_says_what_the_declarations_say() {
     assert_eq!(op["summary"], "Stream live updates");
     assert_eq!(
         op["description"],
-        "One update per `interval_ms` (default 1000), counting from 1."
+        "One update per `interval_ms` (default 1000, at least 50), counting from 1."
     );
     assert_eq!(op["tags"], json!(["streaming"]));
     assert_eq!(op["security"], json!([]));
@@ -284,7 +285,7 @@ async fn demo_document_says_what_the_declarations_say() {
     assert_eq!(params[0]["schema"]["type"], json!(["integer", "null"]));
     assert_eq!(
         params[0]["description"],
-        "Milliseconds between updates (default 1000)."
+        "Milliseconds between updates (default 1000, at least 50)."
     );
     assert!(op.get("requestBody").is_none());
     let ok = &op["responses"]["200"];
@@ -451,7 +452,13 @@ fn body_routes_document_path_params_and_the_body_apart() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(codes, ["200", "400", "413", "422", "429", "500", "503"]);
+    // 403: the CSRF check of unsafe methods; 415: the body must be declared as JSON.
+    assert_eq!(
+        codes,
+        [
+            "200", "400", "403", "413", "415", "422", "429", "500", "503"
+        ]
+    );
     assert_eq!(
         op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/EchoInput"

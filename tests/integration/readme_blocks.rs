@@ -222,6 +222,12 @@ pub mod sessions {
         pub token: String,
     }
 
+    #[derive(Serialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct LoggedOut {
+        pub logged_out: bool,
+    }
+
     // README
     use pikku::http::header::SET_COOKIE;
     use pikku::session::JwtSessions;
@@ -244,8 +250,17 @@ pub mod sessions {
     #[pikku_func(route = "/auth/login", method = "post", auth = false)]
     async fn login(s: &Services, input: LoginInput, ctx: &Context) -> Result<LoginOutput, PikkuError> {
         let token = s.sessions.issue(&UserSession { user_id: input.user_id })?;
-        ctx.append_response_header(SET_COOKIE, s.sessions.cookie(&token)?);
+        // `Secure` except for plain HTTP to a loopback host (local development)
+        ctx.append_response_header(SET_COOKIE, s.sessions.cookie_for(&token, ctx.headers())?);
         Ok(LoginOutput { token })
+    }
+
+    /// Log out: ends the user's open streams (`event: session_end`), refuses their earlier tokens
+    #[pikku_func(route = "/auth/logout", method = "post")]
+    async fn logout(s: &Services, session: &UserSession, ctx: &Context) -> Result<LoggedOut, PikkuError> {
+        s.sessions.revoke(session);
+        ctx.append_response_header(SET_COOKIE, s.sessions.clear_cookie(ctx.headers())?);
+        Ok(LoggedOut { logged_out: true })
     }
     // /README
 }

@@ -171,6 +171,24 @@ test('shutdown and close events are reconnect hints, not items', async () => {
   }
 })
 
+test('session_end ends the stream with a PikkuStreamError, even with onError, and does not reconnect', async () => {
+  const body = 'data: ' + update(1) + '\n\nevent: session_end\ndata: {"error":"session_expired","message":"the session expired; log in again"}\n\n'
+  const s = await scripted([(_, res) => sse(res, body, false)])
+  try {
+    const seen: number[] = []
+    const errors: string[] = []
+    await assert.rejects(
+      (async () => {
+        for await (const u of s.client.streamUpdates({}, { onError: (e) => errors.push(e.body.error) })) seen.push(u.data.count)
+      })(),
+      (e: unknown) => e instanceof PikkuStreamError && e.body.error === 'session_expired',
+    )
+    assert.deepEqual([seen, errors, s.requests.length], [[1], [], 1])
+  } finally {
+    await s.close()
+  }
+})
+
 test('4xx rejects with the server error body; 503 with Retry-After is retried', async () => {
   const s = await scripted([
     (_, res) => {

@@ -470,6 +470,9 @@ export class PikkuStream<T> implements AsyncIterable<T> {
               case 'close':
                 reason = ev.event;
                 break;
+              case 'session_end':
+                // The session expired or was revoked: log in again rather than reconnect.
+                throw new PikkuStreamError(parseData(ev.data, this.op.name) as PikkuErrorBody);
               default: {
                 const item = parseData(ev.data, this.op.name) as T;
                 // The timeout measures the server's silence, not the time the loop body takes.
