@@ -106,7 +106,10 @@ pub use openapi::OpenApiConfig;
 pub use pikku_macros::pikku_func;
 pub use registry::{Method, ResponseKind, RouteDef, StartupError};
 pub use reply::Reply;
-pub use server::{DEFAULT_SHUTDOWN_DEADLINE, ServeConfig, serve, serve_with, serve_with_deadline};
+pub use server::{
+    CONNECTION_BUFFER_MAX, DEFAULT_SHUTDOWN_DEADLINE, ServeConfig, serve, serve_with,
+    serve_with_deadline,
+};
 pub use session::SessionService;
 pub use sse::{Event, Frame, SseConfig};
 

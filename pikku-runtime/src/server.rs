@@ -107,6 +107,12 @@ pub async fn serve_with_deadline(
     serve_with(listener, router, shutdown, cfg).await
 }
 
+/// Most bytes a connection (HTTP/1.1) or stream (HTTP/2) buffers for writing: what a client
+/// that stops reading can make the server hold besides the kernel's socket buffer. Smaller
+/// than hyper's default (~400 KiB), since a stream server holds many such clients; still
+/// four SSE batches, so a reading client's throughput is not limited by it.
+pub const CONNECTION_BUFFER_MAX: usize = 64 * 1024;
+
 /// [`serve`] with chosen connection settings.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
@@ -118,10 +124,12 @@ pub async fn serve_with(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout);
+        .header_read_timeout(cfg.header_read_timeout)
+        .max_buf_size(CONNECTION_BUFFER_MAX);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_send_buf_size(CONNECTION_BUFFER_MAX)
         .keep_alive_interval(cfg.http2_keep_alive);
     if let Some(every) = cfg.http2_keep_alive {
         builder.http2().keep_alive_timeout(every);
