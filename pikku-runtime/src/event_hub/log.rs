@@ -354,21 +354,22 @@ impl Cursor {
             self.last = last;
         }
     }
+}
 
-    /// Queues `ev` after the continuity check against the last delivered position.
-    fn accept(&mut self, ev: HubEvent) {
-        let pos = ev.position();
-        match self.last {
-            Some(l) if l.epoch == pos.epoch && pos.offset <= l.offset => return,
-            Some(l) if l.epoch != pos.epoch => self.pending.push_back(gap(GapReason::Reset, None)),
-            Some(l) if pos.offset > l.offset + 1 => self
-                .pending
-                .push_back(gap(GapReason::Expired, Some(pos.offset - l.offset - 1))),
-            _ => {}
+/// Queues `ev` after the continuity check against the last delivered position (a function of
+/// the two fields, so a cursor can call it while it holds its log's lock).
+fn accept(last: &mut Option<Position>, pending: &mut VecDeque<HubItem>, ev: &HubEvent) {
+    let pos = ev.position();
+    match *last {
+        Some(l) if l.epoch == pos.epoch && pos.offset <= l.offset => return,
+        Some(l) if l.epoch != pos.epoch => pending.push_back(gap(GapReason::Reset, None)),
+        Some(l) if pos.offset > l.offset + 1 => {
+            pending.push_back(gap(GapReason::Expired, Some(pos.offset - l.offset - 1)))
         }
-        self.last = Some(pos);
-        self.pending.push_back(HubItem::Event(ev));
+        _ => {}
     }
+    *last = Some(pos);
+    pending.push_back(HubItem::Event(ev.clone()));
 }
 
 impl Stream for Cursor {
@@ -404,10 +405,12 @@ impl Stream for Cursor {
             if this.next < end {
                 let start = (this.next - st.base) as usize;
                 let n = ((end - this.next) as usize).min(BATCH);
-                let batch: Vec<HubEvent> = st.events.range(start..start + n).cloned().collect();
+                // Straight into `pending` (its capacity is kept): no allocation per delivery.
+                for ev in st.events.range(start..start + n) {
+                    accept(&mut this.last, &mut this.pending, ev);
+                }
                 drop(st);
                 this.next += n as u64;
-                batch.into_iter().for_each(|ev| this.accept(ev));
                 continue;
             }
             match this.slot {
