@@ -65,7 +65,7 @@ async fn drop_stale_pg_schemas() {
     tokio::spawn(conn);
     let rows = client
         .query(
-            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pikku\_test\_%'",
+            r"SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pikku\_test\_%'",
             &[],
         )
         .await
