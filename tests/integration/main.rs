@@ -15,6 +15,7 @@ mod hub_suite;
 mod input;
 mod notifications;
 mod openapi;
+mod pg_hub;
 mod registration;
 mod reliability;
 mod scale_out;

@@ -1,0 +1,297 @@
+//! The PostgreSQL event hub against the real server at 127.0.0.1:5432 (database `test`), beyond
+//! the conformance suite (hub_suite.rs): killed connections, two instances sharing the
+//! database, lost history, a database that is down, and two demo processes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use pikku::event_hub::postgres::PgHub;
+use pikku::event_hub::{GapReason, HubConfig, HubItem, Subscription};
+use pikku::{EventHub, EventHubExt};
+use serde_json::Value;
+
+use crate::hub_suite::{PG_URL, pg_hub, unique_pg_prefix};
+use crate::support::*;
+
+async fn admin() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(PG_URL, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL answers at 127.0.0.1:5432 (database `test`)");
+    tokio::spawn(conn);
+    client
+}
+
+async fn next_item(sub: &mut Subscription) -> HubItem {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("an item in time")
+        .expect("subscription open")
+}
+
+async fn next_event(sub: &mut Subscription) -> pikku::event_hub::HubEvent {
+    match next_item(sub).await {
+        HubItem::Event(e) => e,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+/// Terminates the hub's connections (found by their `application_name`) several times while
+/// events are published; every subscriber still ends with every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connection_kills_lose_and_duplicate_nothing() {
+    const SUBS: usize = 20;
+    const EVENTS: u64 = 600;
+    let pg = pg_hub(HubConfig::default());
+    let app = pg.application_name().to_string();
+    let hub: Arc<dyn EventHub> = Arc::new(pg);
+    let admin = admin().await;
+    let mut tasks = Vec::new();
+    for _ in 0..SUBS {
+        let mut sub = hub.subscribe("faulty").await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut ids = Vec::new();
+            // Until the last payload: a publish whose reply was lost may land twice.
+            while seen.last() != Some(&(EVENTS - 1)) {
+                let e = next_event(&mut sub).await;
+                ids.push(e.seq());
+                seen.push(serde_json::from_slice::<u64>(e.json()).unwrap());
+            }
+            (seen, ids)
+        }));
+    }
+    let failures = Arc::new(AtomicUsize::new(0));
+    let publisher = {
+        let (hub, failures) = (hub.clone(), failures.clone());
+        tokio::spawn(async move {
+            for n in 0..EVENTS {
+                // A failed publish is retried by the caller: the hub said it failed.
+                while hub.publish("faulty", &n).await.is_err() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+        })
+    };
+    let mut kills = 0;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let row = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap();
+        kills += row.get::<_, i64>(0);
+    }
+    publisher.await.unwrap();
+    assert!(kills >= 5, "connections were terminated ({kills})");
+    for t in tasks {
+        let (seen, ids) = t.await.unwrap();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "no duplicate delivery");
+        // Every payload, in order; a publish whose reply was lost may have landed twice.
+        let mut dedup = seen.clone();
+        dedup.dedup();
+        assert_eq!(dedup, (0..EVENTS).collect::<Vec<_>>(), "no gap");
+        assert!(seen.len() - dedup.len() <= failures.load(Ordering::Relaxed));
+    }
+    assert!(hub.check().await.healthy, "healthy again after the kills");
+}
+
+/// Two instances sharing the database: a 100 KB event published on A arrives intact on B
+/// (notifications carry only positions), and a client resuming on A with B's last id gets
+/// exactly the events it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100kb_event_crosses_instances_and_resume_works_across_them() {
+    let prefix = unique_pg_prefix();
+    let a = PgHub::open(PG_URL, &prefix, HubConfig::default()).unwrap();
+    let b = PgHub::open(PG_URL, &prefix, HubConfig::default()).unwrap();
+    let big: String = (0..100 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let mut on_b = b.subscribe("shared").await.unwrap();
+    let id = a.publish("shared", &big).await.unwrap();
+    let e = next_event(&mut on_b).await;
+    assert_eq!(e.id(), id);
+    assert_eq!(e.decode::<String>().unwrap(), big, "intact");
+    drop(on_b);
+
+    let mut missed = Vec::new();
+    for n in 0..3 {
+        missed.push(b.publish("shared", &n).await.unwrap());
+    }
+    let mut on_a = a.subscribe_from("shared", Some(e.id())).await.unwrap();
+    for (n, id) in missed.iter().enumerate() {
+        let got = next_event(&mut on_a).await;
+        assert_eq!((got.id(), got.decode::<usize>().unwrap()), (id.as_str(), n));
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), on_a.next())
+            .await
+            .is_err(),
+        "exactly the missed events"
+    );
+    // Live on A, published on B.
+    let live = b.publish("shared", &"live").await.unwrap();
+    assert_eq!(next_event(&mut on_a).await.id(), live);
+}
+
+/// A topic's events deleted (its row kept) is an `expired` gap with the count; its row deleted
+/// too starts a new epoch, a `reset` gap for resuming and live subscribers alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deleted_history_is_a_gap() {
+    let prefix = unique_pg_prefix();
+    let (schema, name) = prefix.split_once('.').unwrap();
+    let hub = PgHub::open(PG_URL, &prefix, HubConfig::default()).unwrap();
+    let admin = admin().await;
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        ids.push(hub.publish("t", &n).await.unwrap());
+    }
+    admin
+        .execute(
+            &format!("DELETE FROM \"{schema}\".\"{name}_events\" WHERE topic = 't'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    hub.publish("t", &6).await.unwrap();
+    let mut sub = hub.subscribe_from("t", Some(&ids[1])).await.unwrap();
+    match next_item(&mut sub).await {
+        HubItem::Gap {
+            reason: GapReason::Expired,
+            missed: Some(3),
+        } => {}
+        other => panic!("expected 3 expired, got {other:?}"),
+    }
+    assert_eq!(next_event(&mut sub).await.json().as_ref(), b"6");
+
+    // The whole history deleted while `sub` is live: a new epoch.
+    admin
+        .batch_execute(&format!(
+            "DELETE FROM \"{schema}\".\"{name}_events\" WHERE topic = 't'; \
+             DELETE FROM \"{schema}\".\"{name}_topics\" WHERE topic = 't';"
+        ))
+        .await
+        .unwrap();
+    let seven = hub.publish("t", &7).await.unwrap();
+    assert!(seven.ends_with("-1"), "a new history starts at 1: {seven}");
+    assert!(matches!(
+        next_item(&mut sub).await,
+        HubItem::Gap {
+            reason: GapReason::Reset,
+            ..
+        }
+    ));
+    assert_eq!(next_event(&mut sub).await.json().as_ref(), b"7");
+    let mut resumed = hub.subscribe_from("t", Some(&ids[4])).await.unwrap();
+    assert!(matches!(
+        next_item(&mut resumed).await,
+        HubItem::Gap {
+            reason: GapReason::Reset,
+            ..
+        }
+    ));
+    assert_eq!(next_event(&mut resumed).await.id(), seven);
+}
+
+#[tokio::test]
+async fn postgres_down_is_a_clear_error_and_visible_in_status() {
+    let hub = PgHub::open(
+        "postgres://postgres@127.0.0.1:1/test",
+        "pikku_down",
+        HubConfig::default(),
+    )
+    .unwrap();
+    assert!(hub.status().healthy, "unknown until tried");
+    let started = std::time::Instant::now();
+    let err = hub.publish("t", &1).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "fails fast");
+    assert!(!hub.status().healthy);
+    assert!(hub.status().detail.is_some());
+    let as_http: pikku::PikkuError = err.into();
+    assert_eq!(as_http.status(), 503);
+    assert!(hub.subscribe("t").await.is_err());
+    assert!(!hub.check().await.healthy);
+}
+
+#[tokio::test]
+async fn postgres_urls_select_the_postgres_hub() {
+    for url in [PG_URL, "postgresql://postgres@127.0.0.1:5432/test"] {
+        let hub = pikku::event_hub::from_url(url, HubConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(hub.status().backend, "postgres");
+    }
+}
+
+/// Two demo processes sharing PostgreSQL: a stream served by B gets an event published on A,
+/// and a client reconnecting to A with B's last id gets exactly what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_demo_instances_share_postgres() {
+    let prefix = unique_pg_prefix();
+    let env = [
+        ("PIKKU_EVENT_HUB", PG_URL),
+        ("PIKKU_EVENT_HUB_PREFIX", prefix.as_str()),
+        ("PIKKU_SESSION_SECRET", "shared-secret-of-the-two-instances"),
+    ];
+    let a = DemoProcess::start(&env).await;
+    let b = DemoProcess::start(&env).await;
+    for inst in [&a, &b] {
+        let ready: Value = get(&inst.url("/health/ready")).await.json().await.unwrap();
+        assert_eq!(ready["backend"], "postgres");
+        assert_eq!(ready["healthy"], true);
+    }
+    let token = demo_login(&a.base, "alice").await;
+    let res = client()
+        .get(b.url("/users/alice/notifications"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut ev = events(res);
+    let id = demo_notify(&a.base, &token, "alice", "from A").await;
+    let e = next_sse(&mut ev).await;
+    assert_eq!(
+        (e.id.as_str(), json(&e)["message"].as_str().unwrap()),
+        (id.as_str(), "from A")
+    );
+    drop(ev);
+    let mut missed = Vec::new();
+    for i in 1..=3 {
+        missed.push(demo_notify(&b.base, &token, "alice", &format!("missed {i}")).await);
+    }
+    let res = client()
+        .get(a.url("/users/alice/notifications"))
+        .bearer_auth(&token)
+        .header("last-event-id", &e.id)
+        .send()
+        .await
+        .unwrap();
+    let mut ev = events(res);
+    for (i, id) in missed.iter().enumerate() {
+        let got = next_sse(&mut ev).await;
+        assert_eq!(&got.id, id);
+        assert_eq!(json(&got)["message"], format!("missed {}", i + 1));
+    }
+    let nothing_more = tokio::time::timeout(
+        Duration::from_millis(300),
+        crate::support::next_event(&mut ev, 1),
+    )
+    .await;
+    assert!(nothing_more.is_err(), "exactly those 3");
+}
+
+async fn next_sse(
+    ev: &mut (impl futures_util::Stream<Item = eventsource_stream::Event> + Unpin),
+) -> eventsource_stream::Event {
+    crate::support::next_event(ev, 10)
+        .await
+        .expect("an event")
+}
