@@ -291,7 +291,5 @@ async fn two_demo_instances_share_postgres() {
 async fn next_sse(
     ev: &mut (impl futures_util::Stream<Item = eventsource_stream::Event> + Unpin),
 ) -> eventsource_stream::Event {
-    crate::support::next_event(ev, 10)
-        .await
-        .expect("an event")
+    crate::support::next_event(ev, 10).await.expect("an event")
 }

@@ -82,9 +82,8 @@ struct Names {
 impl Names {
     /// `prefix` is `name` or `schema.name`, each `[A-Za-z0-9_]`, 40 bytes at most in all.
     fn new(prefix: &str) -> Result<Self, HubError> {
-        let ident = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        };
+        let ident =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         let (schema, name) = match prefix.split_once('.') {
             Some((schema, name)) => (Some(schema), name),
             None => (None, prefix),
@@ -268,7 +267,10 @@ impl PgHub {
             pool,
             pg,
             read_sql: names.read_sql(),
-            publish_sql: format!("SELECT o_epoch, o_offset FROM {}($1, $2, $3, $4, $5, $6)", names.publish_fn),
+            publish_sql: format!(
+                "SELECT o_epoch, o_offset FROM {}($1, $2, $3, $4, $5, $6)",
+                names.publish_fn
+            ),
             names,
             schema: OnceCell::new(),
             budget: Budget::new(cfg.max_retained_bytes),
@@ -368,9 +370,7 @@ impl Inner {
     async fn client(&self) -> Result<deadpool_postgres::Object, HubError> {
         let client = self.pool.get().await.map_err(|e| self.fail(&e))?;
         self.schema
-            .get_or_try_init(|| async {
-                client.batch_execute(&self.names.schema_sql()).await
-            })
+            .get_or_try_init(|| async { client.batch_execute(&self.names.schema_sql()).await })
             .await
             .map_err(|e| self.fail(&e))?;
         Ok(client)
@@ -752,8 +752,8 @@ async fn deliver(inner: &Inner, active: &Active, batch: Vec<String>) {
     }
     futures_util::stream::iter(reads)
         .buffer_unordered(FETCH_CONCURRENCY)
-    .collect::<Vec<()>>()
-    .await;
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// Appends a topic's events up to at least `announced` that its log does not have yet.
@@ -783,7 +783,9 @@ async fn follow(inner: &Inner, topic: Arc<str>, log: Arc<TopicLog>, announced: P
         }
         // Another epoch began meanwhile: its own notification follows.
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, topic = &*topic, "could not read announced hub events"),
+        Err(e) => {
+            tracing::warn!(error = %e, topic = &*topic, "could not read announced hub events")
+        }
     }
 }
 
@@ -795,8 +797,8 @@ async fn catch_up(inner: &Inner, active: &Active) {
     }
     futures_util::stream::iter(reads)
         .buffer_unordered(FETCH_CONCURRENCY)
-    .collect::<Vec<()>>()
-    .await;
+        .collect::<Vec<()>>()
+        .await;
 }
 
 async fn catch_up_one(inner: &Inner, topic: Arc<str>, log: Arc<TopicLog>) {
@@ -809,7 +811,9 @@ async fn catch_up_one(inner: &Inner, topic: Arc<str>, log: Arc<TopicLog>) {
             // A new epoch (or a topic first published meanwhile): all of it is new.
             _ => log.append(history.events),
         },
-        Err(e) => tracing::warn!(error = %e, topic = &*topic, "could not catch up after a reconnect"),
+        Err(e) => {
+            tracing::warn!(error = %e, topic = &*topic, "could not catch up after a reconnect")
+        }
     }
 }
 
@@ -934,13 +938,29 @@ mod tests {
             Names::new("app.h1").unwrap().topics,
             "\"app\".\"h1_topics\""
         );
-        for bad in ["", "a b", "a\"b", "a.b.c", ".x", "x.", "a;drop", &"x".repeat(41)] {
+        for bad in [
+            "",
+            "a b",
+            "a\"b",
+            "a.b.c",
+            ".x",
+            "x.",
+            "a;drop",
+            &"x".repeat(41),
+        ] {
             assert!(Names::new(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn open_outside_a_runtime_is_an_error_not_a_panic() {
-        assert!(PgHub::open("postgres://postgres@127.0.0.1/test", "app", HubConfig::default()).is_err());
+        assert!(
+            PgHub::open(
+                "postgres://postgres@127.0.0.1/test",
+                "app",
+                HubConfig::default()
+            )
+            .is_err()
+        );
     }
 }
