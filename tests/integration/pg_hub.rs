@@ -90,6 +90,10 @@ async fn postgres_connection_kills_lose_and_duplicate_nothing() {
         kills += row.get::<_, i64>(0);
     }
     publisher.await.unwrap();
+    eprintln!(
+        "terminated {kills} connections; {} publishes failed and were retried",
+        failures.load(Ordering::Relaxed)
+    );
     assert!(kills >= 5, "connections were terminated ({kills})");
     for t in tasks {
         let (seen, ids) = t.await.unwrap();
@@ -198,6 +202,68 @@ async fn postgres_deleted_history_is_a_gap() {
         }
     ));
     assert_eq!(next_event(&mut resumed).await.id(), seven);
+}
+
+/// A topic not published for longer than the window's age is swept from the tables (so they
+/// hold only recent topics); its next publish starts a new epoch, and a resume from the old
+/// one is a `reset` gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_topics_are_swept_and_start_a_new_epoch() {
+    let prefix = unique_pg_prefix();
+    let (schema, name) = prefix.split_once('.').unwrap();
+    let cfg = HubConfig {
+        replay_max_age: Duration::from_millis(300),
+        ..HubConfig::default()
+    };
+    let hub = PgHub::open(PG_URL, &prefix, cfg).unwrap();
+    let admin = admin().await;
+    let first = hub.publish("quiet", &1).await.unwrap();
+    hub.publish("quiet", &2).await.unwrap();
+    let rows = |table: &'static str| {
+        let admin = &admin;
+        let sql =
+            format!("SELECT count(*) FROM \"{schema}\".\"{name}_{table}\" WHERE topic = 'quiet'");
+        async move { admin.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!((rows("topics").await, rows("events").await), (1, 2));
+    let started = std::time::Instant::now();
+    while rows("topics").await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "swept in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows("events").await, 0, "with its events");
+    let next = hub.publish("quiet", &3).await.unwrap();
+    assert!(next.ends_with("-1"), "a new history: {next}");
+    let mut sub = hub.subscribe_from("quiet", Some(&first)).await.unwrap();
+    assert!(matches!(
+        next_item(&mut sub).await,
+        HubItem::Gap {
+            reason: GapReason::Reset,
+            ..
+        }
+    ));
+    assert_eq!(next_event(&mut sub).await.id(), next);
+}
+
+/// The hub's tables dropped behind its back (an operator, a test reset): the next publish
+/// creates them again rather than failing for ever.
+#[tokio::test]
+async fn dropped_tables_are_created_again() {
+    let prefix = unique_pg_prefix();
+    let (schema, name) = prefix.split_once('.').unwrap();
+    let hub = PgHub::open(PG_URL, &prefix, HubConfig::default()).unwrap();
+    hub.publish("t", &1).await.unwrap();
+    admin()
+        .await
+        .batch_execute(&format!(
+            "DROP TABLE \"{schema}\".\"{name}_events\"; DROP TABLE \"{schema}\".\"{name}_topics\"; \
+             DROP FUNCTION \"{schema}\".\"{name}_publish\";"
+        ))
+        .await
+        .unwrap();
+    let id = hub.publish("t", &2).await.unwrap();
+    assert!(id.ends_with("-1"), "a new history: {id}");
+    assert!(hub.check().await.healthy);
 }
 
 #[tokio::test]

@@ -24,7 +24,8 @@
 //! - **Epochs**: when a topic's row is gone (deleted with its events, or never there), the
 //!   next publish starts a new random epoch, so a client resuming from the old one gets a
 //!   `reset` gap. Events older than [`HubConfig::replay_max_age`] are trimmed at the topic's
-//!   next publish and never replayed.
+//!   next publish and never replayed, and a timer deletes the topics not published within that
+//!   age with their events (as Redis keys expire), so the tables hold only recent topics.
 //!
 //! Publishing or subscribing while the database is down fails fast with
 //! [`HubError::Unavailable`] (a 503); [`EventHub::status`] reports the hub unhealthy until an
@@ -41,7 +42,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
-use tokio::sync::{OnceCell, mpsc, watch};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::log::{Budget, LogOwner, TopicLog};
@@ -171,6 +173,16 @@ COMMIT;
         )
     }
 
+    /// Deletes the topics not published within the max age (param 1, ms), with their events.
+    fn sweep_sql(&self) -> String {
+        let Names { topics, events, .. } = self;
+        format!(
+            "WITH gone AS (DELETE FROM {topics} \
+               WHERE updated_at < now() - $1::bigint * interval '1 millisecond' RETURNING topic) \
+             DELETE FROM {events} WHERE topic IN (SELECT topic FROM gone)"
+        )
+    }
+
     /// The topic row and its newest events after an offset, in one statement (one snapshot).
     /// Params: topic, after (-1: none), max age ms, limit.
     fn read_sql(&self) -> String {
@@ -192,7 +204,12 @@ struct Inner {
     names: Names,
     read_sql: String,
     publish_sql: String,
-    schema: OnceCell<()>,
+    /// Whether the tables and function are known to exist (reset when a statement finds them
+    /// missing, e.g. dropped by an operator, so the next use creates them again).
+    schema_ready: AtomicBool,
+    /// Serializes this instance's schema creation.
+    schema_lock: tokio::sync::Mutex<()>,
+    sweep_sql: String,
     cfg: HubConfig,
     listener: mpsc::UnboundedSender<Cmd>,
     topics: Mutex<HashMap<Arc<str>, Entry>>,
@@ -267,12 +284,14 @@ impl PgHub {
             pool,
             pg,
             read_sql: names.read_sql(),
+            sweep_sql: names.sweep_sql(),
             publish_sql: format!(
                 "SELECT o_epoch, o_offset FROM {}($1, $2, $3, $4, $5, $6)",
                 names.publish_fn
             ),
             names,
-            schema: OnceCell::new(),
+            schema_ready: AtomicBool::new(false),
+            schema_lock: tokio::sync::Mutex::new(()),
             budget: Budget::new(cfg.max_retained_bytes),
             cfg,
             listener: tx,
@@ -283,6 +302,9 @@ impl PgHub {
         });
         // Spawned once the hub is whole: a listener that ran earlier would find no hub.
         rt.spawn(listener(Arc::downgrade(&inner), rx));
+        let every =
+            (inner.cfg.replay_max_age / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        rt.spawn(sweeper(Arc::downgrade(&inner), every));
         Ok(Self { inner })
     }
 
@@ -328,6 +350,18 @@ impl LogOwner for Inner {
     }
 }
 
+/// Whether a statement failed because the hub's tables, function or schema are missing.
+fn schema_missing(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|code| {
+        [
+            SqlState::UNDEFINED_TABLE,
+            SqlState::UNDEFINED_FUNCTION,
+            SqlState::INVALID_SCHEMA_NAME,
+        ]
+        .contains(code)
+    })
+}
+
 /// A topic's name in notifications: itself, or `#` and a hash when long. FNV-1a, so every
 /// instance computes the same key whatever its build.
 fn note_key(topic: &str) -> String {
@@ -369,11 +403,39 @@ impl Inner {
     /// A pooled connection, with the hub's tables in place.
     async fn client(&self) -> Result<deadpool_postgres::Object, HubError> {
         let client = self.pool.get().await.map_err(|e| self.fail(&e))?;
-        self.schema
-            .get_or_try_init(|| async { client.batch_execute(&self.names.schema_sql()).await })
-            .await
-            .map_err(|e| self.fail(&e))?;
+        if !self.schema_ready.load(Ordering::Acquire) {
+            let _creating = self.schema_lock.lock().await;
+            if !self.schema_ready.load(Ordering::Acquire) {
+                client
+                    .batch_execute(&self.names.schema_sql())
+                    .await
+                    .map_err(|e| self.db_fail(&client, &e))?;
+                self.schema_ready.store(true, Ordering::Release);
+            }
+        }
         Ok(client)
+    }
+
+    /// A statement's failure: unhealthy, and when the hub's tables or function are missing
+    /// (dropped behind its back), created again on next use.
+    fn db_fail(&self, client: &deadpool_postgres::Object, e: &tokio_postgres::Error) -> HubError {
+        if schema_missing(e) {
+            self.schema_ready.store(false, Ordering::Release);
+            client.statement_cache.clear();
+        }
+        self.fail(e)
+    }
+
+    /// Deletes the topics not published for longer than the window's age, with their events:
+    /// their histories expired, so their next publish starts a new epoch (as Redis keys
+    /// expire). Bounds the tables to the topics published recently.
+    async fn sweep(&self) -> Result<u64, HubError> {
+        let client = self.client().await?;
+        let max_age_ms = self.cfg.replay_max_age.as_millis().max(1) as i64;
+        client
+            .execute(&self.sweep_sql, &[&max_age_ms])
+            .await
+            .map_err(|e| self.db_fail(&client, &e))
     }
 
     async fn publish(&self, topic: &str, json: Bytes) -> Result<String, HubError> {
@@ -384,12 +446,37 @@ impl Inner {
                 max,
             });
         }
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.publish_sql)
-            .await
-            .map_err(|e| self.fail(&e))?;
-        let row = client
+        // A statement that found the schema missing did nothing: once recreated, retry it.
+        let mut retried = false;
+        let row = loop {
+            let client = self.client().await?;
+            match self.publish_row(&client, topic, &json).await {
+                Ok(row) => break row,
+                Err(e) if schema_missing(&e) && !retried => {
+                    self.db_fail(&client, &e);
+                    retried = true;
+                }
+                Err(e) => return Err(self.db_fail(&client, &e)),
+            }
+        };
+        self.ok();
+        let epoch: i64 = row.get(0);
+        let offset: i64 = row.get(1);
+        Ok(Position {
+            epoch: epoch as u64,
+            offset: offset as u64,
+        }
+        .to_string())
+    }
+
+    async fn publish_row(
+        &self,
+        client: &deadpool_postgres::Object,
+        topic: &str,
+        json: &Bytes,
+    ) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+        let stmt = client.prepare_cached(&self.publish_sql).await?;
+        client
             .query_one(
                 &stmt,
                 &[
@@ -402,15 +489,6 @@ impl Inner {
                 ],
             )
             .await
-            .map_err(|e| self.fail(&e))?;
-        self.ok();
-        let epoch: i64 = row.get(0);
-        let offset: i64 = row.get(1);
-        Ok(Position {
-            epoch: epoch as u64,
-            offset: offset as u64,
-        }
-        .to_string())
     }
 
     /// The topic's epoch and last offset, and its newest events after `after` (the window's
@@ -420,7 +498,7 @@ impl Inner {
         let stmt = client
             .prepare_cached(&self.read_sql)
             .await
-            .map_err(|e| self.fail(&e))?;
+            .map_err(|e| self.db_fail(&client, &e))?;
         let mut rows = self
             .read_rows(&client, &stmt, topic, after.map_or(-1, |p| p.offset as i64))
             .await?;
@@ -438,7 +516,7 @@ impl Inner {
 
     async fn read_rows(
         &self,
-        client: &tokio_postgres::Client,
+        client: &deadpool_postgres::Object,
         stmt: &tokio_postgres::Statement,
         topic: &str,
         after: i64,
@@ -448,7 +526,7 @@ impl Inner {
         client
             .query(stmt, &[&topic, &after, &max_age_ms, &limit])
             .await
-            .map_err(|e| self.fail(&e))
+            .map_err(|e| self.db_fail(client, &e))
     }
 
     /// Items a resume from `resume` yields before the live feed, and the last position they
@@ -580,6 +658,26 @@ impl History {
             epoch: Some(epoch),
             last,
             events,
+        }
+    }
+}
+
+/// Sweeps expired topics every `every`, until the hub is dropped.
+async fn sweeper(hub: Weak<Inner>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = hub.upgrade() else { return };
+        // Before its first use the hub has no tables of its own to sweep.
+        if !inner.schema_ready.load(Ordering::Acquire) {
+            continue;
+        }
+        match inner.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(events = n, "swept expired hub topics"),
+            Err(e) => tracing::debug!(error = %e, "could not sweep expired hub topics"),
         }
     }
 }
