@@ -298,6 +298,7 @@ async fn thousand_subscribers_ten_thousand_events_exactly_once() {
         ..HubConfig::default()
     };
     for (name, hub) in backends(cfg) {
+        let started = std::time::Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..SUBS {
             let mut sub = hub.subscribe("fan").await.unwrap();
@@ -355,6 +356,7 @@ async fn thousand_subscribers_ten_thousand_events_exactly_once() {
             until_no_subscriptions(&hub).await,
             "{name}: all unsubscribed"
         );
+        eprintln!("{name}: {:.1} s", started.elapsed().as_secs_f64());
     }
 }
 
