@@ -204,6 +204,40 @@ async fn postgres_deleted_history_is_a_gap() {
     assert_eq!(next_event(&mut resumed).await.id(), seven);
 }
 
+/// Topics with spaces, quotes, non-ASCII or 1,000 bytes (named by a hash in notifications)
+/// are delivered live and resumed like any other, without crossing into each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_and_long_topic_names_are_delivered() {
+    let hub = pg_hub(HubConfig::default());
+    let long = "l".repeat(1_000);
+    let long2 = format!("{}m", "l".repeat(999));
+    let topics = [
+        "a b",
+        "it's \"quoted\"",
+        "ü:ß",
+        long.as_str(),
+        long2.as_str(),
+    ];
+    let mut subs = Vec::new();
+    for t in topics {
+        subs.push(hub.subscribe(t).await.unwrap());
+    }
+    for (i, t) in topics.iter().enumerate() {
+        hub.publish(t, &i).await.unwrap();
+    }
+    for (i, sub) in subs.iter_mut().enumerate() {
+        assert_eq!(next_event(sub).await.decode::<usize>().unwrap(), i);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), sub.next())
+                .await
+                .is_err(),
+            "only its own topic's event"
+        );
+    }
+    let mut resumed = hub.subscribe_from(&long, Some("0")).await.unwrap();
+    assert_eq!(next_event(&mut resumed).await.decode::<usize>().unwrap(), 3);
+}
+
 /// A topic not published for longer than the window's age is swept from the tables (so they
 /// hold only recent topics); its next publish starts a new epoch, and a resume from the old
 /// one is a `reset` gap.

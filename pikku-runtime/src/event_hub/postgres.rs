@@ -10,7 +10,8 @@
 //!   one transaction (one round trip). The row lock serializes a topic's publishes, so offsets
 //!   are dense and commit order is offset order.
 //! - **Live delivery**: one `LISTEN` connection per instance, whatever the number of topics,
-//!   on one channel per prefix. A notification carries only `<epoch> <offset> <topic>` (a
+//!   on one channel per prefix ([`HubConfig::connections`] is not used: one channel carries
+//!   every topic, so one connection suffices). A notification carries only `<epoch> <offset> <topic>` (a
 //!   long topic is replaced by a hash), so payloads are not bound by `NOTIFY`'s 8,000 bytes:
 //!   the listener reads the events after what it has for each topic that is active on this
 //!   instance (notifications are batched, one read per topic per batch) and appends them to
