@@ -393,3 +393,168 @@ async fn next_sse(
 ) -> eventsource_stream::Event {
     crate::support::next_event(ev, 10).await.expect("an event")
 }
+
+/// A PostgreSQL server of the test's own (a fresh cluster in a temporary directory, on a free
+/// port), for tests that stop and restart it. As root, its tools run as the `postgres` user.
+struct OwnPostgres {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnPostgres {
+    const BIN: &'static str = "/usr/lib/postgresql/15/bin";
+
+    fn run(tool: &str, args: &[&str]) {
+        let path = format!("{}/{tool}", Self::BIN);
+        let as_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let mut cmd = if as_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &path]);
+            c
+        } else {
+            std::process::Command::new(&path)
+        };
+        let out = cmd
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{path} runs (PostgreSQL 15's server tools): {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("pikku-pg-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Owned by the server's user when the test runs as root.
+        let _ = std::process::Command::new("chown")
+            .args(["postgres:postgres", &dir.display().to_string()])
+            .status();
+        let data = dir.display().to_string();
+        Self::run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        let me = Self { dir, port };
+        me.up();
+        me
+    }
+
+    fn up(&self) {
+        let data = self.dir.display().to_string();
+        let opts = format!(
+            "-p {} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port
+        );
+        let log = format!("{data}/server.log");
+        Self::run(
+            "pg_ctl",
+            &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"],
+        );
+    }
+
+    /// Stops the server at once (as a crash would; committed data survives).
+    fn down(&self) {
+        let data = self.dir.display().to_string();
+        Self::run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.display().to_string();
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{}/pg_ctl", Self::BIN))
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::process::Command::new(format!("{}/pg_ctl", Self::BIN))
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The database restarts while events flow to live subscribers: publishing while it is down
+/// fails promptly (503) and the hub reports it; once it is back, the listener reconnects and
+/// every subscriber ends with every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_loses_and_duplicates_nothing() {
+    const SUBS: usize = 5;
+    const EVENTS: u64 = 200;
+    let server = Arc::new(
+        tokio::task::spawn_blocking(OwnPostgres::start)
+            .await
+            .unwrap(),
+    );
+    let hub: Arc<dyn EventHub> =
+        Arc::new(PgHub::open(&server.url(), "restart", HubConfig::default()).unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..SUBS {
+        let mut sub = hub.subscribe("r").await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut ids = Vec::new();
+            while seen.last() != Some(&(EVENTS - 1)) {
+                let item = tokio::time::timeout(Duration::from_secs(30), sub.next())
+                    .await
+                    .expect("an item in time")
+                    .expect("subscription open");
+                let HubItem::Event(e) = item else {
+                    panic!("expected an event, got {item:?}");
+                };
+                ids.push(e.seq());
+                seen.push(serde_json::from_slice::<u64>(e.json()).unwrap());
+            }
+            (seen, ids)
+        }));
+    }
+    let failures = Arc::new(AtomicUsize::new(0));
+    let publisher = {
+        let (hub, failures) = (hub.clone(), failures.clone());
+        tokio::spawn(async move {
+            for n in 0..EVENTS {
+                while hub.publish("r", &n).await.is_err() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let s = server.clone();
+    tokio::task::spawn_blocking(move || s.down()).await.unwrap();
+    let started = std::time::Instant::now();
+    let err = hub.publish("other", &0).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "fails fast");
+    assert_eq!(pikku::PikkuError::from(err).status(), 503);
+    assert!(!hub.check().await.healthy, "reported down");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = server.clone();
+    tokio::task::spawn_blocking(move || s.up()).await.unwrap();
+    publisher.await.unwrap();
+    assert!(
+        failures.load(Ordering::Relaxed) > 0,
+        "publishes failed while it was down"
+    );
+    for t in tasks {
+        let (seen, ids) = t.await.unwrap();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "no duplicate delivery");
+        let mut dedup = seen.clone();
+        dedup.dedup();
+        assert_eq!(dedup, (0..EVENTS).collect::<Vec<_>>(), "no gap");
+        assert!(seen.len() - dedup.len() <= failures.load(Ordering::Relaxed));
+    }
+    assert!(hub.check().await.healthy, "healthy again");
+}
