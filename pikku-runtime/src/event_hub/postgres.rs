@@ -11,12 +11,12 @@
 //!   are dense and commit order is offset order.
 //! - **Live delivery**: one `LISTEN` connection per instance, whatever the number of topics,
 //!   on one channel per prefix ([`HubConfig::connections`] is not used: one channel carries
-//!   every topic, so one connection suffices). A notification carries only `<epoch> <offset> <topic>` (a
-//!   long topic is replaced by a hash), so payloads are not bound by `NOTIFY`'s 8,000 bytes:
-//!   the listener reads the events after what it has for each topic that is active on this
-//!   instance (notifications are batched, one read per topic per batch) and appends them to
-//!   the topic's shared log, from which local subscribers read through cursors. Topics with no
-//!   local subscriber cost nothing but the notification.
+//!   every topic, so one connection suffices). A notification carries only
+//!   `<epoch> <offset> <topic>` (a long topic is replaced by a hash), so payloads are not bound
+//!   by `NOTIFY`'s 8,000 bytes: the listener reads the events after what it has for each topic
+//!   that is active on this instance (notifications are batched, one read per topic per batch)
+//!   and appends them to the topic's shared log, from which local subscribers read through
+//!   cursors. Topics with no local subscriber cost a hash lookup per notification.
 //! - **Continuity**: every event carries its offset, so the hand-over from a resume's history
 //!   read to the live feed skips duplicates and notices holes. When the `LISTEN` connection
 //!   drops (a database restart, `pg_terminate_backend`), the listener reconnects with backoff,
@@ -27,6 +27,19 @@
 //!   `reset` gap. Events older than [`HubConfig::replay_max_age`] are trimmed at the topic's
 //!   next publish and never replayed, and a timer deletes the topics not published within that
 //!   age with their events (as Redis keys expire), so the tables hold only recent topics.
+//!
+//! # Why this shape
+//! `LISTEN` per topic would need a channel name per topic and re-`LISTEN`s of every topic on
+//! each reconnect; polling the table per topic costs queries even when nothing happens. One
+//! channel per prefix keeps the connection count fixed and the reconnect cheap, and the
+//! table (not the notification) stays the source of truth, so a missed notification costs
+//! latency, never an event. The price: every instance receives every notification of its
+//! prefix, which suits the moderate publish rates PostgreSQL itself sustains; past that, use
+//! Redis.
+//!
+//! # Limits
+//! Connections are plain TCP (`NoTls`): reach the database over a trusted network or a local
+//! TLS proxy. The pool holds at most 8 connections per instance, plus the listener's.
 //!
 //! Publishing or subscribing while the database is down fails fast with
 //! [`HubError::Unavailable`] (a 503); [`EventHub::status`] reports the hub unhealthy until an
