@@ -287,17 +287,26 @@ async fn dropped_tables_are_created_again() {
     let (schema, name) = prefix.split_once('.').unwrap();
     let hub = PgHub::open(PG_URL, &prefix, HubConfig::default()).unwrap();
     hub.publish("t", &1).await.unwrap();
-    admin()
-        .await
-        .batch_execute(&format!(
-            "DROP TABLE \"{schema}\".\"{name}_events\"; DROP TABLE \"{schema}\".\"{name}_topics\"; \
-             DROP FUNCTION \"{schema}\".\"{name}_publish\";"
-        ))
-        .await
-        .unwrap();
+    // This hub's objects only: the schema is shared with the other tests of this process.
+    let drop_all = format!(
+        "DROP TABLE \"{schema}\".\"{name}_events\"; DROP TABLE \"{schema}\".\"{name}_topics\"; \
+         DROP FUNCTION \"{schema}\".\"{name}_publish\";"
+    );
+    let admin = admin().await;
+    admin.batch_execute(&drop_all).await.unwrap();
     let id = hub.publish("t", &2).await.unwrap();
     assert!(id.ends_with("-1"), "a new history: {id}");
     assert!(hub.check().await.healthy);
+    // And a history read (a resume) finds them again too.
+    admin.batch_execute(&drop_all).await.unwrap();
+    let mut sub = hub.subscribe_from("t", Some(&id)).await.unwrap();
+    assert!(matches!(
+        next_item(&mut sub).await,
+        HubItem::Gap {
+            reason: GapReason::Reset,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]

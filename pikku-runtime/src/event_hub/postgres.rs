@@ -508,6 +508,17 @@ impl Inner {
     /// The topic's epoch and last offset, and its newest events after `after` (the window's
     /// newest when `after` is `None` or of another epoch), oldest first.
     async fn read(&self, topic: &str, after: Option<Position>) -> Result<History, HubError> {
+        let was_ready = self.schema_ready.load(Ordering::Acquire);
+        match self.read_once(topic, after).await {
+            // The schema was found missing (the read did nothing): created again, read again.
+            Err(_) if was_ready && !self.schema_ready.load(Ordering::Acquire) => {
+                self.read_once(topic, after).await
+            }
+            read => read,
+        }
+    }
+
+    async fn read_once(&self, topic: &str, after: Option<Position>) -> Result<History, HubError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&self.read_sql)
