@@ -73,6 +73,8 @@ pub const DEFAULT_PREFIX: &str = "pikku_hub";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connections of the pool that publishes and reads history.
 const POOL_SIZE: usize = 8;
+/// Tries of a listener's read before it gives up (a later notification or reconnect retries).
+const READ_ATTEMPTS: usize = 4;
 /// Topics read at once by the listener.
 const FETCH_CONCURRENCY: usize = 8;
 /// Topics longer than this are named by a hash in notifications (whose payload is limited).
@@ -518,6 +520,24 @@ impl Inner {
         }
     }
 
+    /// [`Inner::read`] for the listener, which has no caller to retry for it: a read on a
+    /// pooled connection that was just killed is tried again on a fresh one.
+    async fn read_retrying(
+        &self,
+        topic: &str,
+        after: Option<Position>,
+    ) -> Result<History, HubError> {
+        let mut backoff = Duration::from_millis(25);
+        for _ in 0..READ_ATTEMPTS - 1 {
+            match self.read(topic, after).await {
+                Ok(history) => return Ok(history),
+                Err(_) => tokio::time::sleep(backoff).await,
+            }
+            backoff *= 4;
+        }
+        self.read(topic, after).await
+    }
+
     async fn read_once(&self, topic: &str, after: Option<Position>) -> Result<History, HubError> {
         let client = self.client().await?;
         let stmt = client
@@ -889,13 +909,18 @@ async fn follow(inner: &Inner, topic: Arc<str>, log: Arc<TopicLog>, announced: P
             epoch: announced.epoch,
             offset: 0,
         },
-        // Nothing yet: the subscriber's own history read covers what came before.
-        None => Position {
-            epoch: announced.epoch,
-            offset: announced.offset.saturating_sub(1),
-        },
+        // Nothing yet: the subscriber's own history read covers what came before. Recorded,
+        // so that if this read fails the next announcement still reads from here.
+        None => {
+            let after = Position {
+                epoch: announced.epoch,
+                offset: announced.offset.saturating_sub(1),
+            };
+            log.set_baseline(after);
+            after
+        }
     };
-    match inner.read(&topic, Some(after)).await {
+    match inner.read_retrying(&topic, Some(after)).await {
         Ok(history) if history.epoch == Some(after.epoch) => {
             // A concurrent append (there is none: one listener) would only make this a no-op.
             let floor = log
@@ -926,7 +951,7 @@ async fn catch_up(inner: &Inner, active: &Active) {
 
 async fn catch_up_one(inner: &Inner, topic: Arc<str>, log: Arc<TopicLog>) {
     let last = log.last_known();
-    match inner.read(&topic, last).await {
+    match inner.read_retrying(&topic, last).await {
         Ok(history) => match last {
             Some(last) if history.epoch == Some(last.epoch) => {
                 log.append(history.events.into_iter().filter(|e| e.seq() > last.offset))
