@@ -870,8 +870,9 @@ fn remove_if_same(active: &mut Active, topic: &str, log: &Weak<TopicLog>) {
 
 /// Reads the events a batch of notifications announces, one read per followed topic.
 async fn deliver(inner: &Inner, active: &Active, batch: Vec<String>) {
-    // The newest announced position per topic, in first-seen order.
-    let mut newest: Vec<(&str, Position)> = Vec::new();
+    // The first and the newest announced positions per topic, in first-seen order: a log that
+    // has nothing yet reads from the first, one that has events from what it has.
+    let mut newest: Vec<(&str, Position, Position)> = Vec::new();
     for note in &batch {
         let Some((pos, key)) = parse_note(note) else {
             tracing::warn!(note = %note, "ignoring a malformed hub notification");
@@ -880,17 +881,16 @@ async fn deliver(inner: &Inner, active: &Active, batch: Vec<String>) {
         if !active.contains_key(key) {
             continue;
         }
-        match newest.iter_mut().find(|(k, _)| *k == key) {
-            // A later notification of another epoch is a new history: read from it.
-            Some((_, p)) => *p = pos,
-            None => newest.push((key, pos)),
+        match newest.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, p)) => *p = pos,
+            None => newest.push((key, pos, pos)),
         }
     }
     // Collected first: a lazy iterator's closure here trips the compiler's `Send` analysis.
     let mut reads = Vec::with_capacity(newest.len());
-    for (key, pos) in newest {
+    for (key, first, last) in newest {
         if let Some((topic, log)) = active.get(key) {
-            reads.push(follow(inner, topic.clone(), log.clone(), pos));
+            reads.push(follow(inner, topic.clone(), log.clone(), first, last));
         }
     }
     futures_util::stream::iter(reads)
@@ -899,8 +899,15 @@ async fn deliver(inner: &Inner, active: &Active, batch: Vec<String>) {
         .await;
 }
 
-/// Appends a topic's events up to at least `announced` that its log does not have yet.
-async fn follow(inner: &Inner, topic: Arc<str>, log: Arc<TopicLog>, announced: Position) {
+/// Appends a topic's events up to at least `announced` that its log does not have yet;
+/// `first` is the batch's first announcement of the topic.
+async fn follow(
+    inner: &Inner,
+    topic: Arc<str>,
+    log: Arc<TopicLog>,
+    first: Position,
+    announced: Position,
+) {
     let after = match log.last_known() {
         Some(last) if last.epoch == announced.epoch && announced.offset <= last.offset => return,
         Some(last) if last.epoch == announced.epoch => last,
@@ -912,9 +919,16 @@ async fn follow(inner: &Inner, topic: Arc<str>, log: Arc<TopicLog>, announced: P
         // Nothing yet: the subscriber's own history read covers what came before. Recorded,
         // so that if this read fails the next announcement still reads from here.
         None => {
-            let after = Position {
-                epoch: announced.epoch,
-                offset: announced.offset.saturating_sub(1),
+            let after = if first.epoch == announced.epoch {
+                Position {
+                    epoch: first.epoch,
+                    offset: first.offset.saturating_sub(1),
+                }
+            } else {
+                Position {
+                    epoch: announced.epoch,
+                    offset: 0,
+                }
             };
             log.set_baseline(after);
             after
