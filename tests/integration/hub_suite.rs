@@ -1,6 +1,7 @@
 //! The event hub's behaviour, as one suite every backend passes: the embedded `MemoryHub`,
-//! `RedisHub` (against the real server at 127.0.0.1:6379) and `NatsHub` (against the real
-//! NATS JetStream server at 127.0.0.1:4222), each test in its own key prefix or stream.
+//! `RedisHub` (against the real server at 127.0.0.1:6379), `NatsHub` (against the real NATS
+//! JetStream server at 127.0.0.1:4222) and `PgHub` (against the real PostgreSQL at
+//! 127.0.0.1:5432), each test in its own key prefix, stream or tables.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use pikku::event_hub::nats::NatsHub;
+use pikku::event_hub::postgres::PgHub;
 use pikku::event_hub::redis::RedisHub;
 use pikku::event_hub::{
     GapReason, HubConfig, HubError, HubItem, MemoryHub, SlowConsumerPolicy, Subscription,
@@ -68,6 +70,59 @@ async fn sweep_old_test_streams() {
     }
 }
 
+pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A table prefix no other hub uses: `pikku_test_<pid>.h<n>`. The first call drops the schemas
+/// that earlier test processes (no longer running) left behind.
+pub fn unique_pg_prefix() -> String {
+    static CLEANED: std::sync::Once = std::sync::Once::new();
+    static N: AtomicUsize = AtomicUsize::new(0);
+    CLEANED.call_once(|| {
+        std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(drop_stale_pg_schemas());
+        })
+        .join()
+        .unwrap();
+    });
+    format!(
+        "pikku_test_{}.h{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn drop_stale_pg_schemas() {
+    let (client, conn) = tokio_postgres::connect(PG_URL, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL answers at 127.0.0.1:5432 (database `test`)");
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            r"SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pikku\_test\_%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in rows {
+        let schema: String = row.get(0);
+        let pid = schema.trim_start_matches("pikku_test_");
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .await;
+        }
+    }
+}
+
+/// A PostgreSQL hub in tables of its own.
+pub fn pg_hub(cfg: HubConfig) -> PgHub {
+    PgHub::open(PG_URL, &unique_pg_prefix(), cfg).unwrap()
+}
+
 /// Backends under test, each built fresh with the given limits.
 pub async fn backends(cfg: HubConfig) -> Vec<(&'static str, Arc<dyn EventHub>)> {
     sweep_old_test_streams().await;
@@ -81,9 +136,10 @@ pub async fn backends(cfg: HubConfig) -> Vec<(&'static str, Arc<dyn EventHub>)> 
         ),
         (
             "redis",
-            Arc::new(RedisHub::open(REDIS_URL, &unique_prefix("suite"), cfg).unwrap()),
+            Arc::new(RedisHub::open(REDIS_URL, &unique_prefix("suite"), cfg.clone()).unwrap()),
         ),
         ("nats", Arc::new(nats)),
+        ("postgres", Arc::new(pg_hub(cfg))),
     ]
 }
 
@@ -286,6 +342,7 @@ async fn thousand_subscribers_ten_thousand_events_exactly_once() {
         ..HubConfig::default()
     };
     for (name, hub) in backends(cfg).await {
+        let started = std::time::Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..SUBS {
             let mut sub = hub.subscribe("fan").await.unwrap();
@@ -343,6 +400,7 @@ async fn thousand_subscribers_ten_thousand_events_exactly_once() {
             until_no_subscriptions(&hub).await,
             "{name}: all unsubscribed"
         );
+        eprintln!("{name}: {:.1} s", started.elapsed().as_secs_f64());
     }
 }
 

@@ -16,6 +16,7 @@ mod hub_suite;
 mod input;
 mod notifications;
 mod openapi;
+mod pg_hub;
 mod readme;
 // Kept as the README shows them (the README's own line breaks), so not reformatted.
 #[rustfmt::skip]

@@ -4,8 +4,8 @@
 //! This is what a stream of "one topic per user" subscribes to
 //! (`hub.resume(&topic(&["user", id, "notifications"]), ctx.last_event_id())`). An app keeps
 //! an `Arc<dyn EventHub>` in its services; [`MemoryHub`] (embedded, the default) serves one
-//! process, [`redis::RedisHub`] serves many behind the same trait, and so does `nats::NatsHub`
-//! (feature `nats`: NATS JetStream).
+//! process; `redis::RedisHub` (feature `redis`), `nats::NatsHub` (feature `nats`: NATS
+//! JetStream) and `postgres::PgHub` (feature `postgres`) serve many behind the same trait.
 //!
 //! # Positions
 //! Every event has a [`Position`] in its topic: an *epoch* and an *offset*. Offsets count the
@@ -73,6 +73,8 @@ mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod position;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
@@ -532,7 +534,8 @@ impl fmt::Debug for Subscription {
 }
 
 /// Env var selecting the hub backend: unset or `memory` for the embedded hub,
-/// `redis://host:port` for Redis, `nats://host:port` for NATS JetStream.
+/// `redis://host:port` for Redis, `postgres://user@host:port/db` for PostgreSQL (feature
+/// `postgres`).
 pub const EVENT_HUB_ENV: &str = "PIKKU_EVENT_HUB";
 
 /// The hub `PIKKU_EVENT_HUB` selects (the embedded [`MemoryHub`] when unset).
@@ -543,14 +546,14 @@ pub async fn from_env(cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
     }
 }
 
-/// Env var with the backend's key/subject prefix (default `pikku:hub:` for Redis, `pikku_hub`
-/// for NATS), isolating apps sharing a server.
+/// Env var with the backend's key/table prefix (default `pikku:hub:` for Redis, `pikku_hub`
+/// for PostgreSQL), isolating apps sharing a server.
 pub const EVENT_HUB_PREFIX_ENV: &str = "PIKKU_EVENT_HUB_PREFIX";
 
-/// The hub a URL names: `memory`, `redis://...` or `nats://...` (prefix from
+/// The hub a URL names: `memory`, `redis://...` or `postgres://...` (prefix from
 /// `PIKKU_EVENT_HUB_PREFIX`).
 pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
-    #[cfg(any(feature = "redis", feature = "nats"))]
+    #[cfg(any(feature = "redis", feature = "nats", feature = "postgres"))]
     let prefix = std::env::var(EVENT_HUB_PREFIX_ENV).ok();
     match url.split_once("://").map_or(url, |(scheme, _)| scheme) {
         "" | "memory" => Ok(Arc::new(MemoryHub::with_config(cfg))),
@@ -564,8 +567,13 @@ pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, Hu
             let prefix = prefix.unwrap_or_else(|| nats::DEFAULT_PREFIX.to_string());
             Ok(Arc::new(nats::NatsHub::connect(url, &prefix, cfg).await?))
         }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            let prefix = prefix.unwrap_or_else(|| postgres::DEFAULT_PREFIX.to_string());
+            Ok(Arc::new(postgres::PgHub::open(url, &prefix, cfg)?))
+        }
         other => Err(HubError::unavailable(format!(
-            "unsupported event hub `{other}` in {EVENT_HUB_ENV}; use `memory`, `redis://host:port` or `nats://host:port`"
+            "unsupported event hub `{other}` in {EVENT_HUB_ENV}; use `memory`, `redis://host:port`, `nats://host:port` or `postgres://user@host:port/db` (each remote backend behind its cargo feature)"
         ))),
     }
 }
