@@ -118,6 +118,20 @@ export interface UserPath {
   userId: string;
 }
 
+/** The events the server sends itself (never items of a stream). */
+export const ReservedEvent = {
+  /** A failed item (the stream goes on), or the function panicked (the stream ends). */
+  error: "error",
+  /** The server is shutting down; the stream ends (with `retry: 1000`). */
+  shutdown: "shutdown",
+  /** The stream reached its maximum lifetime and ends (with `retry: 0`): reconnect now. */
+  close: "close",
+  /** Events were missed (resume point expired or unknown, or the subscriber lagged); the stream goes on. */
+  gap: "gap",
+  /** The stream's session expired (`session_expired`) or was revoked (`session_revoked`); the stream ends: log in again before reconnecting. */
+  sessionEnd: "session_end",
+} as const;
+
 // ---------------------------------------------------------------------------------------------
 // The client runtime: the same in every generated client (pikku-runtime/src/client_ts/runtime.ts).
 
@@ -207,7 +221,13 @@ export interface PikkuReconnect {
   lastEventId: string | undefined;
   /** `ended` (the server closed the stream), `shutdown`/`close` (it said so first),
    *  `network`, `heartbeat-timeout`, or `http` (a 408, 429 or 5xx answer). */
-  reason: 'ended' | 'shutdown' | 'close' | 'network' | 'heartbeat-timeout' | 'http';
+  reason:
+    | 'ended'
+    | typeof ReservedEvent.shutdown
+    | typeof ReservedEvent.close
+    | 'network'
+    | 'heartbeat-timeout'
+    | 'http';
 }
 
 /** Base class of the errors this client throws. */
@@ -574,23 +594,23 @@ export class PikkuStream<T> implements AsyncIterable<T> {
           for (const ev of events) {
             this.lastId = ev.lastEventId;
             switch (ev.event) {
-              case 'error': {
+              case ReservedEvent.error: {
                 const err = new PikkuStreamError(parseData(ev.data, this.op.name) as PikkuErrorBody);
                 if (!this.options.onError) throw err;
                 this.options.onError(err);
                 break;
               }
-              case 'gap': {
+              case ReservedEvent.gap: {
                 const gap = parseData(ev.data, this.op.name) as PikkuGap;
                 if (!this.options.onGap) throw new PikkuGapError(gap);
                 this.options.onGap(gap);
                 break;
               }
-              case 'shutdown':
-              case 'close':
+              case ReservedEvent.shutdown:
+              case ReservedEvent.close:
                 reason = ev.event;
                 break;
-              case 'session_end':
+              case ReservedEvent.sessionEnd:
                 // The session expired or was revoked: log in again rather than reconnect.
                 throw new PikkuStreamError(parseData(ev.data, this.op.name) as PikkuErrorBody);
               default: {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 
-use crate::dispatch::{self, Call, Prepared, SessionArg, Step, Steps};
+use crate::call::{self, Call, Prepared, SessionArg, Step, Steps};
 use crate::error::PikkuError;
 use crate::input::InputPlan;
 use crate::registry::SchemaFn;
@@ -57,7 +57,7 @@ pub const fn input_fns<T: PikkuSchema>() -> (SchemaFn, fn() -> InputPlan) {
     (crate::registry::schema_of::<T>, InputPlan::of::<T>)
 }
 
-/// [`dispatch::run`], with the input bound spelled for users.
+/// [`call::run`], with the input bound spelled for users.
 pub fn run<S, I, U, St, F>(call: Call, body: F) -> Steps
 where
     F: FnOnce(Prepared<S, I, U>) -> St,
@@ -66,10 +66,10 @@ where
     U: SessionArg,
     St: Stream<Item = Step> + Send + 'static,
 {
-    dispatch::run(call, body)
+    call::run(call, body)
 }
 
-/// [`dispatch::run_once`], with the input bound spelled for users.
+/// [`call::run_once`], with the input bound spelled for users.
 pub fn run_once<S, I, U, Fut, F>(call: Call, body: F) -> Steps
 where
     F: FnOnce(Prepared<S, I, U>) -> Fut,
@@ -78,35 +78,35 @@ where
     U: SessionArg,
     Fut: Future<Output = Step> + Send + 'static,
 {
-    dispatch::run_once(call, body)
+    call::run_once(call, body)
 }
 
-/// [`dispatch::json`].
+/// [`call::json`].
 pub fn json<T: PikkuOutput>(value: &T) -> Step {
-    dispatch::json(value)
+    call::json(value)
 }
 
-/// [`dispatch::json_result`].
+/// [`call::json_result`].
 pub fn json_result<T: PikkuOutput, E: Into<PikkuError>>(value: Result<T, E>) -> Step {
-    dispatch::json_result(value)
+    call::json_result(value)
 }
 
-/// [`dispatch::frame`].
+/// [`call::frame`].
 pub fn frame<T: PikkuOutput>(item: &T) -> Step {
-    dispatch::frame(item)
+    call::frame(item)
 }
 
-/// [`dispatch::frame_event`].
+/// [`call::frame_event`].
 pub fn frame_event<T: PikkuOutput>(item: &Event<T>) -> Step {
-    dispatch::frame_event(item)
+    call::frame_event(item)
 }
 
-/// [`dispatch::frame_result`].
+/// [`call::frame_result`].
 pub fn frame_result<T: PikkuOutput, E: Into<PikkuError>>(item: Result<T, E>) -> Step {
-    dispatch::frame_result(item)
+    call::frame_result(item)
 }
 
-/// [`dispatch::frame_event_result`].
+/// [`call::frame_event_result`].
 pub fn frame_event_result<T: PikkuOutput, E: Into<PikkuError>>(item: Result<Event<T>, E>) -> Step {
-    dispatch::frame_event_result(item)
+    call::frame_event_result(item)
 }

@@ -75,8 +75,8 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::registry::RouteDef;
@@ -91,30 +91,13 @@ pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(45);
 /// The smallest delay between failing connection attempts, whatever `retry:` said.
 const MIN_FAILURE_DELAY: Duration = Duration::from_millis(250);
 
-/// The JSON error body of the server: `{"error", "message", "status"?, "field"?}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Machine-readable code, e.g. `unauthorized` or `invalid_input`.
-    pub error: String,
-    /// Human-readable message.
-    pub message: String,
-    /// The HTTP status (absent in `event: error` data).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// The input field the error is about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
+/// The JSON error body of the server's HTTP errors: `{"error", "message", "status", "field"?}`.
+pub use crate::error::ErrorBody;
+use crate::sse::ReservedEvent;
+/// The data of an `event: error` or `event: session_end`: `{"error", "message"}`.
+pub use crate::sse::StreamError;
 /// The data of an `event: gap`: events after the resume point could not be replayed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Gap {
-    /// `expired`, `unknown_id`, `lagged` or `reset`.
-    pub reason: String,
-    /// How many events were missed, when known.
-    #[serde(default)]
-    pub missed: Option<u64>,
-}
+pub use crate::sse::StreamGap as Gap;
 
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +112,7 @@ pub enum ClientError {
     },
     /// An `event: error` of a stream (not final: the stream goes on).
     #[error("stream error {}: {}", .0.error, .0.message)]
-    Stream(ErrorBody),
+    Stream(StreamError),
     /// An `event: gap` of a stream (not final): events were missed.
     #[error("stream gap ({}, {:?} missed)", .0.reason, .0.missed)]
     Gap(Gap),
@@ -434,7 +417,7 @@ async fn http_error(res: reqwest::Response) -> ClientError {
         } else {
             text
         },
-        status: Some(status.as_u16()),
+        status: status.as_u16(),
         field: None,
     });
     ClientError::Http { status, body }
@@ -589,26 +572,27 @@ where
                             continue;
                         };
                         let what = || format!("an event of {}", prepared.name);
-                        match event.event.as_deref() {
-                            Some("error") => yield Err(match serde_json::from_str::<ErrorBody>(&data) {
+                        match event.event.as_deref().and_then(ReservedEvent::from_name) {
+                            Some(ReservedEvent::Error) => yield Err(match serde_json::from_str::<StreamError>(&data) {
                                 Ok(body) => ClientError::Stream(body),
                                 Err(source) => ClientError::Decode { what: what(), source },
                             }),
-                            Some("gap") => yield Err(match serde_json::from_str::<Gap>(&data) {
+                            Some(ReservedEvent::Gap) => yield Err(match serde_json::from_str::<Gap>(&data) {
                                 Ok(gap) => ClientError::Gap(gap),
                                 Err(source) => ClientError::Decode { what: what(), source },
                             }),
-                            Some("shutdown") | Some("close") => {}
+                            // The stream ends; the connection's end makes the client reconnect.
+                            Some(ReservedEvent::Shutdown | ReservedEvent::Close) => {}
                             // The session expired or was revoked: reconnecting with the same
                             // credentials cannot work, so the stream ends with the reason.
-                            Some("session_end") => {
-                                yield Err(match serde_json::from_str::<ErrorBody>(&data) {
+                            Some(ReservedEvent::SessionEnd) => {
+                                yield Err(match serde_json::from_str::<StreamError>(&data) {
                                     Ok(body) => ClientError::Stream(body),
                                     Err(source) => ClientError::Decode { what: what(), source },
                                 });
                                 return;
                             }
-                            _ => yield serde_json::from_str::<T>(&data)
+                            None => yield serde_json::from_str::<T>(&data)
                                 .map_err(|source| ClientError::Decode { what: what(), source }),
                         }
                     }

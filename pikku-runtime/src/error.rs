@@ -106,6 +106,11 @@ impl PikkuError {
     /// 500 with a generic message. The `cause` is logged (with `tracing`), never sent.
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
+        Self::internal_logged()
+    }
+
+    /// The 500 a client sees, for a cause the caller has logged already (a panic).
+    pub(crate) fn internal_logged() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -144,20 +149,23 @@ impl PikkuError {
 
     /// The JSON body: `{"error": code, "message": ..., "status": ..., "field"?: ...}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut body = serde_json::json!({
-            "error": self.code,
-            "message": self.message,
-            "status": self.status.as_u16(),
-        });
-        if let (Some(field), Some(obj)) = (&self.field, body.as_object_mut()) {
-            obj.insert("field".into(), field.clone().into());
+        // A struct of strings and numbers always converts.
+        serde_json::to_value(self.body()).unwrap_or_default()
+    }
+
+    /// The JSON body as its type.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code.to_string(),
+            message: self.message.to_string(),
+            status: self.status.as_u16(),
+            field: self.field.clone(),
         }
-        body
     }
 
     /// The error as a complete HTTP response with a JSON body.
     pub fn to_response<B: From<Bytes>>(&self) -> http::Response<B> {
-        let body = Bytes::from(self.to_json().to_string());
+        let body = Bytes::from(serde_json::to_vec(&self.body()).unwrap_or_default());
         let mut res = http::Response::new(B::from(body));
         *res.status_mut() = self.status;
         res.headers_mut().insert(
@@ -207,18 +215,22 @@ impl axum::response::IntoResponse for PikkuError {
     }
 }
 
-/// The JSON schema of the error body, for OpenAPI documents.
-#[derive(schemars::JsonSchema)]
-#[allow(dead_code)]
+/// The JSON body of an HTTP error answer: what [`PikkuError::to_response`] sends, the OpenAPI
+/// document describes and the clients read.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[schemars(description = "The JSON schema of the error body, for OpenAPI documents.")]
 pub struct ErrorBody {
     /// Machine-readable code, e.g. `not_found` or `invalid_input`.
-    error: String,
+    pub error: String,
     /// Human-readable message.
-    message: String,
+    pub message: String,
     /// The HTTP status.
-    status: u16,
+    pub status: u16,
     /// The input field the error is about.
-    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 #[cfg(test)]

@@ -51,7 +51,41 @@
 //!
 //! Every app also serves an OpenAPI 3.1 document of its routes at `/openapi.json` and a
 //! self-contained docs page at `/docs`, where stream operations can be connected to live; see
-//! [`openapi`] and [`Pikku::openapi`].
+//! [`openapi`] and [`Pikku::openapi`] (feature `openapi`).
+//!
+//! ## Layers
+//!
+//! The crate is built in layers; a module imports only from its own layer's lower modules and
+//! from the layers below it, never from above:
+//!
+//! 1. **Foundation**: [`error`] (the error type and its HTTP body), [`metrics`] (counters).
+//! 2. **Wire format**: [`sse`] (an event, its encoding, the reserved events and their data).
+//! 3. **Schemas and input**: `schema` (the JSON Schema generator and lookups), [`input`]
+//!    (reading a function's input off a request).
+//! 4. **Routes and calls**: [`context`] (what a function sees of its request), [`registry`]
+//!    (the route descriptors `#[pikku_func]` emits, collected with `inventory`), [`call`]
+//!    (the protocol between the runtime and generated handlers), [`Reply`].
+//! 5. **Sessions and request policies**: [`session`], [`cors`], [`csrf`], [`content_type`].
+//! 6. **Serving** ([`serving`]): limits, the request pipeline and the response body, on `http`
+//!    types only.
+//! 7. **Startup validation**: one check of all routes and settings ([`StartupError`]).
+//! 8. **Describing**: [`openapi`] (the document and the docs page) and [`client_ts`] (the
+//!    TypeScript client); they read route descriptors and never import serving or axum.
+//! 9. **The app**: [`Pikku`] (the axum router, `/docs`, the command line) and [`server`].
+//!
+//! Beside them, each on the layers it needs: [`event_hub`] (publish/subscribe with resume) and
+//! [`client`] (the typed Rust client).
+//!
+//! ## Features
+//!
+//! - `openapi` (default): `/openapi.json`, `/docs` and [`openapi::document`].
+//! - `ts-client` (default): the TypeScript client generator and `--emit-ts-client`.
+//! - `jwt` (default): [`session::JwtSessions`], signed session tokens.
+//! - `redis` (default), `nats`, `postgres`: event hub backends.
+//! - `client`: the typed Rust client (`f::call(&client, input)` beside every function).
+//!
+//! Without default features the core (routes, SSE, sessions through your own
+//! [`SessionService`], limits, the embedded hub) builds on its own.
 //!
 //! ## Security defaults
 //!
@@ -64,33 +98,46 @@
 
 #![warn(missing_docs)]
 
-mod app;
+// 1. Foundation
+pub mod error;
+pub mod metrics;
+// 2. Wire format
+pub mod sse;
+// 3. Schemas and input
+pub mod input;
+mod schema;
+// 4. Routes and calls
+pub mod call;
 #[doc(hidden)]
 pub mod checks;
-#[cfg(feature = "client")]
-pub mod client;
-pub mod client_ts;
-pub mod content_type;
 pub mod context;
-pub mod cors;
-pub mod csrf;
-pub mod dispatch;
-pub mod error;
-pub mod event_hub;
-pub mod input;
-mod limits;
-pub mod metrics;
-pub mod openapi;
 pub mod registry;
 mod reply;
-mod revocation;
-mod schema;
-pub mod server;
+// 5. Sessions and request policies
+pub mod content_type;
+pub mod cors;
+pub mod csrf;
 pub mod session;
-mod session_end;
-pub mod sse;
+// 6. Serving
+pub mod serving;
+// 7. Startup validation
+mod startup;
+// 8. Describing
+#[cfg(feature = "ts-client")]
+pub mod client_ts;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+// 9. The app
+mod app;
+pub mod server;
+// Beside the layers
+#[cfg(feature = "client")]
+pub mod client;
+pub mod event_hub;
 
-pub use app::{DEFAULT_BODY_LIMIT, EMIT_TS_CLIENT_FLAG, Pikku, Shutdown};
+#[cfg(feature = "ts-client")]
+pub use app::EMIT_TS_CLIENT_FLAG;
+pub use app::{DEFAULT_BODY_LIMIT, Pikku};
 pub use async_stream::{stream, try_stream};
 /// The `axum` crate Pikku mounts on (so apps name the same version).
 pub use axum;
@@ -100,18 +147,20 @@ pub use error::{PikkuError, Result};
 pub use event_hub::{EventHub, EventHubExt, MemoryHub};
 /// The `http` crate of Pikku's types (headers, status codes), e.g. `pikku::http::header::SET_COOKIE`.
 pub use http;
-pub use limits::Limits;
 pub use metrics::{Metrics, MetricsSnapshot};
+#[cfg(feature = "openapi")]
 pub use openapi::OpenApiConfig;
 pub use pikku_macros::pikku_func;
-pub use registry::{Method, ResponseKind, RouteDef, StartupError};
+pub use registry::{Method, ResponseKind, RouteDef};
 pub use reply::Reply;
 pub use server::{
     CONNECTION_BUFFER_MAX, DEFAULT_SHUTDOWN_DEADLINE, ServeConfig, serve, serve_with,
     serve_with_deadline,
 };
+pub use serving::{Limits, Shutdown, SseConfig};
 pub use session::SessionService;
-pub use sse::{Event, Frame, SseConfig};
+pub use sse::{Event, Frame};
+pub use startup::StartupError;
 
 /// Without the `client` feature, `#[pikku_func]`'s client calls expand to nothing.
 #[cfg(not(feature = "client"))]
@@ -135,11 +184,11 @@ pub mod prelude {
 /// Used by the code `#[pikku_func]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::call::{Call, Prepared, Step, Steps, fail, frame_raw, frame_raw_result};
     pub use crate::checks::{
         frame, frame_event, frame_event_result, frame_result, input_fns, json, json_result, run,
         run_once, schema_of,
     };
-    pub use crate::dispatch::{Call, Prepared, Step, Steps, fail, frame_raw, frame_raw_result};
     pub use crate::input::InputPlan;
     pub use crate::registry::{
         Method, RateLimit, RatePer, RegisteredRoute, ResponseKind, RouteDef,

@@ -1,4 +1,4 @@
-//! The route descriptors `#[pikku_func]` emits, how they are collected, and the startup checks.
+//! The route descriptors `#[pikku_func]` emits, and how they are collected.
 //!
 //! Each annotated function becomes one `static` [`RouteDef`] and one `inventory::submit!` of
 //! it, so [`Pikku::new`](crate::Pikku::new) finds every route with no wiring. The descriptor is
@@ -7,13 +7,12 @@
 //! linker (see the README, "Explicit registration").
 
 use std::any::TypeId;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use crate::dispatch::{Call, Steps};
+use crate::call::{Call, Steps};
 use crate::input::InputPlan;
 
 /// HTTP methods a Pikku function can be declared on.
@@ -168,6 +167,37 @@ impl fmt::Debug for RouteDef {
     }
 }
 
+#[cfg(any(feature = "openapi", feature = "ts-client"))]
+/// The schemas one route documents, generated into one generator (its definitions become
+/// shared components): the input, the JSON output (json/either routes) and the stream item
+/// (stream/either routes).
+#[derive(Debug, Clone)]
+pub(crate) struct RouteSchemas {
+    pub input: Option<serde_json::Value>,
+    pub output: Option<serde_json::Value>,
+    pub item: Option<serde_json::Value>,
+}
+
+#[cfg(any(feature = "openapi", feature = "ts-client"))]
+impl RouteSchemas {
+    pub(crate) fn generate(route: &RouteDef, generator: &mut SchemaGenerator) -> Self {
+        let mut gen_opt = |f: Option<SchemaFn>| f.map(|f| f(generator).to_value());
+        Self {
+            input: gen_opt(route.input_schema),
+            output: gen_opt(
+                route
+                    .output_schema
+                    .filter(|_| route.response != ResponseKind::Stream),
+            ),
+            item: gen_opt(
+                route
+                    .item_schema
+                    .filter(|_| route.response != ResponseKind::Json),
+            ),
+        }
+    }
+}
+
 /// What `inventory` collects: a pointer to a route's static descriptor.
 pub struct RegisteredRoute(pub &'static RouteDef);
 
@@ -205,7 +235,7 @@ pub(crate) fn select_for<S: 'static>(all: Vec<&'static RouteDef>) -> Vec<&'stati
                 r.method.as_str().to_uppercase(),
                 r.path,
                 r.fn_name,
-                at(r)
+                location(r)
             );
             mounted.push(r);
             continue;
@@ -214,7 +244,7 @@ pub(crate) fn select_for<S: 'static>(all: Vec<&'static RouteDef>) -> Vec<&'stati
         let msg = format!(
             "not mounted: `{}` ({}, {} {}) takes services `&{theirs}`, but this app was built with `Pikku::new({app_type})`; if it belongs to this app, change its first parameter to `&{app_type}`",
             r.fn_name,
-            at(r),
+            location(r),
             r.method.as_str().to_uppercase(),
             r.path,
         );
@@ -260,138 +290,17 @@ macro_rules! routes {
     };
 }
 
-/// A problem found when mounting routes. Reported at startup, naming the declarations.
-///
-/// It prints (with `{}` and with `{:?}`) as one paragraph that names the function, where it is
-/// declared and the fix, so `main() -> Result<(), Box<dyn std::error::Error>>` can
-/// `pikku.try_router()?` and show a readable message.
-#[derive(Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StartupError {
-    /// Two functions on the same method and route.
-    #[error(
-        "two functions are declared on {method} {path}: `{first}` ({first_at}) and `{second}` ({second_at}); give one of them another route or method"
-    )]
-    DuplicateRoute {
-        /// Method.
-        method: &'static str,
-        /// Route.
-        path: &'static str,
-        /// First function.
-        first: &'static str,
-        /// Where it is.
-        first_at: String,
-        /// Second function.
-        second: &'static str,
-        /// Where it is.
-        second_at: String,
-    },
-    /// A `{param}` of the route is not a field of the input type.
-    #[error(
-        "route {path} of `{function}` ({at}) has the param `{{{param}}}`, but its input type has no field `{param}` (as serialized); add the field or rename the param"
-    )]
-    MissingPathParam {
-        /// Route.
-        path: &'static str,
-        /// Function.
-        function: &'static str,
-        /// Where it is.
-        at: String,
-        /// The param.
-        param: &'static str,
-    },
-    /// A route needs a session but the app has no session service.
-    #[error(
-        "`{function}` ({at}) requires auth but the app has no session service; add one with `.sessions(...)` or declare `auth = false`"
-    )]
-    NoSessionService {
-        /// Function.
-        function: &'static str,
-        /// Where it is.
-        at: String,
-    },
-    /// A session function's session type differs from the app's session service.
-    #[error(
-        "`{function}` ({at}) takes a session of another type than the app's session service produces"
-    )]
-    SessionTypeMismatch {
-        /// Function.
-        function: &'static str,
-        /// Where it is.
-        at: String,
-    },
-    /// An explicitly registered route takes another services type.
-    #[error(
-        "`{function}` ({at}) takes services of type `&{expected}`, but the app was built with `Pikku::with_routes({app}, ...)`; change the function's first parameter to `&{app}` or leave it out of `routes![...]`"
-    )]
-    ServicesTypeMismatch {
-        /// Function.
-        function: &'static str,
-        /// Where it is.
-        at: String,
-        /// The type the function takes.
-        expected: &'static str,
-        /// The services type of the app.
-        app: &'static str,
-    },
-    /// A path of the OpenAPI document or docs page is invalid or taken by a route.
-    #[error(
-        "the OpenAPI/docs path `{path}` {problem}; choose another in `OpenApiConfig`, or `None` to turn it off"
-    )]
-    DocsPath {
-        /// The configured path.
-        path: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-}
-
-impl fmt::Debug for StartupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pikku: {self}")
-    }
-}
-
-fn at(r: &RouteDef) -> String {
-    format!("{}:{}", r.source.0, r.source.1)
-}
-
-/// Checks a set of routes for the errors that can only be seen once all are known.
-pub fn validate(routes: &[&'static RouteDef]) -> Result<(), StartupError> {
-    let mut seen: BTreeMap<(&str, Method), &RouteDef> = BTreeMap::new();
-    for r in routes {
-        if let Some(first) = seen.insert((r.path, r.method), r) {
-            return Err(StartupError::DuplicateRoute {
-                method: r.method.as_str(),
-                path: r.path,
-                first: first.fn_name,
-                first_at: at(first),
-                second: r.fn_name,
-                second_at: at(r),
-            });
-        }
-        if !r.path_params.is_empty() {
-            let plan = r.plan();
-            for p in r.path_params {
-                if !plan.properties().iter().any(|f| f == p) {
-                    return Err(StartupError::MissingPathParam {
-                        path: r.path,
-                        function: r.fn_name,
-                        at: at(r),
-                        param: p,
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
+/// Where a route is declared, `file:line`, for startup errors.
 pub(crate) fn location(r: &RouteDef) -> String {
-    at(r)
+    format!("{}:{}", r.source.0, r.source.1)
 }
 
 /// A JSON route without input or handler, for unit tests of route readers.
 #[cfg(test)]
+#[cfg_attr(
+    not(any(feature = "openapi", feature = "ts-client", feature = "client")),
+    allow(dead_code)
+)]
 pub(crate) fn test_route(method: Method, path: &'static str, fn_name: &'static str) -> RouteDef {
     RouteDef {
         method,

@@ -1,7 +1,8 @@
 //! [`Reply`]: a function that answers with JSON or with a stream, decided at run time.
 
-/// Either a JSON value or an event stream, chosen by the function per request — the seed's
-/// progressive enhancement (`getDataWithSSE`): `?realtime=true` streams, otherwise JSON.
+/// Either a JSON value or an event stream, chosen by the function per request — progressive
+/// enhancement, as Pikku's `getDataWithSSE` example does: `?realtime=true` streams, otherwise
+/// JSON.
 ///
 /// The route is documented with both content types (`application/json` and
 /// `text/event-stream`).

@@ -1,38 +1,26 @@
-//! Reading generated JSON schemas: shared by input decoding ([`crate::input`]) and the OpenAPI
-//! document ([`crate::openapi`]), which find named schemas under different paths.
+//! Generating and reading JSON schemas: the generator of the documents, and named-schema
+//! lookup shared by input decoding ([`crate::input`]) and the describers, which find named
+//! schemas under different paths.
 
-use schemars::SchemaGenerator;
+#[cfg(any(feature = "openapi", feature = "ts-client"))]
+use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
-use crate::registry::{ResponseKind, RouteDef};
+#[cfg(any(feature = "openapi", feature = "ts-client"))]
+/// Where component schemas live in an OpenAPI document; the generator writes its `$ref`s
+/// with this prefix.
+pub(crate) const COMPONENTS_PREFIX: &str = "#/components/schemas/";
 
-/// The schemas one route documents, generated into one generator (its definitions become
-/// shared components): the input, the JSON output (json/either routes) and the stream item
-/// (stream/either routes).
-#[derive(Debug, Clone)]
-pub(crate) struct RouteSchemas {
-    pub input: Option<Value>,
-    pub output: Option<Value>,
-    pub item: Option<Value>,
-}
-
-impl RouteSchemas {
-    pub(crate) fn generate(route: &RouteDef, generator: &mut SchemaGenerator) -> Self {
-        let mut gen_opt = |f: Option<crate::registry::SchemaFn>| f.map(|f| f(generator).to_value());
-        Self {
-            input: gen_opt(route.input_schema),
-            output: gen_opt(
-                route
-                    .output_schema
-                    .filter(|_| route.response != ResponseKind::Stream),
-            ),
-            item: gen_opt(
-                route
-                    .item_schema
-                    .filter(|_| route.response != ResponseKind::Json),
-            ),
-        }
-    }
+#[cfg(any(feature = "openapi", feature = "ts-client"))]
+/// The one schema generator of the OpenAPI document and the TypeScript client, so their
+/// types match: JSON Schema 2020-12, definitions under `#/components/schemas/`, no `$schema`.
+pub(crate) fn components_generator() -> schemars::SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = COMPONENTS_PREFIX.trim_start_matches('#').into();
+            s.meta_schema = None;
+        })
+        .into_generator()
 }
 
 /// The named schemas a local `$ref` can point to, and the prefix such refs carry

@@ -23,7 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio_util::sync::CancellationToken;
 use tower::Service as _;
 
-use crate::app::Shutdown;
+use crate::serving::Shutdown;
 
 /// How long [`serve`] waits for open connections after shutdown starts.
 pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);

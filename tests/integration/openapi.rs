@@ -561,7 +561,7 @@ async fn docs_paths_that_clash_fail_at_startup() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StartupError::DocsPath { path, .. } if path == "/data"),
+        matches!(&err, StartupError::ReservedPath { path, .. } if path == "/data"),
         "{err}"
     );
     assert!(err.to_string().contains("get_data"), "{err}");
@@ -570,7 +570,7 @@ async fn docs_paths_that_clash_fail_at_startup() {
     let err = with(Some("/x"), Some("/x")).await.unwrap_err();
     assert!(err.to_string().contains("both"), "{err}");
     let err = with(None, Some("/docs/{page}")).await.unwrap_err();
-    assert!(matches!(err, StartupError::DocsPath { .. }), "{err}");
+    assert!(matches!(err, StartupError::ReservedPath { .. }), "{err}");
     with(None, Some("/reference")).await.unwrap();
 }
 

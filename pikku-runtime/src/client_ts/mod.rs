@@ -30,12 +30,34 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::openapi::{COMPONENTS_PREFIX, schema_generator};
-use crate::registry::{ResponseKind, RouteDef};
-use crate::schema::{Defs, RouteSchemas};
+use crate::registry::{ResponseKind, RouteDef, RouteSchemas};
+use crate::schema::{COMPONENTS_PREFIX, Defs, components_generator};
+use crate::sse::ReservedEvent;
 
 /// The runtime part of every generated client.
 const RUNTIME: &str = include_str!("runtime.ts");
+
+/// The reserved event names as a TypeScript constant the runtime switches on, written from
+/// [`ReservedEvent`] so the two clients and the server cannot disagree.
+fn reserved_events_ts() -> String {
+    let mut out = String::from(
+        "/** The events the server sends itself (never items of a stream). */\nexport const ReservedEvent = {\n",
+    );
+    for e in ReservedEvent::ALL {
+        let key = match e {
+            ReservedEvent::SessionEnd => "sessionEnd",
+            other => other.name(),
+        };
+        let _ = writeln!(
+            out,
+            "  /** {} */\n  {key}: {},",
+            e.description(),
+            json_string(e.name())
+        );
+    }
+    out.push_str("} as const;\n\n");
+    out
+}
 
 /// The names the runtime exports (and the generated glue); a schema may not take them.
 const RESERVED_TYPE_NAMES: &[&str] = &[
@@ -458,7 +480,7 @@ pub fn typescript(
     let mut routes = routes.to_vec();
     routes.sort_by(|a, b| (a.fn_name, a.path, a.method).cmp(&(b.fn_name, b.path, b.method)));
 
-    let mut generator = schema_generator();
+    let mut generator = components_generator();
     let schemas: Vec<RouteSchemas> = routes
         .iter()
         .map(|r| RouteSchemas::generate(r, &mut generator))
@@ -572,6 +594,7 @@ pub fn typescript(
         }
     }
 
+    out.push_str(&reserved_events_ts());
     out.push_str(RUNTIME);
     out.push('\n');
 
@@ -743,6 +766,32 @@ mod tests {
     fn ts(schema: Value) -> String {
         let names = BTreeMap::from([("Update".to_owned(), "Update".to_owned())]);
         Types { names: &names }.expr(&schema, 0)
+    }
+
+    #[test]
+    fn reserved_event_names_come_from_the_rust_definition() {
+        let out = typescript(&[], &TsClientConfig::default()).unwrap();
+        let start = out.find("export const ReservedEvent = {").unwrap();
+        let block = &out[start..start + out[start..].find("} as const;").unwrap()];
+        let names: Vec<&str> = block
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_suffix("\",")?
+                    .rsplit_once(": \"")
+                    .map(|(_, n)| n)
+            })
+            .collect();
+        let rust: Vec<&str> = ReservedEvent::ALL.iter().map(|e| e.name()).collect();
+        assert_eq!(names, rust);
+        // The runtime switches on the constant, never on a name of its own.
+        for name in rust {
+            assert!(
+                !RUNTIME.contains(&format!("case '{name}'")),
+                "runtime.ts spells `{name}` itself"
+            );
+        }
+        assert!(RUNTIME.contains("case ReservedEvent.sessionEnd:"));
     }
 
     #[test]

@@ -87,7 +87,13 @@ export interface PikkuReconnect {
   lastEventId: string | undefined;
   /** `ended` (the server closed the stream), `shutdown`/`close` (it said so first),
    *  `network`, `heartbeat-timeout`, or `http` (a 408, 429 or 5xx answer). */
-  reason: 'ended' | 'shutdown' | 'close' | 'network' | 'heartbeat-timeout' | 'http';
+  reason:
+    | 'ended'
+    | typeof ReservedEvent.shutdown
+    | typeof ReservedEvent.close
+    | 'network'
+    | 'heartbeat-timeout'
+    | 'http';
 }
 
 /** Base class of the errors this client throws. */
@@ -454,23 +460,23 @@ export class PikkuStream<T> implements AsyncIterable<T> {
           for (const ev of events) {
             this.lastId = ev.lastEventId;
             switch (ev.event) {
-              case 'error': {
+              case ReservedEvent.error: {
                 const err = new PikkuStreamError(parseData(ev.data, this.op.name) as PikkuErrorBody);
                 if (!this.options.onError) throw err;
                 this.options.onError(err);
                 break;
               }
-              case 'gap': {
+              case ReservedEvent.gap: {
                 const gap = parseData(ev.data, this.op.name) as PikkuGap;
                 if (!this.options.onGap) throw new PikkuGapError(gap);
                 this.options.onGap(gap);
                 break;
               }
-              case 'shutdown':
-              case 'close':
+              case ReservedEvent.shutdown:
+              case ReservedEvent.close:
                 reason = ev.event;
                 break;
-              case 'session_end':
+              case ReservedEvent.sessionEnd:
                 // The session expired or was revoked: log in again rather than reconnect.
                 throw new PikkuStreamError(parseData(ev.data, this.op.name) as PikkuErrorBody);
               default: {

@@ -68,6 +68,11 @@ use crate::error::PikkuError;
 use crate::sse::{self, Event, Frame};
 
 mod config;
+// Parts of the log only the remote backends use (their readers append, they replay).
+#[cfg_attr(
+    not(any(feature = "redis", feature = "nats", feature = "postgres")),
+    allow(dead_code)
+)]
 mod log;
 mod memory;
 #[cfg(feature = "nats")]
@@ -78,6 +83,8 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+/// Why a subscription missed events (the `reason` of an `event: gap`).
+pub use crate::sse::GapReason;
 pub use config::{HUB_ENV_VARS, HubConfig, SlowConsumerPolicy};
 pub use memory::MemoryHub;
 pub use position::{Position, Resume};
@@ -205,34 +212,6 @@ impl fmt::Debug for HubEvent {
             .field("id", &self.id())
             .field("json", &self.0.json)
             .finish()
-    }
-}
-
-/// Why a subscription missed events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GapReason {
-    /// The events after the resume point left the replay window (trimmed by count, age or
-    /// the byte budget) before they could be delivered.
-    Expired,
-    /// The resume point is not a position of this topic (garbage, or ahead of the topic).
-    UnknownId,
-    /// The subscriber fell behind and events were skipped (skip policy).
-    Lagged,
-    /// The topic's history was lost since the resume point (it expired entirely, the backend
-    /// restarted without persistence or its data was deleted): a new epoch began.
-    Reset,
-}
-
-impl GapReason {
-    /// The reason as it appears in an `event: gap`'s data.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GapReason::Expired => "expired",
-            GapReason::UnknownId => "unknown_id",
-            GapReason::Lagged => "lagged",
-            GapReason::Reset => "reset",
-        }
     }
 }
 
@@ -496,7 +475,9 @@ impl<T> Stream for Frames<T> {
         };
         let frame = match std::task::ready!(Pin::new(sub).poll_next(cx)) {
             Some(HubItem::Event(ev)) => ev.frame(),
-            Some(HubItem::Gap { reason, missed }) => Frame::from_encoded(gap_frame(reason, missed)),
+            Some(HubItem::Gap { reason, missed }) => {
+                Frame::from_encoded(sse::encode_gap(reason, missed))
+            }
             Some(HubItem::Lagged { missed }) => {
                 self.sub = None;
                 let err = PikkuError::new(
@@ -513,11 +494,6 @@ impl<T> Stream for Frames<T> {
         };
         Poll::Ready(Some(frame))
     }
-}
-
-fn gap_frame(reason: GapReason, missed: Option<u64>) -> Bytes {
-    let json = serde_json::json!({"reason": reason, "missed": missed}).to_string();
-    sse::encode_raw(None, Some("gap"), json.as_bytes())
 }
 
 impl Stream for Subscription {

@@ -75,6 +75,7 @@ impl Revocations {
     }
 
     /// Whether any identity is revoked (lets verification skip the lookup).
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
     pub(crate) fn any_revoked(&self) -> bool {
         self.inner.lock().is_ok_and(|i| !i.revoked_at.is_empty())
     }

@@ -1,4 +1,4 @@
-//! The OpenAPI document of an app's routes, and a self-contained docs page.
+//! Describing an app: its OpenAPI document and a self-contained docs page.
 //!
 //! [`document`] builds an OpenAPI 3.1 document from the route descriptors `#[pikku_func]`
 //! emits; [`Pikku`](crate::Pikku) serves it at `GET /openapi.json` and a docs page at
@@ -71,7 +71,6 @@
 //! model always writes `3.1.0`), see [`Document::to_json`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
 
 use aide::openapi::{
     ApiKeyLocation, Components, Header, HeaderStyle, Info, MediaType, OpenApi, Operation,
@@ -79,25 +78,24 @@ use aide::openapi::{
     ReferenceOr, RequestBody, Response, Responses, SchemaObject, SecurityRequirement,
     SecurityScheme, Server, StatusCode, Tag,
 };
-use axum::Router;
-use axum::response::{IntoResponse, Response as HttpResponse};
-use axum::routing::{MethodRouter, get};
-use bytes::Bytes;
-use http::{HeaderValue, header};
 use indexmap::IndexMap;
-use schemars::generate::SchemaSettings;
-use schemars::{JsonSchema, Schema};
+use schemars::Schema;
 use serde_json::{Map, Value, json};
 
-use crate::error::{ErrorBody, PikkuError};
-use crate::registry::{Method, ResponseKind, RouteDef, StartupError};
-use crate::schema::{Defs, RouteSchemas};
+use crate::error::ErrorBody;
+use crate::registry::RouteSchemas;
+use crate::registry::{Method, ResponseKind, RouteDef};
+use crate::schema::{COMPONENTS_PREFIX, Defs, components_generator};
+use crate::sse::{StreamError, StreamGap, StreamShutdown};
+
+mod events;
+mod page;
+
+pub use page::{DOCS_CSP, DocsPages};
 
 /// The OpenAPI object model the document is built with (`aide`'s `openapi` module).
 pub use aide::openapi as model;
 
-/// Where schemas live in the document; the generator writes its `$ref`s with this prefix.
-const SCHEMAS_PATH: &str = "#/components/schemas/";
 /// Name of the bearer-token security scheme.
 pub const BEARER_SCHEME: &str = "bearerAuth";
 /// Name of the session-cookie security scheme.
@@ -105,7 +103,7 @@ pub const COOKIE_SCHEME: &str = "sessionCookie";
 /// The session cookie's default name.
 pub const DEFAULT_SESSION_COOKIE: &str = crate::session::SESSION_COOKIE;
 
-const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
 
 /// Which OpenAPI version the document is written as. See the [module docs](self#streams).
@@ -215,51 +213,6 @@ impl Document {
     }
 }
 
-/// The data of an `event: error` in a stream (unlike an HTTP error body, without `status`).
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct StreamError {
-    /// Machine-readable code, e.g. `internal` or `conflict`.
-    error: String,
-    /// Human-readable message.
-    message: String,
-}
-
-/// The data of the final `event: shutdown` of a stream (with `retry: 1000`): the server is
-/// going away; reconnect, elsewhere if need be.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct StreamShutdown {
-    /// Why the stream ended.
-    reason: String,
-}
-
-/// The data of an `event: gap` of a hub-fed stream: events were missed (the resume point left
-/// the replay window or is unknown, or the subscriber lagged); delivery goes on after it.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct StreamGap {
-    /// `expired`, `unknown_id`, `lagged` or `reset`.
-    reason: String,
-    /// How many events were missed, when known.
-    missed: Option<u64>,
-}
-
-/// The one schema generator of the document (and of the TypeScript client, so its types match
-/// the document's components): JSON Schema 2020-12, definitions under
-/// `#/components/schemas/`, no `$schema`.
-pub(crate) fn schema_generator() -> schemars::SchemaGenerator {
-    SchemaSettings::draft2020_12()
-        .with(|s| {
-            s.definitions_path = SCHEMAS_PATH.trim_start_matches('#').into();
-            s.meta_schema = None;
-        })
-        .into_generator()
-}
-
-/// Where the generator writes its `$ref`s: `#/components/schemas/<Name>`.
-pub(crate) const COMPONENTS_PREFIX: &str = SCHEMAS_PATH;
-
 /// The schemas one route needs, generated before the components are known.
 struct Generated {
     route: &'static RouteDef,
@@ -277,7 +230,7 @@ pub fn document(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Document {
     let mut routes = routes.to_vec();
     routes.sort_by(|a, b| (a.path, a.method).cmp(&(b.path, b.method)));
 
-    let mut generator = schema_generator();
+    let mut generator = components_generator();
     let error_body = generator.subschema_for::<ErrorBody>();
     let any_stream = routes.iter().any(|r| r.response != ResponseKind::Json);
     let stream_schemas = any_stream.then(|| {
@@ -302,8 +255,12 @@ pub fn document(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Document {
     for g in &generated {
         let event_ref = match (&g.schemas.item, &stream_schemas) {
             (Some(item), Some((error, shutdown, gap))) => {
-                let schema =
-                    event_schema(item, error.as_value(), shutdown.as_value(), gap.as_value());
+                let payloads = events::PayloadSchemas {
+                    error: error.as_value(),
+                    shutdown: shutdown.as_value(),
+                    gap: gap.as_value(),
+                };
+                let schema = events::event_schema(item, &payloads);
                 let key = schema.to_string();
                 let name = match event_names.get(&key) {
                     Some(name) => name.clone(),
@@ -314,13 +271,13 @@ pub fn document(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Document {
                         name
                     }
                 };
-                Some(json!({ "$ref": format!("{SCHEMAS_PATH}{name}") }))
+                Some(json!({ "$ref": format!("{COMPONENTS_PREFIX}{name}") }))
             }
             _ => None,
         };
         event_refs.push(event_ref);
     }
-    let defs = Defs::new(SCHEMAS_PATH, Some(&definitions));
+    let defs = Defs::new(COMPONENTS_PREFIX, Some(&definitions));
 
     let mut paths: BTreeMap<&str, PathItem> = BTreeMap::new();
     let mut tags = BTreeSet::new();
@@ -411,7 +368,7 @@ fn event_schema_name(g: &Generated) -> String {
         .as_ref()
         .and_then(|i| i.get("$ref"))
         .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix(SCHEMAS_PATH));
+        .and_then(|r| r.strip_prefix(COMPONENTS_PREFIX));
     let base = match item_name {
         Some(name) => name.to_owned(),
         None => g
@@ -640,83 +597,6 @@ fn stream_description(route: &RouteDef) -> String {
     )
 }
 
-/// The schema of one event of a stream whose items have schema `item`.
-fn event_schema(item: &Value, error: &Value, shutdown: &Value, gap: &Value) -> Value {
-    let data = |schema: &Value| {
-        json!({
-            "type": "string",
-            "contentMediaType": JSON,
-            "contentSchema": schema,
-        })
-    };
-    json!({
-        "type": "object",
-        "description": "One Server-Sent Event of a stream, with the fields of the SSE wire format.",
-        "properties": {
-            "id": { "type": "string", "description": "The event id, if the item set one." },
-            "event": { "type": "string", "description": "The event name; absent for plain items." },
-            "retry": { "type": "integer", "minimum": 0, "description": "Reconnection delay hint in milliseconds." },
-            "data": { "type": "string", "description": "The payload, as JSON text." },
-        },
-        "required": ["data"],
-        "oneOf": [
-            {
-                "title": "item",
-                "description": "An item of the stream.",
-                "properties": {
-                    "event": { "not": { "enum": ["error", "shutdown", "close", "gap", "session_end"] } },
-                    "data": data(item),
-                },
-            },
-            {
-                "title": "error",
-                "description": "A failed item (the stream goes on), or the function panicked (the stream ends).",
-                "properties": {
-                    "event": { "const": "error" },
-                    "data": data(error),
-                },
-                "required": ["event"],
-            },
-            {
-                "title": "shutdown",
-                "description": "The server is shutting down; the stream ends (with `retry: 1000`).",
-                "properties": {
-                    "event": { "const": "shutdown" },
-                    "data": data(shutdown),
-                },
-                "required": ["event"],
-            },
-            {
-                "title": "close",
-                "description": "The stream reached its maximum lifetime and ends (with `retry: 0`): reconnect now.",
-                "properties": {
-                    "event": { "const": "close" },
-                    "data": data(shutdown),
-                },
-                "required": ["event"],
-            },
-            {
-                "title": "gap",
-                "description": "Events were missed (resume point expired or unknown, or the subscriber lagged); the stream goes on.",
-                "properties": {
-                    "event": { "const": "gap" },
-                    "data": data(gap),
-                },
-                "required": ["event"],
-            },
-            {
-                "title": "session_end",
-                "description": "The stream's session expired (`session_expired`) or was revoked (`session_revoked`); the stream ends: log in again before reconnecting.",
-                "properties": {
-                    "event": { "const": "session_end" },
-                    "data": data(error),
-                },
-                "required": ["event"],
-            },
-        ],
-    })
-}
-
 /// OpenAPI 3.2: each stream media type also gets its event schema as `itemSchema`.
 fn add_item_schemas(openapi: &mut OpenApi) {
     let Some(paths) = &mut openapi.paths else {
@@ -865,181 +745,9 @@ fn security_schemes(cfg: &OpenApiConfig) -> IndexMap<String, ReferenceOr<Securit
     schemes
 }
 
-// ---------------------------------------------------------------------------------------------
-// Serving
-
-/// The docs page; `/*PIKKU_DOCS*/` is replaced by its data (document and paths) when served.
-const DOCS_HTML: &str = include_str!("docs.html");
-const DOCS_PLACEHOLDER: &str = "/*PIKKU_DOCS*/";
-/// The docs page runs only its own inline script and talks only to its own origin.
-const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
-     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
-     form-action 'none'; frame-ancestors 'none'";
-
-/// What the two handlers share: the routes, the settings, and what is built on first use.
-struct Served {
-    routes: Vec<&'static RouteDef>,
-    cfg: OpenApiConfig,
-    doc: OnceLock<Result<Value, String>>,
-    json: OnceLock<Result<Bytes, String>>,
-    html: OnceLock<Result<Bytes, String>>,
-}
-
-impl Served {
-    /// The document, built once for both pages.
-    fn doc(&self) -> Result<&Value, String> {
-        self.doc
-            .get_or_init(|| {
-                document(&self.routes, &self.cfg)
-                    .to_json()
-                    .map_err(|e| e.to_string())
-            })
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    fn json(&self) -> &Result<Bytes, String> {
-        self.json.get_or_init(|| {
-            serde_json::to_vec_pretty(self.doc()?)
-                .map(Bytes::from)
-                .map_err(|e| e.to_string())
-        })
-    }
-
-    fn html(&self) -> &Result<Bytes, String> {
-        self.html.get_or_init(|| {
-            let data = json!({
-                "docsPath": self.cfg.docs_path,
-                "jsonPath": self.cfg.json_path,
-                "document": self.doc()?,
-            });
-            let page = DOCS_HTML.replacen(DOCS_PLACEHOLDER, &script_safe_json(&data), 1);
-            Ok(Bytes::from(page))
-        })
-    }
-}
-
-/// JSON that can sit inside a `<script>` element: `<`, `>` and `&` only occur in JSON strings,
-/// where their `\u` escapes mean the same, so no `</script>` can end the element early.
-fn script_safe_json(value: &Value) -> String {
-    value
-        .to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-}
-
-fn respond(body: &Result<Bytes, String>, content_type: &'static str) -> HttpResponse {
-    match body {
-        Ok(bytes) => {
-            let mut res = bytes.clone().into_response();
-            let headers = res.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            res
-        }
-        Err(e) => {
-            PikkuError::internal(format!("building the OpenAPI document: {e}")).into_response()
-        }
-    }
-}
-
-fn get_only(handler: MethodRouter) -> MethodRouter {
-    handler.fallback(|| async {
-        let mut res = PikkuError::method_not_allowed("method not allowed; this route accepts GET")
-            .into_response();
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET"));
-        res
-    })
-}
-
-/// Checks the configured paths against each other and the app's routes.
-pub(crate) fn check(routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Result<(), StartupError> {
-    let paths = [cfg.json_path.as_deref(), cfg.docs_path.as_deref()];
-    for path in paths.into_iter().flatten() {
-        let problem = |problem: String| StartupError::DocsPath {
-            path: path.to_owned(),
-            problem,
-        };
-        if !path.starts_with('/') {
-            return Err(problem("does not start with `/`".into()));
-        }
-        if path.contains(['{', '}', '*']) {
-            return Err(problem("may not contain `{`, `}` or `*`".into()));
-        }
-        if let Some(r) = routes.iter().find(|r| r.path == path) {
-            return Err(problem(format!(
-                "is also the route of `{}` ({})",
-                r.fn_name,
-                crate::registry::location(r)
-            )));
-        }
-    }
-    if cfg.json_path.is_some() && cfg.json_path == cfg.docs_path {
-        return Err(StartupError::DocsPath {
-            path: cfg.json_path.clone().unwrap_or_default(),
-            problem: "is set for both the JSON document and the docs page".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Mounts the document and the docs page (whichever are on) on `router`.
-pub(crate) fn mount(router: Router, routes: &[&'static RouteDef], cfg: &OpenApiConfig) -> Router {
-    let served = Arc::new(Served {
-        routes: routes.to_vec(),
-        cfg: cfg.clone(),
-        doc: OnceLock::new(),
-        json: OnceLock::new(),
-        html: OnceLock::new(),
-    });
-    let mut router = router;
-    if let Some(path) = &cfg.json_path {
-        let served = served.clone();
-        router = router.route(
-            path,
-            get_only(get(move || async move {
-                respond(served.json(), "application/json")
-            })),
-        );
-    }
-    if let Some(path) = &cfg.docs_path {
-        router = router.route(
-            path,
-            get_only(get(move || async move {
-                let mut res = respond(served.html(), "text/html; charset=utf-8");
-                res.headers_mut().insert(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(DOCS_CSP),
-                );
-                res
-            })),
-        );
-    }
-    router
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn script_safe_json_cannot_close_the_script_element() {
-        let v = json!({"d": "</script><script>alert(1)</script> & more"});
-        let s = script_safe_json(&v);
-        assert!(!s.contains('<') && !s.contains('>') && !s.contains('&'));
-        assert_eq!(serde_json::from_str::<Value>(&s).unwrap(), v);
-    }
-
-    #[test]
-    fn docs_template_has_its_placeholder() {
-        assert_eq!(DOCS_HTML.matches(DOCS_PLACEHOLDER).count(), 1);
-    }
 
     #[test]
     fn components_use_the_openapi_path() {

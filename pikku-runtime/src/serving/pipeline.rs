@@ -1,209 +1,29 @@
-//! Serving one call of a declared function, independent of the web framework.
-//!
-//! The generated handler turns a [`Call`] into a stream of [`Step`]s: first `Open` (a stream
-//! starts), `Json` (a JSON answer) or `Fail` (an error before anything was sent), then, for
-//! streams, one `Frame` per encoded event. The runtime reads the first step to choose the
-//! response and hands the rest to [`SseBody`]. One protocol serves JSON, stream and
-//! either-routes, and lets a generator borrow the services it runs with.
+//! The request pipeline: one request to a route, from its headers and raw input to the
+//! response (rate limit, CSRF, content type, session, stream limits, the function).
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context as TaskContext, Poll};
 
-use bytes::Bytes;
-use futures_util::{FutureExt as _, Stream, StreamExt as _};
-use http::{HeaderValue, StatusCode, header};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use futures_util::{FutureExt as _, StreamExt as _};
+use http::{HeaderValue, header};
 use tokio_util::sync::CancellationToken;
 
+use super::body::{PikkuBody, SseBody, panic_message};
+use super::config::SseConfig;
+use super::limits::{RouteRateLimiter, StreamLimiter, StreamPermit};
+use crate::call::{Call, Step, Steps};
 use crate::context::Context;
 use crate::cors::CorsConfig;
 use crate::error::PikkuError;
-use crate::input::{self, RawInput};
-use crate::limits::{RouteRateLimiter, StreamLimiter, StreamPermit};
+use crate::input::RawInput;
 use crate::metrics::Metrics;
 use crate::registry::{ResponseKind, RouteDef};
-use crate::session::{ErasedSessions, SESSION_COOKIE, token_from_headers};
-use crate::session_end::SessionEnd;
-use crate::sse::{self, Event, SseBody, SseConfig};
-
-/// One step of a generated handler's output.
-#[derive(Debug)]
-pub enum Step {
-    /// A stream starts: send the SSE headers.
-    Open,
-    /// A JSON answer (already serialized), or the error the function returned.
-    Json(Result<Bytes, PikkuError>),
-    /// The function failed before anything was sent.
-    Fail(PikkuError),
-    /// One encoded SSE event.
-    Frame(Bytes),
-}
-
-/// A generated handler's output.
-pub type Steps = Pin<Box<dyn Stream<Item = Step> + Send>>;
-
-/// One call of a function, as the runtime hands it to the generated handler.
-pub struct Call {
-    pub(crate) route: &'static RouteDef,
-    pub(crate) services: Arc<dyn Any + Send + Sync>,
-    pub(crate) session: Option<Arc<dyn Any + Send + Sync>>,
-    pub(crate) raw: RawInput,
-    pub(crate) ctx: Context,
-}
-
-/// What a generated handler's body receives: typed services, input, session and context.
-pub struct Prepared<S, I, U> {
-    /// The app's services.
-    pub services: Arc<S>,
-    /// The decoded input (`()` for functions without one).
-    pub input: I,
-    /// The session (`()` for functions without one).
-    pub session: U,
-    /// The request context.
-    pub ctx: Context,
-}
-
-/// How a session parameter is taken from a call: `()` for none, `Arc<T>` for a session `T`.
-pub trait SessionArg: Sized + Send + 'static {
-    /// Takes the session the runtime resolved.
-    fn take(session: Option<Arc<dyn Any + Send + Sync>>) -> Result<Self, PikkuError>;
-}
-
-impl SessionArg for () {
-    fn take(_: Option<Arc<dyn Any + Send + Sync>>) -> Result<Self, PikkuError> {
-        Ok(())
-    }
-}
-
-impl<T: Send + Sync + 'static> SessionArg for Arc<T> {
-    fn take(session: Option<Arc<dyn Any + Send + Sync>>) -> Result<Self, PikkuError> {
-        session
-            .ok_or_else(|| PikkuError::unauthorized("a valid session is required"))?
-            .downcast::<T>()
-            .map_err(|_| PikkuError::internal("session type differs from the function's"))
-    }
-}
-
-impl Call {
-    fn prepare<S, I, U>(self) -> Result<Prepared<S, I, U>, PikkuError>
-    where
-        S: Send + Sync + 'static,
-        I: DeserializeOwned,
-        U: SessionArg,
-    {
-        let services = self
-            .services
-            .downcast::<S>()
-            .map_err(|_| PikkuError::internal("services type differs from the function's"))?;
-        let input = if self.route.input_schema.is_some() {
-            input::decode(self.route.plan(), &self.raw, self.route.method.has_body())?
-        } else {
-            // `()` deserializes from null: functions without input ignore the request's data.
-            serde_json::from_value(serde_json::Value::Null).map_err(PikkuError::internal)?
-        };
-        Ok(Prepared {
-            services,
-            input,
-            session: U::take(self.session)?,
-            ctx: self.ctx,
-        })
-    }
-}
-
-/// Runs a generated handler body with the call's typed parts (generated code calls this).
-pub fn run<S, I, U, St, F>(call: Call, body: F) -> Steps
-where
-    F: FnOnce(Prepared<S, I, U>) -> St,
-    S: Send + Sync + 'static,
-    I: DeserializeOwned,
-    U: SessionArg,
-    St: Stream<Item = Step> + Send + 'static,
-{
-    match call.prepare::<S, I, U>() {
-        Ok(p) => Box::pin(body(p)),
-        Err(e) => Box::pin(futures_util::stream::once(async move { Step::Fail(e) })),
-    }
-}
-
-/// [`run`] for a function that answers once (JSON): `body` is a future of its one step.
-pub fn run_once<S, I, U, Fut, F>(call: Call, body: F) -> Steps
-where
-    F: FnOnce(Prepared<S, I, U>) -> Fut,
-    S: Send + Sync + 'static,
-    I: DeserializeOwned,
-    U: SessionArg,
-    Fut: Future<Output = Step> + Send + 'static,
-{
-    run(call, |p| futures_util::stream::once(body(p)))
-}
-
-/// A JSON answer.
-pub fn json<T: Serialize>(value: &T) -> Step {
-    Step::Json(
-        serde_json::to_vec(value)
-            .map(Bytes::from)
-            .map_err(PikkuError::internal),
-    )
-}
-
-/// A JSON answer from a fallible function.
-pub fn json_result<T: Serialize, E: Into<PikkuError>>(value: Result<T, E>) -> Step {
-    match value {
-        Ok(v) => json(&v),
-        Err(e) => Step::Json(Err(e.into())),
-    }
-}
-
-/// An error before anything was sent.
-pub fn fail<E: Into<PikkuError>>(e: E) -> Step {
-    Step::Fail(e.into())
-}
-
-/// A data-only event.
-pub fn frame<T: Serialize>(item: &T) -> Step {
-    Step::Frame(sse::encode_json(item).unwrap_or_else(|e| sse::encode_error(&e)))
-}
-
-/// An event with fields.
-pub fn frame_event<T: Serialize>(item: &Event<T>) -> Step {
-    Step::Frame(item.encode().unwrap_or_else(|e| sse::encode_error(&e)))
-}
-
-/// A pre-encoded event, sent as it is.
-pub fn frame_raw<T>(item: sse::Frame<T>) -> Step {
-    Step::Frame(item.into_bytes())
-}
-
-/// A fallible pre-encoded event.
-pub fn frame_raw_result<T, E: Into<PikkuError>>(item: Result<sse::Frame<T>, E>) -> Step {
-    match item {
-        Ok(v) => frame_raw(v),
-        Err(e) => Step::Frame(sse::encode_error(&e.into())),
-    }
-}
-
-/// A fallible item: `Err` becomes `event: error`.
-pub fn frame_result<T: Serialize, E: Into<PikkuError>>(item: Result<T, E>) -> Step {
-    match item {
-        Ok(v) => frame(&v),
-        Err(e) => Step::Frame(sse::encode_error(&e.into())),
-    }
-}
-
-/// A fallible event item.
-pub fn frame_event_result<T: Serialize, E: Into<PikkuError>>(item: Result<Event<T>, E>) -> Step {
-    match item {
-        Ok(v) => frame_event(&v),
-        Err(e) => Step::Frame(sse::encode_error(&e.into())),
-    }
-}
+use crate::session::ErasedSessions;
+use crate::session::end::SessionEnd;
 
 /// What every route of an app shares.
 pub(crate) struct AppState {
@@ -230,47 +50,6 @@ impl AppState {
         if let Some(limiter) = route.rate_limit.and_then(RouteRateLimiter::new) {
             self.rate_limiters.insert(route_key(route), limiter);
         }
-    }
-}
-
-/// The response body: a complete buffer or an event stream.
-pub enum PikkuBody {
-    /// A complete body.
-    Full(Option<Bytes>),
-    /// An event stream.
-    Sse(Box<SseBody>),
-}
-
-impl http_body::Body for PikkuBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            PikkuBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(http_body::Frame::data(b)))),
-            PikkuBody::Sse(s) => Pin::new(s.as_mut()).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, PikkuBody::Full(None))
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self {
-            PikkuBody::Full(Some(b)) => http_body::SizeHint::with_exact(b.len() as u64),
-            PikkuBody::Full(None) => http_body::SizeHint::with_exact(0),
-            PikkuBody::Sse(_) => http_body::SizeHint::default(),
-        }
-    }
-}
-
-impl From<Bytes> for PikkuBody {
-    fn from(b: Bytes) -> Self {
-        PikkuBody::Full(Some(b))
     }
 }
 
@@ -310,7 +89,7 @@ pub(crate) async fn handle(
         request_id = ?request_id
     );
     app.metrics.request();
-    let mut res = serve(
+    let mut res = run(
         app,
         route,
         headers,
@@ -326,7 +105,7 @@ pub(crate) async fn handle(
     res
 }
 
-async fn serve(
+async fn run(
     app: &AppState,
     route: &'static RouteDef,
     headers: http::HeaderMap,
@@ -390,7 +169,7 @@ async fn serve(
         let credential = session_info
             .identity
             .as_deref()
-            .or_else(|| token_from_headers(headers, SESSION_COOKIE))
+            .or_else(|| app.sessions.as_ref()?.credential(headers))
             .filter(|_| route.auth);
         app.stream_limiter.acquire(peer, credential).map(Some)
     };
@@ -413,7 +192,8 @@ async fn serve(
     );
     let extra_headers = ctx.response_headers();
     let call = Call {
-        route,
+        input_plan: route.input_schema.map(|_| route.plan()),
+        has_body: route.method.has_body(),
         services: app.services.clone(),
         session,
         raw,
@@ -501,13 +281,8 @@ fn respond(
         }
         Err(panic) => {
             app.metrics.panic();
-            tracing::error!(parent: &span, panic = %sse::panic_message(&panic), "function panicked");
-            PikkuError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal server error",
-            )
-            .to_response()
+            tracing::error!(parent: &span, panic = %panic_message(&panic), "function panicked");
+            PikkuError::internal_logged().to_response()
         }
     }
 }

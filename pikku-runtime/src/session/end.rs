@@ -14,7 +14,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tokio::time::{Instant, Sleep};
 
-use crate::revocation::RevocationWatch;
+use super::RevocationWatch;
+use crate::sse::session_end_frame;
 
 /// Why a session's stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +59,11 @@ impl SessionEnd {
 /// The last event of a stream whose session ended.
 pub(crate) fn frame(reason: Reason) -> Bytes {
     match reason {
-        Reason::Expired => Bytes::from_static(
-            b"event: session_end\ndata: {\"error\":\"session_expired\",\"message\":\"the session expired; log in again\"}\n\n",
-        ),
-        Reason::Revoked => Bytes::from_static(
-            b"event: session_end\ndata: {\"error\":\"session_revoked\",\"message\":\"the session was revoked; log in again\"}\n\n",
-        ),
+        Reason::Expired => {
+            session_end_frame("session_expired", "the session expired; log in again")
+        }
+        Reason::Revoked => {
+            session_end_frame("session_revoked", "the session was revoked; log in again")
+        }
     }
 }
