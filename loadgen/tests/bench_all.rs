@@ -6,6 +6,9 @@
 //! - `full-node`: a full-mode run with all three columns, the fd-capped idle row, Redis rows
 //!   Node cannot run (notes in the cells) and compile cost (two rounds of the published run).
 //! - `quick-no-node`: a quick run without the Node column, `--only single,idle10k`.
+//! - `quick-node-plain`: `--only idle10k` with both Node columns, Pikku on Node and plain
+//!   Node.js (added after the split, so these expected files are the split code's own output;
+//!   its figures come from a debug build on a busy machine and mean nothing).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -86,4 +89,9 @@ fn from_json_rebuilds_a_full_run_with_the_node_column() {
 #[test]
 fn from_json_rebuilds_a_quick_run_of_two_rows() {
     rebuilds_byte_for_byte("quick-no-node", &["--only", "single,idle10k"]);
+}
+
+#[test]
+fn from_json_rebuilds_the_idle_row_with_plain_node() {
+    rebuilds_byte_for_byte("quick-node-plain", &["--only", "idle10k"]);
 }

@@ -12,7 +12,7 @@ use super::record::{Previous, Run};
 use super::render::markdown::plain;
 use super::results::{Header, chart, columns, panels, results_md, summarise};
 use super::scenarios::{FD_RESERVE, scenarios};
-use super::servers::{paths, prepare_node};
+use super::servers::{describe_node_plain, paths, prepare_node};
 
 /// Runs `bench-all` as `o` asks; `command` is the command line, recorded in the results.
 pub async fn run(mut o: Opts, command: &str) -> Result<(), String> {
@@ -74,6 +74,20 @@ pub async fn run(mut o: Opts, command: &str) -> Result<(), String> {
             }
         }
     }
+    // Plain Node.js needs only `node`, so it runs even where the npm install failed.
+    let mut plain_ran = None;
+    if o.node_plain && previous.is_none() {
+        match describe_node_plain(&p.node_plain_server) {
+            Ok(d) => {
+                eprintln!("== Node.js plain SSE (idle rows): {d}");
+                plain_ran = Some(d);
+            }
+            Err(why) => {
+                eprintln!("== no plain Node.js column: {why}");
+                o.node_plain = false;
+            }
+        }
+    }
     for b in [&p.bench_app, &p.baseline, &p.loadgen] {
         if previous.is_none() && !b.exists() {
             return Err(format!(
@@ -127,11 +141,16 @@ pub async fn run(mut o: Opts, command: &str) -> Result<(), String> {
         Some(prev) => prev.node.clone(),
         None => node_ran.filter(|_| summary.with_node),
     };
+    let plain_desc = match &previous {
+        Some(prev) => prev.node_plain.clone(),
+        None => plain_ran.filter(|_| summary.with_plain),
+    };
     let md = results_md(
         &Header {
             machine: &machine,
             toolchain: &rustc_version(),
             node: node_desc.as_deref(),
+            node_plain: plain_desc.as_deref(),
             command: &command,
             rebuilt: previous.is_some(),
             mode,
@@ -146,10 +165,14 @@ pub async fn run(mut o: Opts, command: &str) -> Result<(), String> {
     };
     write("results.md", &md)?;
     write("chart.svg", &chart)?;
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "machine": machine, "mode": mode, "rounds": o.rounds, "runs": runs, "compile": compile,
         "stream_cap": stream_cap, "command": command, "node": node_desc,
     });
+    // Only where it ran, so runs without it read and write as they did before it existed.
+    if let Some(d) = &plain_desc {
+        json["node_plain"] = d.as_str().into();
+    }
     write(
         "results.json",
         &serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,

@@ -26,6 +26,8 @@ pub struct Opts {
     pub compile: bool,
     /// Run the third column, Pikku on Node (needs `node` and `npm`).
     pub node: bool,
+    /// Run plain Node.js in the idle rows (needs `node`); `--no-node` drops it too.
+    pub node_plain: bool,
     /// `--threads N`: load-generator worker threads.
     pub threads: usize,
     /// Server logs (under the target dir, not `--out`); filled in by the run.
@@ -47,6 +49,7 @@ impl Opts {
             redis: "redis://127.0.0.1:6379".into(),
             compile: true,
             node: true,
+            node_plain: true,
             threads: 2,
             logs: PathBuf::new(),
             from_json: None,
@@ -59,7 +62,7 @@ impl Opts {
                 "--full" => o.quick = false,
                 "--no-build" => o.build = false,
                 "--no-compile" => o.compile = false,
-                "--no-node" => o.node = false,
+                "--no-node" => (o.node, o.node_plain) = (false, false),
                 "--rounds" => o.rounds = val()?.parse().map_err(|e| format!("--rounds: {e}"))?,
                 "--threads" => o.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
                 "--out" => o.out = PathBuf::from(val()?),
@@ -92,7 +95,7 @@ mod tests {
     #[test]
     fn defaults_are_a_full_run_of_three_rounds() {
         let o = parse(&[]).unwrap();
-        assert!(!o.quick && o.build && o.compile && o.node);
+        assert!(!o.quick && o.build && o.compile && o.node && o.node_plain);
         assert_eq!(o.rounds, 3);
         assert_eq!(o.threads, 2);
         assert_eq!(o.redis, "redis://127.0.0.1:6379");
@@ -103,7 +106,7 @@ mod tests {
     fn quick_means_one_round_and_no_compile_cost() {
         let o = parse(&["--quick", "--no-node", "--only", "single,idle10k"]).unwrap();
         assert_eq!(o.rounds, 1);
-        assert!(!o.compile && !o.node);
+        assert!(!o.compile && !o.node && !o.node_plain);
         assert_eq!(o.only, Some(vec!["single".into(), "idle10k".into()]));
     }
 

@@ -161,12 +161,15 @@ pub async fn run_one(
     run
 }
 
-/// The servers in the order they run in `round`: Pikku, the baseline and (with `node`) Pikku on
-/// Node, rotated so that each goes first in turn.
-pub fn server_order(round: usize, node: bool) -> Vec<ServerKind> {
+/// The servers in the order they run in `round`: Pikku, the baseline, (with `node`) Pikku on
+/// Node and (with `plain`) plain Node.js, rotated so that each goes first in turn.
+pub fn server_order(round: usize, node: bool, plain: bool) -> Vec<ServerKind> {
     let mut order = vec![ServerKind::Pikku, ServerKind::Baseline];
     if node {
         order.push(ServerKind::PikkuNode);
+    }
+    if plain {
+        order.push(ServerKind::NodePlain);
     }
     let first = round % order.len();
     order.rotate_left(first);
@@ -174,12 +177,13 @@ pub fn server_order(round: usize, node: bool) -> Vec<ServerKind> {
 }
 
 /// Runs every scenario of `list` for `o.rounds` rounds against each server, alternating, with
-/// a progress line per run on stderr; returns every run.
+/// a progress line per run on stderr; returns every run. Plain Node.js runs the idle rows only.
 pub async fn run_rounds(p: &Paths, o: &Opts, list: &[Scenario]) -> Vec<Run> {
     let mut runs = Vec::new();
     for sc in list {
+        let plain = o.node_plain && matches!(sc.kind, Kind::Idle { .. });
         for round in 0..o.rounds {
-            for kind in server_order(round, o.node) {
+            for kind in server_order(round, o.node, plain) {
                 let t = Instant::now();
                 let r = match free_port() {
                     Ok(port) => run_one(p, o, sc, kind, round, port).await,
@@ -248,11 +252,19 @@ mod tests {
     #[test]
     fn each_server_goes_first_in_turn() {
         use ServerKind::*;
-        assert_eq!(server_order(0, false), [Pikku, Baseline]);
-        assert_eq!(server_order(1, false), [Baseline, Pikku]);
-        assert_eq!(server_order(2, false), [Pikku, Baseline]);
-        assert_eq!(server_order(0, true), [Pikku, Baseline, PikkuNode]);
-        assert_eq!(server_order(1, true), [Baseline, PikkuNode, Pikku]);
-        assert_eq!(server_order(2, true), [PikkuNode, Pikku, Baseline]);
+        assert_eq!(server_order(0, false, false), [Pikku, Baseline]);
+        assert_eq!(server_order(1, false, false), [Baseline, Pikku]);
+        assert_eq!(server_order(2, false, false), [Pikku, Baseline]);
+        assert_eq!(server_order(0, true, false), [Pikku, Baseline, PikkuNode]);
+        assert_eq!(server_order(1, true, false), [Baseline, PikkuNode, Pikku]);
+        assert_eq!(server_order(2, true, false), [PikkuNode, Pikku, Baseline]);
+        assert_eq!(
+            server_order(1, true, true),
+            [Baseline, PikkuNode, NodePlain, Pikku]
+        );
+        assert_eq!(
+            server_order(3, true, true),
+            [NodePlain, Pikku, Baseline, PikkuNode]
+        );
     }
 }

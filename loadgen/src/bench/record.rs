@@ -14,6 +14,9 @@ pub enum ServerKind {
     Baseline,
     /// Pikku's TypeScript runtime (npm `@pikku/core`) on Node: `loadgen/node-pikku/server.mjs`.
     PikkuNode,
+    /// Idle streams on plain Node.js (`node:http`, no framework): `loadgen/node-plain/server.mjs`,
+    /// the idle rows' memory floor for Node.
+    NodePlain,
 }
 
 impl ServerKind {
@@ -23,6 +26,7 @@ impl ServerKind {
             ServerKind::Pikku => "Pikku",
             ServerKind::Baseline => "axum baseline",
             ServerKind::PikkuNode => "Pikku on Node",
+            ServerKind::NodePlain => "Node.js plain",
         }
     }
 
@@ -32,6 +36,7 @@ impl ServerKind {
             ServerKind::Pikku => "pikku",
             ServerKind::Baseline => "baseline",
             ServerKind::PikkuNode => "node",
+            ServerKind::NodePlain => "node-plain",
         }
     }
 }
@@ -106,4 +111,7 @@ pub struct Previous {
     /// What the Node column ran (`prepare_node`), when it ran.
     #[serde(default)]
     pub node: Option<String>,
+    /// What the plain Node.js column ran (`describe_node_plain`), when it ran.
+    #[serde(default)]
+    pub node_plain: Option<String>,
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::record::{Run, ServerKind};
 use super::render::markdown::markdown;
 use super::render::svg::{Panel, svg};
-use super::scenarios::Scenario;
+use super::scenarios::{Kind, Scenario};
 use super::stats::median_run;
 use super::table::{Row, compile_rows, rows_for};
 use crate::report::CompileCost;
@@ -23,16 +23,19 @@ pub struct Summary<'a> {
     pub medians: Medians<'a>,
     /// Whether the Node column ran (some run is Pikku on Node's).
     pub with_node: bool,
+    /// Whether the plain Node.js column ran (some run is its; idle rows only).
+    pub with_plain: bool,
 }
 
 /// The rows of every scenario of `list` from the median of its `runs` per server, then the
-/// compile-cost rows.
+/// compile-cost rows. Plain Node.js has cells in the idle rows only.
 pub fn summarise<'a>(
     list: &'a [Scenario],
     runs: &[Run],
     compile: Option<&CompileCost>,
 ) -> Summary<'a> {
     let with_node = runs.iter().any(|r| r.server == ServerKind::PikkuNode);
+    let with_plain = runs.iter().any(|r| r.server == ServerKind::NodePlain);
     let mut rows = Vec::new();
     let mut medians: Medians<'a> = BTreeMap::new();
     for sc in list {
@@ -43,21 +46,25 @@ pub fn summarise<'a>(
                 .collect();
             median_run(sc, &of)
         };
-        let (pk, bl, nd) = (
+        let (pk, bl, nd, pl) = (
             pick(ServerKind::Pikku),
             pick(ServerKind::Baseline),
             pick(ServerKind::PikkuNode),
+            pick(ServerKind::NodePlain),
         );
+        let idle = matches!(sc.kind, Kind::Idle { .. });
         rows.extend(rows_for(
             sc,
             pk.as_ref(),
             bl.as_ref(),
             with_node.then_some(nd.as_ref()),
+            (with_plain && idle).then_some(pl.as_ref()),
         ));
         for (kind, r) in [
             (ServerKind::Pikku, pk),
             (ServerKind::Baseline, bl),
             (ServerKind::PikkuNode, nd),
+            (ServerKind::NodePlain, pl),
         ] {
             if let Some(r) = r {
                 medians.insert((sc.id, kind), r);
@@ -71,6 +78,7 @@ pub fn summarise<'a>(
         rows,
         medians,
         with_node,
+        with_plain,
     }
 }
 
@@ -176,6 +184,8 @@ pub struct Header<'a> {
     pub toolchain: &'a str,
     /// What the Node column ran, when it ran.
     pub node: Option<&'a str>,
+    /// What the plain Node.js column ran, when it ran.
+    pub node_plain: Option<&'a str>,
     /// The command line of the run.
     pub command: &'a str,
     /// Rebuilt with `--from-json` rather than run.
@@ -195,10 +205,13 @@ pub fn results_md(h: &Header<'_>, rows: &[Row]) -> String {
     } else {
         ""
     };
-    let node_line = h
-        .node
-        .map(|d| format!("\n\nPikku on Node: {d}"))
-        .unwrap_or_default();
+    let node_line = [
+        ("Pikku on Node", h.node),
+        ("Node.js plain SSE", h.node_plain),
+    ]
+    .into_iter()
+    .filter_map(|(name, d)| Some(format!("\n\n{name}: {}", d?)))
+    .collect::<String>();
     format!(
         "Machine: {}\n\nToolchain: {}{node_line}\n\nCommand: `{}`{rebuilt} ({} mode, {} round(s) per server, alternating; median run shown; load generator on {} worker threads)\n\n{}",
         h.machine,
@@ -274,6 +287,7 @@ mod tests {
             machine: "AMD EPYC, 2 cores",
             toolchain: "rustc 1.95.0",
             node: Some("`loadgen/node-pikku/server.mjs`"),
+            node_plain: None,
             command: "target/release/bench-all --out benchmarks",
             rebuilt: true,
             mode: "full",
@@ -293,5 +307,42 @@ mod tests {
             &[],
         );
         assert!(fresh.starts_with("Machine: AMD EPYC, 2 cores\n\nToolchain: rustc 1.95.0\n\nCommand: `target/release/bench-all --out benchmarks` (full mode, 3 round(s)"));
+    }
+
+    fn idle_run(server: ServerKind, per_stream: f64) -> Run {
+        let mut r = Run::na(server, "idle10k", 0, String::new());
+        r.note = None;
+        r.rss_per_stream_kib = per_stream;
+        r.report = Some(Report {
+            conns: 10_000,
+            opened: 10_000,
+            ..Report::default()
+        });
+        r
+    }
+
+    #[test]
+    fn plain_node_has_cells_in_the_idle_rows_only() {
+        let o = Opts::parse(["--quick", "--only", "single,idle10k"].map(String::from)).unwrap();
+        let list = scenarios(&o, 19_500);
+        let runs = [
+            ticks_run(ServerKind::Pikku, 0, 4e6),
+            ticks_run(ServerKind::Baseline, 0, 1e6),
+            idle_run(ServerKind::Pikku, 18.0),
+            idle_run(ServerKind::Baseline, 20.0),
+            idle_run(ServerKind::NodePlain, 9.0),
+        ];
+        let s = summarise(&list, &runs, None);
+        assert!(s.with_plain && !s.with_node);
+        let (ticks, idle) = s.rows.split_at(6);
+        assert!(ticks.iter().all(|r| r.plain.is_none() && r.node.is_none()));
+        assert_eq!(idle[1].metric, "server RSS per stream KiB");
+        assert_eq!(idle[1].plain, Some(("9.0".into(), "2.00x".into())));
+        assert_eq!(
+            s.medians[&("idle10k", ServerKind::NodePlain)].rounds_ok,
+            (1, 1)
+        );
+        // The chart keeps its series: plain Node.js is a table column only.
+        assert_eq!(columns(s.with_node).len(), 2);
     }
 }

@@ -21,6 +21,8 @@ pub struct Paths {
     pub baseline: PathBuf,
     /// `loadgen/node-pikku/server.mjs`.
     pub node_server: PathBuf,
+    /// `loadgen/node-plain/server.mjs`.
+    pub node_plain_server: PathBuf,
     /// The load generator.
     pub loadgen: PathBuf,
     /// The compile-cost measurement.
@@ -41,6 +43,7 @@ pub fn paths() -> Result<Paths, String> {
         bench_app: dir.join("examples").join("bench"),
         baseline: dir.join("baseline"),
         node_server: root.join("loadgen").join("node-pikku").join("server.mjs"),
+        node_plain_server: root.join("loadgen").join("node-plain").join("server.mjs"),
         loadgen: dir.join("loadgen"),
         compile_cost: dir.join("compile-cost"),
     })
@@ -75,6 +78,9 @@ pub async fn start_server(
             return Err("n/a (no Redis fan-out in @pikku/core)".into());
         }
         ServerKind::PikkuNode => (Path::new("node"), &[p.node_server.as_path()]),
+        // It serves the idle route only, so it never runs with an event hub.
+        ServerKind::NodePlain if hub.is_some() => return Err("n/a (idle rows only)".into()),
+        ServerKind::NodePlain => (Path::new("node"), &[p.node_plain_server.as_path()]),
     };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let log_file = std::fs::File::create(log).map_err(|e| format!("log: {e}"))?;
@@ -170,6 +176,22 @@ pub fn prepare_node(server: &Path) -> Result<String, String> {
         .unwrap_or_else(|| "(version unknown)".into());
     Ok(format!(
         "`loadgen/node-pikku/server.mjs`, npm @pikku/core {core} on Node {}",
+        String::from_utf8_lossy(&node.stdout).trim()
+    ))
+}
+
+/// Says what the plain Node.js column runs: the server and Node's version (`Err` when `node`
+/// cannot be run). It has no dependencies, so there is nothing to install.
+pub fn describe_node_plain(server: &Path) -> Result<String, String> {
+    if !server.exists() {
+        return Err(format!("{} is missing", server.display()));
+    }
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    Ok(format!(
+        "`loadgen/node-plain/server.mjs` (`node:http` only) on Node {}",
         String::from_utf8_lossy(&node.stdout).trim()
     ))
 }

@@ -21,6 +21,8 @@ pub struct Row {
     pub ratio: String,
     /// Pikku on Node's cell and Pikku's ratio to it, where that column ran.
     pub node: Option<(String, String)>,
+    /// Plain Node.js's cell and Pikku's ratio to it, in the idle rows where that column ran.
+    pub plain: Option<(String, String)>,
     /// What Pikku should reach (`>= 0.95x`, ...), or a note.
     pub target: String,
 }
@@ -48,13 +50,15 @@ type Val<'a> = &'a dyn Fn(&Run, &Report) -> f64;
 /// A row's cell text, from a run and its load-generator report.
 type Show<'a> = &'a dyn Fn(&Run, &Report) -> String;
 
-/// The rows of one scenario from the median run of each server (`None`: no run). `nd` is
-/// `None` when the Node column was not run at all, `Some(None)` when it ran and failed.
+/// The rows of one scenario from the median run of each server (`None`: no run). `nd` (Pikku
+/// on Node) and `pl` (plain Node.js) are `None` when that column was not run at all (for this
+/// scenario), `Some(None)` when it ran and has no run here.
 pub fn rows_for(
     sc: &Scenario,
     pk: Option<&Run>,
     bl: Option<&Run>,
     nd: Option<Option<&Run>>,
+    pl: Option<Option<&Run>>,
 ) -> Vec<Row> {
     let pair = |r: Option<&Run>| r.and_then(|run| run.report.clone().map(|rep| (run.clone(), rep)));
     let na = |r: Option<&Run>| {
@@ -63,6 +67,7 @@ pub fn rows_for(
     };
     let (pp, bp) = (pair(pk), pair(bl));
     let np = nd.map(pair);
+    let plp = pl.map(pair);
     let mut rows = Vec::new();
     // `value` feeds the ratio (when `target` asks for one or `with_ratio`), `show` the cells.
     let mut row = |metric: &str, value: Option<Val<'_>>, show: Show<'_>, target: &str| {
@@ -81,6 +86,10 @@ pub fn rows_for(
             baseline: cell(bl, &bp),
             ratio: ratio_to(&bp),
             node: match (&nd, &np) {
+                (Some(r), Some(p)) => Some((cell(*r, p), ratio_to(p))),
+                _ => None,
+            },
+            plain: match (&pl, &plp) {
                 (Some(r), Some(p)) => Some((cell(*r, p), ratio_to(p))),
                 _ => None,
             },
@@ -258,6 +267,7 @@ pub fn compile_rows(c: &CompileCost) -> Vec<Row> {
         baseline: format!("{b:.1}"),
         ratio: ratio(a, b),
         node: None,
+        plain: None,
         target: "reported".into(),
     })
     .collect()
@@ -315,7 +325,7 @@ mod tests {
     fn idle_rows() {
         let pk = idle_run(ServerKind::Pikku, 6_144, 364_954, 19_500);
         let bl = idle_run(ServerKind::Baseline, 5_120, 399_020, 19_500);
-        let rows = rows_for(&idle(), Some(&pk), Some(&bl), None);
+        let rows = rows_for(&idle(), Some(&pk), Some(&bl), None, None);
         let got: Vec<_> = rows.iter().map(cells).collect();
         assert_eq!(
             got,
@@ -349,7 +359,7 @@ mod tests {
         let pk = idle_run(ServerKind::Pikku, 6_144, 364_954, 19_500);
         let failed = Run::na(ServerKind::PikkuNode, "idle50k", 0, "server exited".into());
         // The Node column ran and failed, and the baseline has no run at all.
-        let rows = rows_for(&idle(), Some(&pk), None, Some(Some(&failed)));
+        let rows = rows_for(&idle(), Some(&pk), None, Some(Some(&failed)), None);
         assert_eq!(rows[1].baseline, "n/a");
         assert_eq!(rows[1].ratio, "-");
         assert_eq!(
@@ -357,7 +367,7 @@ mod tests {
             Some(("server exited".to_owned(), "-".to_owned()))
         );
         // The Node column ran but this scenario has no Node run.
-        let rows = rows_for(&idle(), Some(&pk), None, Some(None));
+        let rows = rows_for(&idle(), Some(&pk), None, Some(None), None);
         assert_eq!(rows[1].node, Some(("n/a".to_owned(), "-".to_owned())));
     }
 

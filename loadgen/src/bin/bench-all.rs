@@ -1,6 +1,7 @@
 //! Runs every benchmark scenario against the Pikku bench app (`examples/bench.rs`), the
 //! hand-written axum baseline and, where Node is installed, Pikku's own TypeScript runtime
-//! (`loadgen/node-pikku`, npm `@pikku/core`), alternating, and prints a table of all three plus
+//! (`loadgen/node-pikku`, npm `@pikku/core`) and, in the idle rows, plain Node.js
+//! (`loadgen/node-plain`, `node:http` only), alternating, and prints a table of them all plus
 //! ratios. Writes `results.md`, `results.json` and `chart.svg` to `--out` (default
 //! `target/bench-all`).
 //!
@@ -10,8 +11,8 @@
 //! ```
 //!
 //! Flags: `--quick`, `--rounds N`, `--out DIR`, `--no-build`, `--only a,b` (scenario ids),
-//! `--redis URL` (default `redis://127.0.0.1:6379`), `--no-compile`, `--no-node` (skip the
-//! Node column), `--threads N`
+//! `--redis URL` (default `redis://127.0.0.1:6379`), `--no-compile`, `--no-node` (skip both
+//! Node columns), `--threads N`
 //! (load-generator worker threads), `--from-json FILE` (rebuild the table and chart from a
 //! previous run's `results.json`, running nothing).
 //!
