@@ -12,7 +12,7 @@ use tokio::process::Command;
 use super::options::Opts;
 use super::record::{Run, ServerKind};
 use super::scenarios::{Kind, Scenario};
-use super::servers::{Paths, fd_count, free_port, start_server, stop_server};
+use super::servers::{Paths, Server, fd_count, free_port, start_server, stop_server};
 use super::table::{fmt_num, ms};
 use crate::report::{CompileCost, Report};
 use crate::{proc_cpu_seconds, proc_status_kib};
@@ -64,101 +64,134 @@ pub async fn run_one(
         Ok(s) => s,
         Err(note) => return Run::na(kind, sc.id, round, note),
     };
-    let addr = server.addr;
-    let pid = server.pid;
     let mut run = Run::na(kind, sc.id, round, String::new());
     run.note = None;
-    let result: Result<Report, String> = async {
-        match sc.kind {
-            Kind::Ticks { conns, n } => {
-                // Warm-up: first connections, allocator arenas, page faults.
-                let mut warm = loadgen_cmd(p, o, "ticks", addr);
-                warm.args(["--conns", "2", "--n", "20000"]);
-                run_loadgen(warm, Duration::from_secs(60)).await?;
-                let cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
-                let mut cmd = loadgen_cmd(p, o, "ticks", addr);
-                cmd.args(["--conns", &conns.to_string(), "--n", &n.to_string()])
-                    .args(["--timeout-s", "120"]);
-                let r = run_loadgen(cmd, Duration::from_secs(180)).await?;
-                run.server_cpu_s = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
-                Ok(r)
-            }
-            Kind::Idle { conns, .. } => {
-                let mut warm = loadgen_cmd(p, o, "idle", addr);
-                warm.args(["--conns", "50", "--hold-s", "0"]);
-                run_loadgen(warm, Duration::from_secs(60)).await?;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                run.rss_before_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
-                let mut cmd = loadgen_cmd(p, o, "idle", addr);
-                cmd.args(["--conns", &conns.to_string(), "--hold-s", "300"])
-                    .args(["--setup-timeout-s", "120"])
-                    .stdin(Stdio::piped());
-                let mut child = cmd.spawn().map_err(|e| format!("loadgen: {e}"))?;
-                let mut stdin = child.stdin.take().ok_or("no stdin")?;
-                let stdout = child.stdout.take().ok_or("no stdout")?;
-                let mut lines = BufReader::new(stdout).lines();
-                let ready = tokio::time::timeout(Duration::from_secs(150), async {
-                    while let Ok(Some(l)) = lines.next_line().await {
-                        if l.starts_with("READY ") {
-                            return Some(l);
-                        }
-                    }
-                    None
-                })
-                .await
-                .ok()
-                .flatten()
-                .ok_or("idle streams never became ready")?;
-                // Let lazily-grown buffers settle before reading the server's RSS.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                run.rss_after_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
-                run.server_fds = fd_count(pid);
-                let ready: Report = serde_json::from_str(&ready["READY ".len()..])
-                    .map_err(|e| format!("ready line: {e}"))?;
-                if ready.opened > 0 {
-                    run.rss_per_stream_kib = (run.rss_after_kib as f64 - run.rss_before_kib as f64)
-                        / ready.opened as f64;
-                }
-                let _ = stdin.write_all(b"stop\n").await;
-                drop(stdin);
-                let last = tokio::time::timeout(Duration::from_secs(60), async {
-                    let mut last = None;
-                    while let Ok(Some(l)) = lines.next_line().await {
-                        last = Some(l);
-                    }
-                    last
-                })
-                .await
-                .ok()
-                .flatten()
-                .ok_or("no idle report")?;
-                let _ = child.wait().await;
-                serde_json::from_str(&last).map_err(|e| format!("idle report: {e}"))
-            }
-            Kind::Fanout { subs, n, .. } => {
-                let mut warm = loadgen_cmd(p, o, "fanout", addr);
-                warm.args(["--conns", "20", "--n", "10", "--topic", "warmup"])
-                    .args(["--timeout-s", "20"]);
-                run_loadgen(warm, Duration::from_secs(60)).await?;
-                let cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
-                let mut cmd = loadgen_cmd(p, o, "fanout", addr);
-                cmd.args(["--conns", &subs.to_string(), "--n", &n.to_string()])
-                    .args(["--topic", &format!("fan-{}", sc.id)])
-                    .args(["--timeout-s", "60", "--setup-timeout-s", "120"]);
-                let r = run_loadgen(cmd, Duration::from_secs(240)).await?;
-                run.server_cpu_s = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
-                run.server_peak_rss_kib = proc_status_kib(pid, "VmHWM").unwrap_or(0);
-                Ok(r)
-            }
+    let result = match sc.kind {
+        Kind::Ticks { conns, n } => measure_ticks(p, o, &server, &mut run, conns, n).await,
+        Kind::Idle { conns, .. } => measure_idle(p, o, &server, &mut run, conns).await,
+        Kind::Fanout { subs, n, .. } => {
+            measure_fanout(p, o, &server, &mut run, sc.id, subs, n).await
         }
-    }
-    .await;
+    };
     stop_server(server).await;
     match result {
         Ok(r) => run.report = Some(r),
         Err(e) => run.note = Some(e),
     }
     run
+}
+
+/// Ticks: a small warm-up (first connections, allocator arenas, page faults), then `conns`
+/// streams of `n` events; records the server's CPU over the measured run.
+async fn measure_ticks(
+    p: &Paths,
+    o: &Opts,
+    server: &Server,
+    run: &mut Run,
+    conns: usize,
+    n: u64,
+) -> Result<Report, String> {
+    let (addr, pid) = (server.addr, server.pid);
+    // Warm-up: first connections, allocator arenas, page faults.
+    let mut warm = loadgen_cmd(p, o, "ticks", addr);
+    warm.args(["--conns", "2", "--n", "20000"]);
+    run_loadgen(warm, Duration::from_secs(60)).await?;
+    let cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
+    let mut cmd = loadgen_cmd(p, o, "ticks", addr);
+    cmd.args(["--conns", &conns.to_string(), "--n", &n.to_string()])
+        .args(["--timeout-s", "120"]);
+    let r = run_loadgen(cmd, Duration::from_secs(180)).await?;
+    run.server_cpu_s = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
+    Ok(r)
+}
+
+/// Idle: a warm-up, the server's RSS, `conns` streams held until the load generator says
+/// READY, the server's RSS and descriptors 1 s later, then the streams released.
+async fn measure_idle(
+    p: &Paths,
+    o: &Opts,
+    server: &Server,
+    run: &mut Run,
+    conns: usize,
+) -> Result<Report, String> {
+    let (addr, pid) = (server.addr, server.pid);
+    let mut warm = loadgen_cmd(p, o, "idle", addr);
+    warm.args(["--conns", "50", "--hold-s", "0"]);
+    run_loadgen(warm, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run.rss_before_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    let mut cmd = loadgen_cmd(p, o, "idle", addr);
+    cmd.args(["--conns", &conns.to_string(), "--hold-s", "300"])
+        .args(["--setup-timeout-s", "120"])
+        .stdin(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("loadgen: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(150), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.starts_with("READY ") {
+                return Some(l);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or("idle streams never became ready")?;
+    // Let lazily-grown buffers settle before reading the server's RSS.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    run.rss_after_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    run.server_fds = fd_count(pid);
+    let ready: Report =
+        serde_json::from_str(&ready["READY ".len()..]).map_err(|e| format!("ready line: {e}"))?;
+    if ready.opened > 0 {
+        run.rss_per_stream_kib =
+            (run.rss_after_kib as f64 - run.rss_before_kib as f64) / ready.opened as f64;
+    }
+    let _ = stdin.write_all(b"stop\n").await;
+    drop(stdin);
+    let last = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut last = None;
+        while let Ok(Some(l)) = lines.next_line().await {
+            last = Some(l);
+        }
+        last
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or("no idle report")?;
+    let _ = child.wait().await;
+    serde_json::from_str(&last).map_err(|e| format!("idle report: {e}"))
+}
+
+/// Fan-out: a warm-up on another topic, then `n` events published once to `subs` subscribers
+/// of the row's own topic; records the server's CPU and peak RSS.
+async fn measure_fanout(
+    p: &Paths,
+    o: &Opts,
+    server: &Server,
+    run: &mut Run,
+    id: &str,
+    subs: usize,
+    n: u64,
+) -> Result<Report, String> {
+    let (addr, pid) = (server.addr, server.pid);
+    let mut warm = loadgen_cmd(p, o, "fanout", addr);
+    warm.args(["--conns", "20", "--n", "10", "--topic", "warmup"])
+        .args(["--timeout-s", "20"]);
+    run_loadgen(warm, Duration::from_secs(60)).await?;
+    let cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
+    let mut cmd = loadgen_cmd(p, o, "fanout", addr);
+    cmd.args(["--conns", &subs.to_string(), "--n", &n.to_string()])
+        .args(["--topic", &format!("fan-{id}")])
+        .args(["--timeout-s", "60", "--setup-timeout-s", "120"]);
+    let r = run_loadgen(cmd, Duration::from_secs(240)).await?;
+    run.server_cpu_s = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
+    run.server_peak_rss_kib = proc_status_kib(pid, "VmHWM").unwrap_or(0);
+    Ok(r)
 }
 
 /// The servers in the order they run in `round`: Pikku, the baseline, (with `node`) Pikku on
