@@ -7,7 +7,8 @@
 //! - `baseline` (binary): the same routes written by hand with axum's `Sse` and
 //!   `tokio::sync::broadcast`, the reference.
 //! - `bench-all` (binary): runs every scenario against the bench app
-//!   (`examples/bench.rs`) and the baseline, alternating, and writes the table and chart.
+//!   (`examples/bench.rs`) and the baseline, alternating, and writes the table and chart; a
+//!   thin binary over [`bench`](mod@bench) (options, servers, rounds, statistics, rendering).
 //! - `compile-cost` (binary): build time of 200 annotated functions against 200 plain axum
 //!   handlers.
 //!
@@ -15,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod http1;
 pub mod report;
 pub mod scenario;

@@ -160,6 +160,8 @@ async fn pump(
             if stats.events + stats.other != before {
                 stats.last_event = Some(Instant::now());
             }
+            // Kept current here: idle streams never leave this loop, they are cancelled.
+            stats.comments = parser.comments;
             if let Err(e) = fed {
                 stats.error = Some(e.to_string());
                 break;
@@ -188,7 +190,6 @@ async fn pump(
             }
         }
     }
-    stats.comments = parser.comments;
 }
 
 fn merge(report: &mut Report, all: Vec<StreamStats>) {

@@ -4,6 +4,9 @@
 //! benchmark table. (The Pikku bench app itself is covered by the workspace's integration
 //! tests.)
 //!
+//! The plain Node.js server of the idle rows (`node-plain/server.mjs`) serves only
+//! `/bench/idle`: it is checked for holding idle streams with heartbeats.
+//!
 //! The Node server needs `npm ci --prefix loadgen/node-pikku` (`.ci/run` does it).
 
 use std::net::{SocketAddr, TcpListener};
@@ -20,7 +23,11 @@ struct Server {
     addr: SocketAddr,
 }
 
-async fn start(mut cmd: Command) -> Server {
+async fn start(cmd: Command) -> Server {
+    start_with_heartbeat(cmd, 15_000).await
+}
+
+async fn start_with_heartbeat(mut cmd: Command, heartbeat_ms: u64) -> Server {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -28,7 +35,7 @@ async fn start(mut cmd: Command) -> Server {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let child = cmd
         .env("PIKKU_ADDR", addr.to_string())
-        .env("PIKKU_SSE_HEARTBEAT_MS", "15000")
+        .env("PIKKU_SSE_HEARTBEAT_MS", heartbeat_ms.to_string())
         .env_remove("PIKKU_EVENT_HUB")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -102,4 +109,34 @@ async fn pikku_on_node_serves_the_bench_routes() {
     cmd.arg(node_server());
     let server = start(cmd).await;
     serves_the_bench_routes(server, "pikku on node").await;
+}
+
+/// The idle scenario as `bench-all` runs it: every stream opens (200, `text/event-stream`),
+/// stays open and carries nothing but heartbeat comments.
+#[tokio::test]
+async fn plain_node_holds_idle_streams_with_heartbeats() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node-plain");
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("server.mjs"));
+    let server = start_with_heartbeat(cmd, 100).await;
+    let target = Target::loopback(server.addr, 2).expect("loopback target");
+    let r = scenario::idle(&target, 20, Duration::from_secs(10), |ready| {
+        assert_eq!((ready.opened, ready.failed), (20, 0), "opened: {ready:?}");
+        // Long enough for a few heartbeats on every stream.
+        tokio::time::sleep(Duration::from_millis(550))
+    })
+    .await;
+    assert!(r.errors.is_empty(), "errors {:?}", r.errors);
+    assert_eq!((r.opened, r.failed), (20, 0), "{r:?}");
+    assert_eq!((r.events, r.other_events), (0, 0), "only comments: {r:?}");
+    assert!(r.comments >= 20 * 3, "heartbeats on every stream: {r:?}");
+
+    // The other bench routes are not this server's: a ticks stream is refused, not faked.
+    let ticks = scenario::ticks(&target, 1, 10, Duration::from_secs(5)).await;
+    assert_eq!(ticks.opened, 0, "{ticks:?}");
+    assert!(
+        ticks.errors.iter().any(|e| e.contains("status 404")),
+        "{:?}",
+        ticks.errors
+    );
 }

@@ -1,0 +1,303 @@
+//! Running rows: one scenario against one fresh server (warm-up, measured run, server-side
+//! readings), the rounds of every scenario with the servers' order rotating round by round,
+//! and the compile-cost measurement.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use super::options::Opts;
+use super::record::{Run, ServerKind};
+use super::scenarios::{Kind, Scenario};
+use super::servers::{Paths, Server, fd_count, free_port, start_server, stop_server};
+use super::table::{fmt_num, ms};
+use crate::report::{CompileCost, Report};
+use crate::{proc_cpu_seconds, proc_status_kib};
+
+/// The load generator, to run scenario `scenario` against `addr`; the caller adds the sizes.
+fn loadgen_cmd(p: &Paths, o: &Opts, scenario: &str, addr: SocketAddr) -> Command {
+    let mut cmd = Command::new(&p.loadgen);
+    cmd.arg(scenario)
+        .args(["--addr", &addr.to_string()])
+        .args(["--threads", &o.threads.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs the load generator to completion (bounded) and parses its report.
+async fn run_loadgen(mut cmd: Command, bound: Duration) -> Result<Report, String> {
+    let child = cmd.spawn().map_err(|e| format!("loadgen: {e}"))?;
+    let out = tokio::time::timeout(bound, child.wait_with_output())
+        .await
+        .map_err(|_| format!("loadgen ran over {bound:?}"))?
+        .map_err(|e| format!("loadgen: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(last).map_err(|e| format!("loadgen report: {e}: {last:?}"))
+}
+
+/// Runs scenario `sc` once against a fresh `kind` server on `port`: warm-up, the measured run,
+/// the server-side readings; a server that could not start or a failed load-generator run
+/// gives a run with a note instead of a report.
+pub async fn run_one(
+    p: &Paths,
+    o: &Opts,
+    sc: &Scenario,
+    kind: ServerKind,
+    round: usize,
+    port: u16,
+) -> Run {
+    let hub = match &sc.kind {
+        Kind::Fanout { redis: true, .. } => Some(o.redis.as_str()),
+        _ => None,
+    };
+    let log = o
+        .logs
+        .join(format!("server-{}-{}-r{round}.log", sc.id, kind.slug()));
+    let server = match start_server(p, kind, port, hub, &log).await {
+        Ok(s) => s,
+        Err(note) => return Run::na(kind, sc.id, round, note),
+    };
+    let mut run = Run::na(kind, sc.id, round, String::new());
+    run.note = None;
+    let result = match sc.kind {
+        Kind::Ticks { conns, n } => measure_ticks(p, o, &server, &mut run, conns, n).await,
+        Kind::Idle { conns, .. } => measure_idle(p, o, &server, &mut run, conns).await,
+        Kind::Fanout { subs, n, .. } => {
+            measure_fanout(p, o, &server, &mut run, sc.id, subs, n).await
+        }
+    };
+    stop_server(server).await;
+    match result {
+        Ok(r) => run.report = Some(r),
+        Err(e) => run.note = Some(e),
+    }
+    run
+}
+
+/// Ticks: a small warm-up (first connections, allocator arenas, page faults), then `conns`
+/// streams of `n` events; records the server's CPU over the measured run.
+async fn measure_ticks(
+    p: &Paths,
+    o: &Opts,
+    server: &Server,
+    run: &mut Run,
+    conns: usize,
+    n: u64,
+) -> Result<Report, String> {
+    let (addr, pid) = (server.addr, server.pid);
+    // Warm-up: first connections, allocator arenas, page faults.
+    let mut warm = loadgen_cmd(p, o, "ticks", addr);
+    warm.args(["--conns", "2", "--n", "20000"]);
+    run_loadgen(warm, Duration::from_secs(60)).await?;
+    let cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
+    let mut cmd = loadgen_cmd(p, o, "ticks", addr);
+    cmd.args(["--conns", &conns.to_string(), "--n", &n.to_string()])
+        .args(["--timeout-s", "120"]);
+    let r = run_loadgen(cmd, Duration::from_secs(180)).await?;
+    run.server_cpu_s = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
+    Ok(r)
+}
+
+/// Idle: a warm-up, the server's RSS, `conns` streams held until the load generator says
+/// READY, the server's RSS and descriptors 1 s later, then the streams released.
+async fn measure_idle(
+    p: &Paths,
+    o: &Opts,
+    server: &Server,
+    run: &mut Run,
+    conns: usize,
+) -> Result<Report, String> {
+    let (addr, pid) = (server.addr, server.pid);
+    let mut warm = loadgen_cmd(p, o, "idle", addr);
+    warm.args(["--conns", "50", "--hold-s", "0"]);
+    run_loadgen(warm, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run.rss_before_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    let mut cmd = loadgen_cmd(p, o, "idle", addr);
+    cmd.args(["--conns", &conns.to_string(), "--hold-s", "300"])
+        .args(["--setup-timeout-s", "120"])
+        .stdin(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("loadgen: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(150), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.starts_with("READY ") {
+                return Some(l);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or("idle streams never became ready")?;
+    // Let lazily-grown buffers settle before reading the server's RSS.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    run.rss_after_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    run.server_fds = fd_count(pid);
+    let ready: Report =
+        serde_json::from_str(&ready["READY ".len()..]).map_err(|e| format!("ready line: {e}"))?;
+    if ready.opened > 0 {
+        run.rss_per_stream_kib =
+            (run.rss_after_kib as f64 - run.rss_before_kib as f64) / ready.opened as f64;
+    }
+    let _ = stdin.write_all(b"stop\n").await;
+    drop(stdin);
+    let last = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut last = None;
+        while let Ok(Some(l)) = lines.next_line().await {
+            last = Some(l);
+        }
+        last
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or("no idle report")?;
+    let _ = child.wait().await;
+    serde_json::from_str(&last).map_err(|e| format!("idle report: {e}"))
+}
+
+/// Fan-out: a warm-up on another topic, then `n` events published once to `subs` subscribers
+/// of the row's own topic; records the server's CPU and peak RSS.
+async fn measure_fanout(
+    p: &Paths,
+    o: &Opts,
+    server: &Server,
+    run: &mut Run,
+    id: &str,
+    subs: usize,
+    n: u64,
+) -> Result<Report, String> {
+    let (addr, pid) = (server.addr, server.pid);
+    let mut warm = loadgen_cmd(p, o, "fanout", addr);
+    warm.args(["--conns", "20", "--n", "10", "--topic", "warmup"])
+        .args(["--timeout-s", "20"]);
+    run_loadgen(warm, Duration::from_secs(60)).await?;
+    let cpu0 = proc_cpu_seconds(pid).unwrap_or(0.0);
+    let mut cmd = loadgen_cmd(p, o, "fanout", addr);
+    cmd.args(["--conns", &subs.to_string(), "--n", &n.to_string()])
+        .args(["--topic", &format!("fan-{id}")])
+        .args(["--timeout-s", "60", "--setup-timeout-s", "120"]);
+    let r = run_loadgen(cmd, Duration::from_secs(240)).await?;
+    run.server_cpu_s = proc_cpu_seconds(pid).unwrap_or(0.0) - cpu0;
+    run.server_peak_rss_kib = proc_status_kib(pid, "VmHWM").unwrap_or(0);
+    Ok(r)
+}
+
+/// The servers in the order they run in `round`: Pikku, the baseline, (with `node`) Pikku on
+/// Node and (with `plain`) plain Node.js, rotated so that each goes first in turn.
+pub fn server_order(round: usize, node: bool, plain: bool) -> Vec<ServerKind> {
+    let mut order = vec![ServerKind::Pikku, ServerKind::Baseline];
+    if node {
+        order.push(ServerKind::PikkuNode);
+    }
+    if plain {
+        order.push(ServerKind::NodePlain);
+    }
+    let first = round % order.len();
+    order.rotate_left(first);
+    order
+}
+
+/// Runs every scenario of `list` for `o.rounds` rounds against each server, alternating, with
+/// a progress line per run on stderr; returns every run. Plain Node.js runs the idle rows only.
+pub async fn run_rounds(p: &Paths, o: &Opts, list: &[Scenario]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for sc in list {
+        let plain = o.node_plain && matches!(sc.kind, Kind::Idle { .. });
+        for round in 0..o.rounds {
+            for kind in server_order(round, o.node, plain) {
+                let t = Instant::now();
+                let r = match free_port() {
+                    Ok(port) => run_one(p, o, sc, kind, round, port).await,
+                    Err(e) => Run::na(kind, sc.id, round, format!("no free port: {e}")),
+                };
+                eprintln!(
+                    "   {:<16} round {} {:<14} {} ({:.1} s)",
+                    sc.id,
+                    round + 1,
+                    kind.label(),
+                    summary(sc, &r),
+                    t.elapsed().as_secs_f64()
+                );
+                runs.push(r);
+            }
+        }
+    }
+    runs
+}
+
+/// A run's primary figure for its progress line, or why it has none.
+fn summary(sc: &Scenario, r: &Run) -> String {
+    match (&r.report, &r.note) {
+        (Some(rep), _) => match sc.kind {
+            Kind::Ticks { .. } => format!("{} events/s", fmt_num(rep.events_per_s)),
+            Kind::Idle { .. } => format!(
+                "{} streams, {:.1} KiB/stream",
+                rep.opened, r.rss_per_stream_kib
+            ),
+            Kind::Fanout { .. } => format!(
+                "p99 {} ms, {}/{} complete",
+                ms(rep.latency.p99_us),
+                rep.complete_streams,
+                rep.conns
+            ),
+        },
+        (None, Some(n)) => n.clone(),
+        (None, None) => "?".into(),
+    }
+}
+
+/// Runs `compile-cost` (minutes) and reads its report; `Ok(None)` when it gave none (said on
+/// stderr), `Err` when it could not be started.
+pub async fn compile_cost(p: &Paths) -> Result<Option<CompileCost>, String> {
+    eprintln!("== compile cost (200 functions, debug build; takes a few minutes)");
+    let out = Command::new(&p.compile_cost)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| format!("compile-cost: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str::<CompileCost>(text.lines().last().unwrap_or("")) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            eprintln!("compile-cost gave no report: {e}");
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_server_goes_first_in_turn() {
+        use ServerKind::*;
+        assert_eq!(server_order(0, false, false), [Pikku, Baseline]);
+        assert_eq!(server_order(1, false, false), [Baseline, Pikku]);
+        assert_eq!(server_order(2, false, false), [Pikku, Baseline]);
+        assert_eq!(server_order(0, true, false), [Pikku, Baseline, PikkuNode]);
+        assert_eq!(server_order(1, true, false), [Baseline, PikkuNode, Pikku]);
+        assert_eq!(server_order(2, true, false), [PikkuNode, Pikku, Baseline]);
+        assert_eq!(
+            server_order(1, true, true),
+            [Baseline, PikkuNode, NodePlain, Pikku]
+        );
+        assert_eq!(
+            server_order(3, true, true),
+            [NodePlain, Pikku, Baseline, PikkuNode]
+        );
+    }
+}
