@@ -8,7 +8,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeParamBound};
 
-use crate::args::{Args, ResponseKey};
+use crate::args::{ResponseKey, RouteSpec};
 use crate::errors::Errors;
 
 /// One parameter after the services, in the user's order.
@@ -83,7 +83,7 @@ impl Shape {
     }
 }
 
-pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
+pub fn analyse(f: &ItemFn, spec: &RouteSpec, errors: &mut Errors) -> Option<Shape> {
     let sig = &f.sig;
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
@@ -138,8 +138,8 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
                 } else if last_ident(&r.elem).as_deref() == Some("Context") {
                     push_unique(&mut params, Param::Context, pt.span(), "a context", errors);
                 } else {
-                    if !args.auth() {
-                        let at = args.auth.map(|(_, s)| s).unwrap_or_else(|| pt.span());
+                    if !spec.auth {
+                        let at = spec.auth_span.unwrap_or_else(|| pt.span());
                         let mut e = syn::Error::new(
                             pt.span(),
                             "a session parameter needs an authenticated route, but this one is `auth = false`\nhelp: remove `auth = false` (routes require auth by default) or remove this parameter",
@@ -166,18 +166,18 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
         }
     }
 
-    if !args.path_params.is_empty() && !params.iter().any(|p| matches!(p, Param::Input(_))) {
-        if let Some(route) = &args.route {
+    if !spec.path_params.is_empty() && !params.iter().any(|p| matches!(p, Param::Input(_))) {
+        if let Some(span) = spec.path_span {
             errors.push(syn::Error::new(
-                route.span(),
+                span,
                 format!(
                     "this route has path params ({}) but the function takes no input to put them in\nhelp: add an input parameter whose type has {} field(s), e.g. `input: MyInput`",
-                    args.path_params
+                    spec.path_params
                         .iter()
                         .map(|p| format!("`{{{p}}}`"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    args.path_params
+                    spec.path_params
                         .iter()
                         .map(|p| format!("`{p}`"))
                         .collect::<Vec<_>>()
@@ -187,7 +187,7 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
         }
     }
 
-    if let Some(span) = args.permissions_span {
+    if let Some(span) = spec.permissions_span {
         if !params.iter().any(|p| matches!(p, Param::Session(_))) {
             errors.push(syn::Error::new(
                 span,
@@ -196,7 +196,7 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
         }
     }
 
-    let output = output(&sig.output, args, errors);
+    let output = output(&sig.output, spec, errors);
     Some(Shape {
         services: services?,
         params,
@@ -220,7 +220,7 @@ fn push_unique(params: &mut Vec<Param>, p: Param, span: Span, what: &str, errors
     }
 }
 
-fn output(ret: &ReturnType, args: &Args, errors: &mut Errors) -> Option<Output> {
+fn output(ret: &ReturnType, spec: &RouteSpec, errors: &mut Errors) -> Option<Output> {
     let ty: Type = match ret {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -229,7 +229,7 @@ fn output(ret: &ReturnType, args: &Args, errors: &mut Errors) -> Option<Output> 
         Some(ok) => (ok, true),
         None => (ty.clone(), false),
     };
-    let response = args.response.map(|(r, _)| r);
+    let response = spec.response;
     if let Some((json, stream)) = reply_args(&inner) {
         let item = match stream_item(&stream) {
             Some(item) => item,
