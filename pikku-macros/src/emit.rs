@@ -35,7 +35,9 @@ pub fn emit(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
 /// The struct is the only item next to the function: its `impl` comes from a derive on it. On
 /// a function inside an `impl` block, where a struct is not allowed, the compiler reports that
 /// one item, at the attribute ("struct is not supported in `trait`s or `impl`s"), instead of
-/// an error per generated item.
+/// an error per generated item. That is only for the functions the macro cannot tell apart
+/// from free ones: a method taking `self`, or a function naming `Self`, gets the macro's own
+/// error and no struct.
 fn route_struct(f: &ItemFn, spec: &RouteSpec, impl_items: TokenStream) -> TokenStream {
     let krate = &spec.krate;
     let name = &f.sig.ident;

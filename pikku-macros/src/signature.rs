@@ -6,6 +6,7 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
+use syn::visit::Visit;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeParamBound};
 
 use crate::args::{ResponseKey, RouteSpec};
@@ -97,7 +98,15 @@ pub fn analyse(f: &ItemFn, spec: &RouteSpec, errors: &mut Errors) -> Option<Shap
             "a Pikku function cannot be generic: its route needs one concrete input and output type",
         ));
     }
-    let mut inputs = sig.inputs.iter();
+    let mut inputs = sig.inputs.iter().peekable();
+    // A method is reported once; the rest is read as the free function it should be.
+    match inputs.peek() {
+        Some(FnArg::Receiver(r)) => {
+            errors.push(method_error(r));
+            inputs.next();
+        }
+        _ => check_no_self_type(f, errors),
+    }
     let services = match inputs.next() {
         Some(FnArg::Typed(pt)) => match &*pt.ty {
             Type::Reference(r) if r.mutability.is_none() => Some((*r.elem).clone()),
@@ -110,10 +119,7 @@ pub fn analyse(f: &ItemFn, spec: &RouteSpec, errors: &mut Errors) -> Option<Shap
             }
         },
         Some(FnArg::Receiver(r)) => {
-            errors.push(syn::Error::new(
-                r.span(),
-                "a Pikku function is a free function, not a method\nhelp: move it out of the `impl` block and take `services: &Services` first",
-            ));
+            errors.push(method_error(r));
             None
         }
         None => {
@@ -202,6 +208,42 @@ pub fn analyse(f: &ItemFn, spec: &RouteSpec, errors: &mut Errors) -> Option<Shap
         params,
         output: output?,
     })
+}
+
+fn method_error(r: &syn::Receiver) -> syn::Error {
+    syn::Error::new(
+        r.self_token.span,
+        "`#[pikku_func]` goes on a free function, and this one takes `self`: functions in `impl` blocks are not supported\nhelp: move it out of the `impl` block, as a free function taking `services: &Services` first",
+    )
+}
+
+/// `Self` in the signature or body (outside nested items) means the function is in an `impl` or
+/// `trait` block. Reporting it here replaces rustc's error about the route struct, which cannot
+/// go there; an associated function that names neither `self` nor `Self` looks exactly like a
+/// free function to the macro, so that one is still rustc's.
+fn check_no_self_type(f: &ItemFn, errors: &mut Errors) {
+    let mut finder = FirstSelfType(None);
+    finder.visit_signature(&f.sig);
+    finder.visit_block(&f.block);
+    if let Some(span) = finder.0 {
+        errors.push(syn::Error::new(
+            span,
+            "`#[pikku_func]` goes on a free function, and `Self` here means this one is in an `impl` block: functions in `impl` blocks are not supported\nhelp: move it out of the `impl` block, as a free function, and name the type instead of `Self`",
+        ));
+    }
+}
+
+struct FirstSelfType(Option<Span>);
+
+impl<'ast> Visit<'ast> for FirstSelfType {
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        match p.segments.first() {
+            Some(seg) if self.0.is_none() && seg.ident == "Self" => self.0 = Some(seg.ident.span()),
+            _ => syn::visit::visit_path(self, p),
+        }
+    }
+    // A nested item has its own `Self`.
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
 }
 
 fn push_unique(params: &mut Vec<Param>, p: Param, span: Span, what: &str, errors: &mut Errors) {

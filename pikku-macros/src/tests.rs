@@ -180,3 +180,35 @@ fn crate_that_is_not_a_path_is_an_error() {
     .to_string();
     assert!(out.contains("`crate` takes the path"), "{out}");
 }
+
+#[test]
+fn self_means_an_impl_block_and_nothing_is_emitted_but_the_function() {
+    let out = super::expand(
+        quote!(route = "/count", auth = false),
+        quote! {
+            async fn count(services: &Services) -> u32 { Self::helper() }
+        },
+    )
+    .to_string();
+    assert!(
+        out.contains("functions in `impl` blocks are not supported"),
+        "{out}"
+    );
+    assert!(!out.contains("struct count"), "{out}");
+}
+
+#[test]
+fn self_in_a_nested_item_is_its_own() {
+    let out = super::expand(
+        quote!(route = "/count", auth = false),
+        quote! {
+            async fn count(services: &Services) -> u32 {
+                struct Local;
+                impl Local { fn new() -> Self { Local } }
+                1
+            }
+        },
+    )
+    .to_string();
+    assert!(!out.contains("compile_error"), "{out}");
+}
