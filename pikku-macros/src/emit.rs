@@ -17,7 +17,8 @@ use crate::signature::{Item, Output, Param, Shape, Wrap};
 pub fn emit(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     let descriptor = descriptor(f, spec, shape);
     let client_calls = client_calls(f, spec, shape);
-    let route_struct = route_struct(f, spec, quote!(#descriptor #client_calls));
+    let probe = visibility_probe(f);
+    let route_struct = route_struct(f, spec, quote!(#descriptor #client_calls #probe));
     quote! {
         #f
 
@@ -29,8 +30,8 @@ pub fn emit(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
 ///
 /// A braced struct lives in the type namespace only, so it can share the function's name
 /// (`my_fn::route()`), and it works where a module would not (inside fn bodies). It is `pub`
-/// whatever the function's visibility: `routes![f]` names the function first, so a private
-/// one is refused as a *function*, not as this struct.
+/// whatever the function's visibility: `routes![f]` refuses a function that is not visible
+/// through the struct's [`visibility_probe`], which has the function's visibility.
 ///
 /// The struct is the only item next to the function: its `impl` comes from a derive on it. On
 /// a function inside an `impl` block, where a struct is not allowed, the compiler reports that
@@ -319,6 +320,61 @@ fn client_calls(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     };
     quote! {
         #rt::client_methods! { [#vis] #client_methods }
+    }
+}
+
+/// A method as visible as the function, for `routes![f]` to check that the function is visible
+/// where it is named (see [`route_of`]).
+fn visibility_probe(f: &ItemFn) -> TokenStream {
+    let vis = &f.vis;
+    quote! {
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        #vis fn __pikku_visible(&self) -> bool {
+            true
+        }
+    }
+}
+
+/// What `routes![a::f]` expands to for one path: `a::f::route()`, after checking that the
+/// function is visible here.
+///
+/// The route struct is `pub` whatever the function's visibility, so the check calls the
+/// struct's [`visibility_probe`]: where that method is not visible, method lookup skips it and
+/// finds the fallback trait's, whose return type fails a bound worded for the user. Every token
+/// is spanned at the function's name, so the error points there.
+pub fn route_of(input: TokenStream) -> TokenStream {
+    let path: syn::Path = match syn::parse2(input) {
+        Ok(p) => p,
+        Err(e) => return e.to_compile_error(),
+    };
+    let span = path
+        .segments
+        .last()
+        .map_or_else(Span::call_site, |s| s.ident.span());
+    quote_spanned! {span=>
+        {
+            #[allow(dead_code)]
+            struct __PikkuPrivate;
+            #[allow(dead_code)]
+            trait __PikkuProbe {
+                fn __pikku_visible(&self) -> __PikkuPrivate {
+                    __PikkuPrivate
+                }
+            }
+            impl<T> __PikkuProbe for T {}
+            #[diagnostic::on_unimplemented(
+                message = "`routes![]` cannot name the route of `{Self}`: the function is private here\nhelp: make the function `pub` (or `pub(crate)`) so `routes![]` can name its route",
+                label = "private function"
+            )]
+            trait __PikkuVisible<T> {}
+            // Two impls, so the compiler takes `T` from the argument, not from the one impl.
+            impl<R> __PikkuVisible<bool> for R {}
+            impl<R> __PikkuVisible<u8> for R {}
+            fn __pikku_check<R: __PikkuVisible<T>, T>(_: T) {}
+            __pikku_check::<#path, _>(#path {}.__pikku_visible());
+            #path::route()
+        }
     }
 }
 

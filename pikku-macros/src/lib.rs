@@ -59,6 +59,14 @@ pub fn pikku_route_impl(item: TokenStream) -> TokenStream {
     emit::route_impl(item.into()).into()
 }
 
+/// One path of `routes![...]`: its route, after checking that the function is visible where
+/// it is named (a private one is an error saying to make it `pub`). Not a public API.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __route_of(path: TokenStream) -> TokenStream {
+    emit::route_of(path.into()).into()
+}
+
 /// The expansion, on `proc_macro2` tokens so it can be tested and snapshotted.
 fn expand(
     attr: proc_macro2::TokenStream,
