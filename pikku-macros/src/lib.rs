@@ -52,7 +52,8 @@ pub fn pikku_func(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// `#[pikku_func]` emits one item next to the function (the route struct) and lets this derive
 /// add the `impl`: on a function inside an `impl` block, where a struct is not allowed, the
-/// compiler then reports that one item, and the derive never runs.
+/// compiler then reports that one item, and the derive never runs. (A method taking `self`, or
+/// a function naming `Self`, is reported by `#[pikku_func]` itself and gets no struct.)
 #[doc(hidden)]
 #[proc_macro_derive(__PikkuRoute, attributes(__pikku_route))]
 pub fn pikku_route_impl(item: TokenStream) -> TokenStream {

@@ -15,8 +15,11 @@ use crate::errors::Errors;
 /// One parameter after the services, in the user's order.
 #[derive(Debug, Clone)]
 pub enum Param {
+    /// The input (by value): query, path params and body.
     Input(Type),
+    /// The session (`&U`, any reference not named `Context`).
     Session(Type),
+    /// The request context (`&Context`).
     Context,
 }
 
@@ -47,35 +50,51 @@ pub struct Item {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Output {
+    /// One JSON answer of `ty` (`fallible`: returned in a `Result`).
     Json {
+        /// The answer's type.
         ty: Type,
+        /// The function returns `Result<ty, E>`.
         fallible: bool,
     },
+    /// A stream of events.
     Stream {
+        /// How each item becomes an event.
         item: Item,
+        /// The function returns `Result<stream, E>`.
         fallible: bool,
     },
+    /// `Reply<T, S>`: JSON or a stream, chosen at run time.
     Either {
+        /// The JSON answer's type.
         json: Type,
+        /// How each stream item becomes an event.
         item: Item,
+        /// The function returns `Result<Reply<..>, E>`.
         fallible: bool,
     },
 }
 
+/// The function's signature, read by the convention.
 #[derive(Debug)]
 pub struct Shape {
+    /// The services type (the first parameter's referent).
     pub services: Type,
+    /// The parameters after the services, in order.
     pub params: Vec<Param>,
+    /// What it returns.
     pub output: Output,
 }
 
 impl Shape {
+    /// The input type, if the function takes one.
     pub fn input(&self) -> Option<&Type> {
         self.params.iter().find_map(|p| match p {
             Param::Input(t) => Some(t),
             _ => None,
         })
     }
+    /// The session type, if the function takes one.
     pub fn session(&self) -> Option<&Type> {
         self.params.iter().find_map(|p| match p {
             Param::Session(t) => Some(t),
@@ -84,6 +103,7 @@ impl Shape {
     }
 }
 
+/// Reads the signature and checks it against the attribute; `None` when it cannot be read.
 pub fn analyse(f: &ItemFn, spec: &RouteSpec, errors: &mut Errors) -> Option<Shape> {
     let sig = &f.sig;
     if sig.asyncness.is_none() {
