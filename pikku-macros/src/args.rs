@@ -1,7 +1,7 @@
 //! The attribute's `key = value` list, in two steps: [`parse`] reads what the user wrote into
 //! [`RawArgs`] (literals with their spans; syntax errors reported), and [`RawArgs::validate`]
 //! checks the values into a [`RouteSpec`], which holds only valid values. Every problem of one
-//! attribute is collected, so one compile shows all of them.
+//! attribute is collected, so one compile shows all of them, in the order the keys are written.
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
@@ -9,7 +9,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Meta, Token};
 
-use crate::errors::Errors;
+use crate::errors::{AFTER_ATTRIBUTE, Errors};
 
 /// The keys the attribute accepts.
 pub const KEYS: &[&str] = &[
@@ -54,6 +54,9 @@ pub struct RawArgs {
     pub permissions: Option<(Span, Vec<syn::Path>)>,
     /// `crate = "path::to::pikku"`.
     pub krate: Option<LitStr>,
+    /// Each `key = value`'s key, by its index in the attribute (empty when it is not one), so
+    /// validation errors sort where the key is written.
+    pub written: Vec<String>,
 }
 
 /// The HTTP method of a route.
@@ -209,6 +212,7 @@ impl Default for RouteSpec {
 /// Reads the attribute's list. `None` when the list itself is unreadable (reported): there is
 /// nothing to validate then.
 pub fn parse(attr: TokenStream, errors: &mut Errors) -> Option<RawArgs> {
+    errors.at(0);
     let metas =
         match syn::parse::Parser::parse2(Punctuated::<Meta, Token![,]>::parse_terminated, attr) {
             Ok(m) => m,
@@ -219,13 +223,15 @@ pub fn parse(attr: TokenStream, errors: &mut Errors) -> Option<RawArgs> {
                         "{e}\nhelp: write the attribute as `#[pikku_func(route = \"/path\", ...)]`"
                     ),
                 ));
+                errors.at(AFTER_ATTRIBUTE);
                 return None;
             }
         };
     let mut raw = RawArgs::default();
-    let mut seen: Vec<String> = Vec::new();
-    for meta in metas {
+    for (position, meta) in metas.into_iter().enumerate() {
+        errors.at(position);
         let Meta::NameValue(nv) = meta else {
+            raw.written.push(String::new());
             errors.push(syn::Error::new(
                 meta.span(),
                 "expected `key = value`\nhelp: e.g. `route = \"/stream/updates\"` or `auth = false`",
@@ -237,16 +243,18 @@ pub fn parse(attr: TokenStream, errors: &mut Errors) -> Option<RawArgs> {
             .get_ident()
             .map(ToString::to_string)
             .unwrap_or_default();
-        if seen.contains(&key) {
+        let seen = raw.written.contains(&key);
+        raw.written.push(key.clone());
+        if seen {
             errors.push(syn::Error::new(
                 nv.path.span(),
                 format!("`{key}` is given twice; keep one"),
             ));
             continue;
         }
-        seen.push(key.clone());
         raw.read(&key, &nv, errors);
     }
+    errors.at(AFTER_ATTRIBUTE);
     Some(raw)
 }
 
@@ -311,14 +319,19 @@ impl RawArgs {
     pub fn validate(self, errors: &mut Errors) -> RouteSpec {
         let mut spec = RouteSpec::default();
         if let Some(lit) = &self.route {
+            errors.at(self.position("route"));
             spec.path_params = route_params(lit, errors);
             spec.path = lit.value();
             spec.path_span = Some(lit.span());
         }
         if let Some(lit) = &self.method {
+            errors.at(self.position("method"));
             spec.method = method(lit, errors).unwrap_or(Method::Get);
         }
-        spec.response = self.response.as_ref().and_then(|l| response(l, errors));
+        if let Some(lit) = &self.response {
+            errors.at(self.position("response"));
+            spec.response = response(lit, errors);
+        }
         if let Some(b) = &self.auth {
             spec.auth = b.value;
             spec.auth_span = Some(b.span());
@@ -326,29 +339,43 @@ impl RawArgs {
         spec.tags = self.tags.iter().map(LitStr::value).collect();
         spec.summary = self.summary.as_ref().map(LitStr::value);
         spec.description = self.description.as_ref().map(LitStr::value);
-        spec.operation_id = self
-            .operation_id
-            .as_ref()
-            .and_then(|l| operation_id(l, errors));
-        spec.heartbeat_ms = self
-            .heartbeat_ms
-            .as_ref()
-            .and_then(|i| i.base10_parse::<u64>().map_err(|e| errors.push(e)).ok());
-        spec.rate_limit = self.rate_limit.as_ref().and_then(|l| rate_limit(l, errors));
-        if let Some((span, paths)) = self.permissions {
-            spec.permissions = paths;
-            spec.permissions_span = Some(span);
+        if let Some(lit) = &self.operation_id {
+            errors.at(self.position("operation_id"));
+            spec.operation_id = operation_id(lit, errors);
+        }
+        if let Some(i) = &self.heartbeat_ms {
+            errors.at(self.position("heartbeat_ms"));
+            spec.heartbeat_ms = i.base10_parse::<u64>().map_err(|e| errors.push(e)).ok();
+        }
+        if let Some(lit) = &self.rate_limit {
+            errors.at(self.position("rate_limit"));
+            spec.rate_limit = rate_limit(lit, errors);
+        }
+        if let Some((span, paths)) = &self.permissions {
+            spec.permissions = paths.clone();
+            spec.permissions_span = Some(*span);
         }
         if let Some(lit) = &self.krate {
+            errors.at(self.position("crate"));
             spec.krate = crate_path(lit, errors).unwrap_or_default();
         }
         if self.route.is_none() {
+            errors.at(self.written.len());
             errors.push(syn::Error::new(
                 Span::call_site(),
                 "missing `route`\nhelp: add e.g. `route = \"/stream/updates\"`",
             ));
         }
+        errors.at(AFTER_ATTRIBUTE);
         spec
+    }
+
+    /// Where `key` is written in the attribute (its first occurrence: the one kept).
+    fn position(&self, key: &str) -> usize {
+        self.written
+            .iter()
+            .position(|k| k == key)
+            .unwrap_or(self.written.len())
     }
 }
 
