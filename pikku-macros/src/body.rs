@@ -4,6 +4,7 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{ExprYield, ItemFn};
 
+use crate::args::CratePath;
 use crate::errors::Errors;
 
 /// A `yield` outside `stream!`/`try_stream!` (macro bodies are not parsed, so every `yield`
@@ -28,11 +29,13 @@ pub fn check_bare_yield(f: &ItemFn, errors: &mut Errors) -> bool {
 
 /// The function with its body inside `stream! { ... }`: what the user meant, so the only errors
 /// left are the `yield` one and rustc's feature gate (not "async coroutines are not supported").
-pub fn wrap_body_in_stream(f: &ItemFn) -> ItemFn {
+pub fn wrap_body_in_stream(f: &ItemFn, krate: &CratePath) -> ItemFn {
     let mut f = f.clone();
     let stmts = &f.block.stmts;
-    f.block = syn::parse_quote_spanned! {f.block.span()=> {
-        ::pikku::stream! { #(#stmts)* }
+    let span = f.block.span();
+    let k = krate.at(span);
+    f.block = syn::parse_quote_spanned! {span=> {
+        #k::stream! { #(#stmts)* }
     }};
     f
 }

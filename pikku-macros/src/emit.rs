@@ -1,208 +1,103 @@
-//! Emitting the route: a static descriptor, a module naming it, an `inventory` submission, and a
-//! handler that is a thin call into `pikku::__private`. All behaviour lives in the runtime.
+//! Emitting the route: a struct named like the function, whose `impl` (added by a derive) holds
+//! the static descriptor with its `inventory` submission, a handler that is a thin call into
+//! `pikku::__private`, and the typed client calls. All behaviour lives in the runtime.
+//!
+//! Spans: runtime calls that can fail to type-check are spanned at the user's type they are
+//! about (so a missing `Serialize` points there); everything else is at the call site.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, Type};
 
-use crate::args::{Args, Method};
+use crate::args::{CratePath, RateLimit, RouteSpec};
 use crate::signature::{Item, Output, Param, Shape, Wrap};
 
-pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
-    let rt = quote!(::pikku::__private);
+/// The function, unchanged, followed by its route struct.
+pub fn emit(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+    let descriptor = descriptor(f, spec, shape);
+    let client_calls = client_calls(f, spec, shape);
+    let probe = visibility_probe(f);
+    let route_struct = route_struct(f, spec, quote!(#descriptor #client_calls #probe));
+    quote! {
+        #f
+
+        #route_struct
+    }
+}
+
+/// `pub struct name {}`, carrying the items of its `impl` for the derive to emit.
+///
+/// A braced struct lives in the type namespace only, so it can share the function's name
+/// (`my_fn::route()`), and it works where a module would not (inside fn bodies). It is `pub`
+/// whatever the function's visibility: `routes![f]` refuses a function that is not visible
+/// through the struct's [`visibility_probe`], which has the function's visibility.
+///
+/// The struct is the only item next to the function: its `impl` comes from a derive on it. On
+/// a function inside an `impl` block, where a struct is not allowed, the compiler reports that
+/// one item, at the attribute ("struct is not supported in `trait`s or `impl`s"), instead of
+/// an error per generated item. That is only for the functions the macro cannot tell apart
+/// from free ones: a method taking `self`, or a function naming `Self`, gets the macro's own
+/// error and no struct.
+fn route_struct(f: &ItemFn, spec: &RouteSpec, impl_items: TokenStream) -> TokenStream {
+    let krate = &spec.krate;
     let name = &f.sig.ident;
-    let vis = &f.vis;
-    let name_str = name.to_string();
-    let route = args.route.as_ref().map(|r| r.value()).unwrap_or_default();
-    let path_params = &args.path_params;
-    let method = format_ident!(
-        "{}",
-        match args.method {
-            Method::Get => "Get",
-            Method::Post => "Post",
-            Method::Put => "Put",
-            Method::Patch => "Patch",
-            Method::Delete => "Delete",
-        }
-    );
+    let doc = format!("The route of [`{name}()`](fn@{name}), for explicit registration.");
+    // Only a `pub` function's route struct is documented (its doc links to the function).
+    let hidden = match f.vis {
+        syn::Visibility::Public(_) => quote!(),
+        _ => quote!(#[doc(hidden)]),
+    };
+    quote_spanned! {Span::call_site()=>
+        #[doc = #doc]
+        #hidden
+        #[allow(non_camel_case_types)]
+        #[derive(#krate::__private::RouteImpl)]
+        #[__pikku_route(#impl_items)]
+        pub struct #name {}
+    }
+}
+
+/// `pub fn route() -> &'static RouteDef`: the static descriptor, submitted to `inventory` so
+/// `Pikku::new` finds it.
+fn descriptor(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+    let krate = &spec.krate;
+    let rt = quote!(#krate::__private);
+    let name = f.sig.ident.to_string();
+    let doc = format!("The route descriptor of [`{name}()`](fn@super::{name}).");
+    let method = format_ident!("{}", spec.method.variant());
+    let path = &spec.path;
+    let path_params = &spec.path_params;
+    let operation_id = spec.operation_id.clone().unwrap_or_else(|| name.clone());
     let (doc_summary, doc_description) = doc_comment(f);
-    let summary = option_str(args.summary.clone().or(doc_summary));
-    let description = option_str(args.description.clone().or(doc_description));
-    let operation_id = args
-        .operation_id
-        .clone()
-        .unwrap_or_else(|| name_str.clone());
-    let tags = &args.tags;
-    let auth = args.auth();
-    let heartbeat = match args.heartbeat_ms {
+    let summary = option_str(spec.summary.clone().or(doc_summary));
+    let description = option_str(spec.description.clone().or(doc_description));
+    let tags = &spec.tags;
+    let auth = spec.auth;
+    let heartbeat = match spec.heartbeat_ms {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
         None => quote!(::core::option::Option::None),
     };
-    let rate_limit = match args.rate_limit {
-        Some((count, per)) => {
-            let per = format_ident!("{per}");
-            quote!(::core::option::Option::Some(#rt::RateLimit { count: #count, per: #rt::RatePer::#per }))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let rate_limit = rate_limit(spec.rate_limit, &rt);
     let services = &shape.services;
-    let input_ty: Type = shape
-        .input()
-        .cloned()
-        .unwrap_or_else(|| syn::parse_quote!(()));
-    let session_arg: Type = match shape.session() {
-        Some(t) => syn::parse_quote_spanned!(t.span()=> ::std::sync::Arc<#t>),
-        None => syn::parse_quote!(()),
+    let services_check = quote_spanned! {services.span()=>
+        #rt::type_id::<#services>
     };
     let session_type = match shape.session() {
         Some(t) => quote!(::core::option::Option::Some(#rt::type_id::<#t>)),
         None => quote!(::core::option::Option::None),
     };
-    let (input_schema, input_plan) = match shape.input() {
-        Some(t) => (
-            quote_spanned!(t.span()=> ::core::option::Option::Some(::pikku::__private::input_fns::<#t>().0)),
-            quote_spanned!(t.span()=> ::core::option::Option::Some(::pikku::__private::input_fns::<#t>().1)),
-        ),
-        None => (
-            quote!(::core::option::Option::None),
-            quote!(::core::option::Option::None),
-        ),
-    };
-    let call_args = shape.params.iter().map(|p| match p {
-        Param::Input(_) => quote!(__p.input),
-        Param::Session(_) => quote!(&*__p.session),
-        Param::Context => quote!(&__p.ctx),
-    });
-    let schema = |t: &Type| quote_spanned!(t.span()=> ::core::option::Option::Some(::pikku::__private::schema_of::<#t>));
-    let none = quote!(::core::option::Option::None);
-    let (kind, output_schema, item_schema, fallible_items, body) = match &shape.output {
-        Output::Json { ty, fallible } => (
-            quote!(Json),
-            schema(ty),
-            none.clone(),
-            false,
-            json_body(ty, *fallible),
-        ),
-        Output::Stream { item, fallible } => (
-            quote!(Stream),
-            none.clone(),
-            schema(&item.data),
-            item.fallible,
-            {
-                let unwrap = unwrap_fallible(*fallible);
-                let events = stream_events(item, quote!(__out));
-                quote!(#unwrap #events)
-            },
-        ),
-        Output::Either {
-            json,
-            item,
-            fallible,
-        } => (
-            quote!(Either),
-            schema(json),
-            schema(&item.data),
-            item.fallible,
-            {
-                let unwrap = unwrap_fallible(*fallible);
-                let events = stream_events(item, quote!(__s));
-                let json_fn = quote_spanned!(json.span()=> ::pikku::__private::json);
-                quote! {
-                    #unwrap
-                    match __out {
-                        ::pikku::Reply::Json(__v) => yield #json_fn(&__v),
-                        ::pikku::Reply::Stream(__s) => { #events }
-                    }
-                }
-            },
-        ),
-    };
-    // Each check runs before the function; the first refusal answers 403.
-    // JSON functions answer once: a plain `async` block (`run_once`) costs the compiler far
-    // less than a `stream!` generator, and 3 of 4 functions in a typical API are JSON.
-    let once = matches!(shape.output, Output::Json { .. });
-    let permission_checks = args.permissions.iter().map(|p| {
-        let name = p.to_token_stream().to_string().replace(' ', "");
-        let refuse = if once {
-            quote!(return #rt::fail(#rt::forbidden(#name));)
-        } else {
-            quote!(yield #rt::fail(#rt::forbidden(#name)); return;)
-        };
-        quote_spanned! {p.span()=>
-            if !#p(&*__p.services, &__p.input, &*__p.session).await {
-                #refuse
-            }
-        }
-    });
-    let permission_checks = quote!(#(#permission_checks)*);
-    // The call into the runtime is spanned at the input type (its literal tokens, not the
-    // user's code inside), so a missing `Deserialize` is reported there.
-    let input_span = shape.input().map_or_else(Span::call_site, |t| t.span());
-    let handler_body = if once {
-        quote_spanned! {input_span=>
-            ::pikku::__private::run_once(__call, |__p: ::pikku::__private::Prepared<#services, #input_ty, #session_arg>| async move {
-                #permission_checks
-                let __out = #name(&*__p.services #(, #call_args)*).await;
-                #body
-            })
-        }
-    } else {
-        quote_spanned! {input_span=>
-            ::pikku::__private::run(__call, |__p: ::pikku::__private::Prepared<#services, #input_ty, #session_arg>| {
-                ::pikku::__private::stream! {
-                    #permission_checks
-                    let __out = #name(&*__p.services #(, #call_args)*).await;
-                    #body
-                }
-            })
-        }
-    };
-    let mod_doc =
-        format!("The route of [`{name_str}()`](fn@{name_str}), for explicit registration.");
-    let route_doc = format!("The route descriptor of [`{name_str}()`](fn@super::{name_str}).");
-    // Typed client calls (`f::call(&client, input)`), expanded by the runtime only when its
-    // `client` feature is on.
-    let client_input = shape.input().map(|t| quote!(#t));
-    let client_methods = match &shape.output {
-        Output::Json { ty, .. } => quote!(json, #name, (#client_input), #ty),
-        Output::Stream { item, .. } => {
-            let data = &item.data;
-            quote!(stream, #name, (#client_input), #data)
-        }
-        Output::Either { json, item, .. } => {
-            let data = &item.data;
-            quote!(either, #name, (#client_input), #json, #data)
-        }
-    };
-    // Only a `pub` function's route struct is documented (its doc links to the function).
-    let hidden = match vis {
-        syn::Visibility::Public(_) => quote!(),
-        _ => quote!(#[doc(hidden)]),
-    };
-    let services_span = services.span();
-    let services_check = quote_spanned! {services_span=>
-        #rt::type_id::<#services>
-    };
-
-    // A braced struct lives in the type namespace only, so it can share the function's name
-    // (`my_fn::route()`), and it works where a module would not (inside fn bodies). It is `pub`
-    // whatever the function's visibility: `routes![f]` names the function first, so a private
-    // one is refused as a *function*, not as this struct.
-    //
-    // The struct is the only item next to the function: its `impl` (holding the descriptor,
-    // its `inventory` submission and the client calls) comes from a derive on it. On a
-    // function inside an `impl` block, where a struct is not allowed, the compiler reports that
-    // one item, at the attribute ("struct is not supported in `trait`s or `impl`s"), instead
-    // of an error per generated item.
-    let route_items = quote! {
-        #[doc = #route_doc]
+    let (input_schema, input_plan) = input_fns(shape, krate);
+    let (kind, output_schema, item_schema, fallible_items) = response_fields(shape, krate);
+    let handler = handler(f, spec, shape);
+    quote! {
+        #[doc = #doc]
         pub fn route() -> &'static #rt::RouteDef {
             static ROUTE: #rt::RouteDef = #rt::RouteDef {
                 method: #rt::Method::#method,
-                path: #route,
+                path: #path,
                 path_params: &[#(#path_params),*],
-                fn_name: #name_str,
+                fn_name: #name,
                 operation_id: #operation_id,
                 summary: #summary,
                 description: #description,
@@ -219,33 +114,267 @@ pub fn emit(f: &ItemFn, args: &Args, shape: &Shape) -> TokenStream {
                 output_schema: #output_schema,
                 item_schema: #item_schema,
                 fallible_items: #fallible_items,
-                handler: {
-                    fn __pikku_handler(__call: #rt::Call) -> #rt::Steps {
-                        #handler_body
-                    }
-                    __pikku_handler
-                },
+                handler: #handler,
                 source: (::core::file!(), ::core::line!()),
                 __plan: #rt::OnceLock::new(),
             };
             #rt::inventory::submit! { #rt::RegisteredRoute(&ROUTE) }
             &ROUTE
         }
+    }
+}
 
-        #rt::client_methods! { [#vis] #client_methods }
+fn rate_limit(rate: Option<RateLimit>, rt: &TokenStream) -> TokenStream {
+    match rate {
+        Some(RateLimit { count, per }) => {
+            let per = format_ident!("{per}");
+            quote!(::core::option::Option::Some(#rt::RateLimit { count: #count, per: #rt::RatePer::#per }))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The input's schema and extraction plan, spanned at the input type so a missing
+/// `Deserialize` or `JsonSchema` is reported there.
+fn input_fns(shape: &Shape, krate: &CratePath) -> (TokenStream, TokenStream) {
+    match shape.input() {
+        Some(t) => {
+            let k = krate.at(t.span());
+            (
+                quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::input_fns::<#t>().0)),
+                quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::input_fns::<#t>().1)),
+            )
+        }
+        None => (
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        ),
+    }
+}
+
+/// `(kind, output_schema, item_schema, fallible_items)` of the descriptor.
+fn response_fields(
+    shape: &Shape,
+    krate: &CratePath,
+) -> (TokenStream, TokenStream, TokenStream, bool) {
+    let schema = |t: &Type| {
+        let k = krate.at(t.span());
+        quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::schema_of::<#t>))
     };
-    let route_struct = quote_spanned! {Span::call_site()=>
-        #[doc = #mod_doc]
-        #hidden
-        #[allow(non_camel_case_types)]
-        #[derive(::pikku::__private::RouteImpl)]
-        #[__pikku_route(#route_items)]
-        pub struct #name {}
+    let none = quote!(::core::option::Option::None);
+    match &shape.output {
+        Output::Json { ty, .. } => (quote!(Json), schema(ty), none.clone(), false),
+        Output::Stream { item, .. } => (
+            quote!(Stream),
+            none.clone(),
+            schema(&item.data),
+            item.fallible,
+        ),
+        Output::Either { json, item, .. } => (
+            quote!(Either),
+            schema(json),
+            schema(&item.data),
+            item.fallible,
+        ),
+    }
+}
+
+/// The descriptor's `handler`: a plain `fn` the runtime calls per request.
+fn handler(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+    let krate = &spec.krate;
+    let rt = quote!(#krate::__private);
+    let run = run_call(f, spec, shape);
+    quote! {
+        {
+            fn __pikku_handler(__call: #rt::Call) -> #rt::Steps {
+                #run
+            }
+            __pikku_handler
+        }
+    }
+}
+
+/// The handler's body: the runtime prepares the call (services, input, session), then the
+/// permission checks run, the function is called and its output becomes steps.
+fn run_call(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+    let name = &f.sig.ident;
+    let services = &shape.services;
+    let input_ty: Type = shape
+        .input()
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(()));
+    let session_arg: Type = match shape.session() {
+        Some(t) => syn::parse_quote_spanned!(t.span()=> ::std::sync::Arc<#t>),
+        None => syn::parse_quote!(()),
+    };
+    let call_args = call_args(shape);
+    // JSON functions answer once: a plain `async` block (`run_once`) costs the compiler far
+    // less than a `stream!` generator, and 3 of 4 functions in a typical API are JSON.
+    let once = matches!(shape.output, Output::Json { .. });
+    let krate = &spec.krate;
+    let permission_checks = permission_checks(spec, once, &quote!(#krate::__private));
+    let body = output_body(shape, krate);
+    // The call into the runtime is spanned at the input type (its literal tokens, not the
+    // user's code inside), so a missing `Deserialize` is reported there.
+    let input_span = shape.input().map_or_else(Span::call_site, |t| t.span());
+    let k = krate.at(input_span);
+    if once {
+        quote_spanned! {input_span=>
+            #k::__private::run_once(__call, |__p: #k::__private::Prepared<#services, #input_ty, #session_arg>| async move {
+                #permission_checks
+                let __out = #name(&*__p.services #(, #call_args)*).await;
+                #body
+            })
+        }
+    } else {
+        quote_spanned! {input_span=>
+            #k::__private::run(__call, |__p: #k::__private::Prepared<#services, #input_ty, #session_arg>| {
+                #k::__private::stream! {
+                    #permission_checks
+                    let __out = #name(&*__p.services #(, #call_args)*).await;
+                    #body
+                }
+            })
+        }
+    }
+}
+
+/// The function's arguments after the services, from the prepared call `__p`.
+fn call_args(shape: &Shape) -> Vec<TokenStream> {
+    shape
+        .params
+        .iter()
+        .map(|p| match p {
+            Param::Input(_) => quote!(__p.input),
+            Param::Session(_) => quote!(&*__p.session),
+            Param::Context => quote!(&__p.ctx),
+        })
+        .collect()
+}
+
+/// Each check runs before the function; the first refusal answers 403.
+fn permission_checks(spec: &RouteSpec, once: bool, rt: &TokenStream) -> TokenStream {
+    let checks = spec.permissions.iter().map(|p| {
+        let name = p.to_token_stream().to_string().replace(' ', "");
+        let refuse = if once {
+            quote!(return #rt::fail(#rt::forbidden(#name));)
+        } else {
+            quote!(yield #rt::fail(#rt::forbidden(#name)); return;)
+        };
+        quote_spanned! {p.span()=>
+            if !#p(&*__p.services, &__p.input, &*__p.session).await {
+                #refuse
+            }
+        }
+    });
+    quote!(#(#checks)*)
+}
+
+/// What the handler does with the function's output `__out`.
+fn output_body(shape: &Shape, krate: &CratePath) -> TokenStream {
+    match &shape.output {
+        Output::Json { ty, fallible } => json_body(ty, *fallible, krate),
+        Output::Stream { item, fallible } => {
+            let unwrap = unwrap_fallible(*fallible, krate);
+            let events = stream_events(item, quote!(__out), krate);
+            quote!(#unwrap #events)
+        }
+        Output::Either {
+            json,
+            item,
+            fallible,
+        } => {
+            let unwrap = unwrap_fallible(*fallible, krate);
+            let events = stream_events(item, quote!(__s), krate);
+            let k = krate.at(json.span());
+            let json_fn = quote_spanned!(json.span()=> #k::__private::json);
+            quote! {
+                #unwrap
+                match __out {
+                    #krate::Reply::Json(__v) => yield #json_fn(&__v),
+                    #krate::Reply::Stream(__s) => { #events }
+                }
+            }
+        }
+    }
+}
+
+/// Typed client calls (`f::call(&client, input)`), expanded by the runtime only when its
+/// `client` feature is on.
+fn client_calls(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+    let krate = &spec.krate;
+    let rt = quote!(#krate::__private);
+    let vis = &f.vis;
+    let name = &f.sig.ident;
+    let input = shape.input().map(|t| quote!(#t));
+    let client_methods = match &shape.output {
+        Output::Json { ty, .. } => quote!(json, #name, (#input), #ty),
+        Output::Stream { item, .. } => {
+            let data = &item.data;
+            quote!(stream, #name, (#input), #data)
+        }
+        Output::Either { json, item, .. } => {
+            let data = &item.data;
+            quote!(either, #name, (#input), #json, #data)
+        }
     };
     quote! {
-        #f
+        #rt::client_methods! { [#vis] #client_methods }
+    }
+}
 
-        #route_struct
+/// A method as visible as the function, for `routes![f]` to check that the function is visible
+/// where it is named (see [`route_of`]).
+fn visibility_probe(f: &ItemFn) -> TokenStream {
+    let vis = &f.vis;
+    quote! {
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        #vis fn __pikku_visible(&self) -> bool {
+            true
+        }
+    }
+}
+
+/// What `routes![a::f]` expands to for one path: `a::f::route()`, after checking that the
+/// function is visible here.
+///
+/// The route struct is `pub` whatever the function's visibility, so the check calls the
+/// struct's [`visibility_probe`]: where that method is not visible, method lookup skips it and
+/// finds the fallback trait's, whose return type fails a bound worded for the user. Every token
+/// is spanned at the function's name, so the error points there.
+pub fn route_of(input: TokenStream) -> TokenStream {
+    let path: syn::Path = match syn::parse2(input) {
+        Ok(p) => p,
+        Err(e) => return e.to_compile_error(),
+    };
+    let span = path
+        .segments
+        .last()
+        .map_or_else(Span::call_site, |s| s.ident.span());
+    quote_spanned! {span=>
+        {
+            #[allow(dead_code)]
+            struct __PikkuPrivate;
+            #[allow(dead_code)]
+            trait __PikkuProbe {
+                fn __pikku_visible(&self) -> __PikkuPrivate {
+                    __PikkuPrivate
+                }
+            }
+            impl<T> __PikkuProbe for T {}
+            #[diagnostic::on_unimplemented(
+                message = "`routes![]` cannot name the route of `{Self}`: the function is private here\nhelp: make the function `pub` (or `pub(crate)`) so `routes![]` can name its route",
+                label = "private function"
+            )]
+            trait __PikkuVisible<T> {}
+            // Two impls, so the compiler takes `T` from the argument, not from the one impl.
+            impl<R> __PikkuVisible<bool> for R {}
+            impl<R> __PikkuVisible<u8> for R {}
+            fn __pikku_check<R: __PikkuVisible<T>, T>(_: T) {}
+            __pikku_check::<#path, _>(#path {}.__pikku_visible());
+            #path::route()
+        }
     }
 }
 
@@ -267,23 +396,24 @@ pub fn route_impl(item: TokenStream) -> TokenStream {
 }
 
 // Calls are spanned at the user's type, so a missing `Serialize` points there.
-fn json_body(ty: &Type, fallible: bool) -> TokenStream {
+fn json_body(ty: &Type, fallible: bool, krate: &CratePath) -> TokenStream {
+    let k = krate.at(ty.span());
     if fallible {
-        let f = quote_spanned!(ty.span()=> ::pikku::__private::json_result);
+        let f = quote_spanned!(ty.span()=> #k::__private::json_result);
         quote!(#f(__out))
     } else {
-        let f = quote_spanned!(ty.span()=> ::pikku::__private::json);
+        let f = quote_spanned!(ty.span()=> #k::__private::json);
         quote!(#f(&__out))
     }
 }
 
-fn unwrap_fallible(fallible: bool) -> TokenStream {
+fn unwrap_fallible(fallible: bool, krate: &CratePath) -> TokenStream {
     if fallible {
         quote! {
             let __out = match __out {
                 ::core::result::Result::Ok(__v) => __v,
                 ::core::result::Result::Err(__e) => {
-                    yield ::pikku::__private::fail(__e);
+                    yield #krate::__private::fail(__e);
                     return;
                 }
             };
@@ -293,20 +423,19 @@ fn unwrap_fallible(fallible: bool) -> TokenStream {
     }
 }
 
-fn stream_events(item: &Item, stream: TokenStream) -> TokenStream {
+fn stream_events(item: &Item, stream: TokenStream, krate: &CratePath) -> TokenStream {
     let span = item.data.span();
+    let k = krate.at(span);
     let frame = match (item.wrap, item.fallible) {
-        (Wrap::Plain, false) => quote_spanned!(span=> ::pikku::__private::frame(&__item)),
-        (Wrap::Event, false) => quote_spanned!(span=> ::pikku::__private::frame_event(&__item)),
-        (Wrap::Frame, false) => quote_spanned!(span=> ::pikku::__private::frame_raw(__item)),
-        (Wrap::Plain, true) => quote_spanned!(span=> ::pikku::__private::frame_result(__item)),
-        (Wrap::Event, true) => {
-            quote_spanned!(span=> ::pikku::__private::frame_event_result(__item))
-        }
-        (Wrap::Frame, true) => quote_spanned!(span=> ::pikku::__private::frame_raw_result(__item)),
+        (Wrap::Plain, false) => quote_spanned!(span=> #k::__private::frame(&__item)),
+        (Wrap::Event, false) => quote_spanned!(span=> #k::__private::frame_event(&__item)),
+        (Wrap::Frame, false) => quote_spanned!(span=> #k::__private::frame_raw(__item)),
+        (Wrap::Plain, true) => quote_spanned!(span=> #k::__private::frame_result(__item)),
+        (Wrap::Event, true) => quote_spanned!(span=> #k::__private::frame_event_result(__item)),
+        (Wrap::Frame, true) => quote_spanned!(span=> #k::__private::frame_raw_result(__item)),
     };
     quote! {
-        yield ::pikku::__private::Step::Open;
+        yield #krate::__private::Step::Open;
         for await __item in #stream {
             yield #frame;
         }

@@ -6,16 +6,20 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
+use syn::visit::Visit;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeParamBound};
 
-use crate::args::{Args, ResponseKey};
+use crate::args::{ResponseKey, RouteSpec};
 use crate::errors::Errors;
 
 /// One parameter after the services, in the user's order.
 #[derive(Debug, Clone)]
 pub enum Param {
+    /// The input (by value): query, path params and body.
     Input(Type),
+    /// The session (`&U`, any reference not named `Context`).
     Session(Type),
+    /// The request context (`&Context`).
     Context,
 }
 
@@ -46,35 +50,51 @@ pub struct Item {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Output {
+    /// One JSON answer of `ty` (`fallible`: returned in a `Result`).
     Json {
+        /// The answer's type.
         ty: Type,
+        /// The function returns `Result<ty, E>`.
         fallible: bool,
     },
+    /// A stream of events.
     Stream {
+        /// How each item becomes an event.
         item: Item,
+        /// The function returns `Result<stream, E>`.
         fallible: bool,
     },
+    /// `Reply<T, S>`: JSON or a stream, chosen at run time.
     Either {
+        /// The JSON answer's type.
         json: Type,
+        /// How each stream item becomes an event.
         item: Item,
+        /// The function returns `Result<Reply<..>, E>`.
         fallible: bool,
     },
 }
 
+/// The function's signature, read by the convention.
 #[derive(Debug)]
 pub struct Shape {
+    /// The services type (the first parameter's referent).
     pub services: Type,
+    /// The parameters after the services, in order.
     pub params: Vec<Param>,
+    /// What it returns.
     pub output: Output,
 }
 
 impl Shape {
+    /// The input type, if the function takes one.
     pub fn input(&self) -> Option<&Type> {
         self.params.iter().find_map(|p| match p {
             Param::Input(t) => Some(t),
             _ => None,
         })
     }
+    /// The session type, if the function takes one.
     pub fn session(&self) -> Option<&Type> {
         self.params.iter().find_map(|p| match p {
             Param::Session(t) => Some(t),
@@ -83,7 +103,8 @@ impl Shape {
     }
 }
 
-pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
+/// Reads the signature and checks it against the attribute; `None` when it cannot be read.
+pub fn analyse(f: &ItemFn, spec: &RouteSpec, errors: &mut Errors) -> Option<Shape> {
     let sig = &f.sig;
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
@@ -97,7 +118,15 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
             "a Pikku function cannot be generic: its route needs one concrete input and output type",
         ));
     }
-    let mut inputs = sig.inputs.iter();
+    let mut inputs = sig.inputs.iter().peekable();
+    // A method is reported once; the rest is read as the free function it should be.
+    match inputs.peek() {
+        Some(FnArg::Receiver(r)) => {
+            errors.push(method_error(r));
+            inputs.next();
+        }
+        _ => check_no_self_type(f, errors),
+    }
     let services = match inputs.next() {
         Some(FnArg::Typed(pt)) => match &*pt.ty {
             Type::Reference(r) if r.mutability.is_none() => Some((*r.elem).clone()),
@@ -110,10 +139,7 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
             }
         },
         Some(FnArg::Receiver(r)) => {
-            errors.push(syn::Error::new(
-                r.span(),
-                "a Pikku function is a free function, not a method\nhelp: move it out of the `impl` block and take `services: &Services` first",
-            ));
+            errors.push(method_error(r));
             None
         }
         None => {
@@ -138,8 +164,8 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
                 } else if last_ident(&r.elem).as_deref() == Some("Context") {
                     push_unique(&mut params, Param::Context, pt.span(), "a context", errors);
                 } else {
-                    if !args.auth() {
-                        let at = args.auth.map(|(_, s)| s).unwrap_or_else(|| pt.span());
+                    if !spec.auth {
+                        let at = spec.auth_span.unwrap_or_else(|| pt.span());
                         let mut e = syn::Error::new(
                             pt.span(),
                             "a session parameter needs an authenticated route, but this one is `auth = false`\nhelp: remove `auth = false` (routes require auth by default) or remove this parameter",
@@ -166,18 +192,18 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
         }
     }
 
-    if !args.path_params.is_empty() && !params.iter().any(|p| matches!(p, Param::Input(_))) {
-        if let Some(route) = &args.route {
+    if !spec.path_params.is_empty() && !params.iter().any(|p| matches!(p, Param::Input(_))) {
+        if let Some(span) = spec.path_span {
             errors.push(syn::Error::new(
-                route.span(),
+                span,
                 format!(
                     "this route has path params ({}) but the function takes no input to put them in\nhelp: add an input parameter whose type has {} field(s), e.g. `input: MyInput`",
-                    args.path_params
+                    spec.path_params
                         .iter()
                         .map(|p| format!("`{{{p}}}`"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    args.path_params
+                    spec.path_params
                         .iter()
                         .map(|p| format!("`{p}`"))
                         .collect::<Vec<_>>()
@@ -187,7 +213,7 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
         }
     }
 
-    if let Some(span) = args.permissions_span {
+    if let Some(span) = spec.permissions_span {
         if !params.iter().any(|p| matches!(p, Param::Session(_))) {
             errors.push(syn::Error::new(
                 span,
@@ -196,12 +222,48 @@ pub fn analyse(f: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Shape> {
         }
     }
 
-    let output = output(&sig.output, args, errors);
+    let output = output(&sig.output, spec, errors);
     Some(Shape {
         services: services?,
         params,
         output: output?,
     })
+}
+
+fn method_error(r: &syn::Receiver) -> syn::Error {
+    syn::Error::new(
+        r.self_token.span,
+        "`#[pikku_func]` goes on a free function, and this one takes `self`: functions in `impl` blocks are not supported\nhelp: move it out of the `impl` block, as a free function taking `services: &Services` first",
+    )
+}
+
+/// `Self` in the signature or body (outside nested items) means the function is in an `impl` or
+/// `trait` block. Reporting it here replaces rustc's error about the route struct, which cannot
+/// go there; an associated function that names neither `self` nor `Self` looks exactly like a
+/// free function to the macro, so that one is still rustc's.
+fn check_no_self_type(f: &ItemFn, errors: &mut Errors) {
+    let mut finder = FirstSelfType(None);
+    finder.visit_signature(&f.sig);
+    finder.visit_block(&f.block);
+    if let Some(span) = finder.0 {
+        errors.push(syn::Error::new(
+            span,
+            "`#[pikku_func]` goes on a free function, and `Self` here means this one is in an `impl` block: functions in `impl` blocks are not supported\nhelp: move it out of the `impl` block, as a free function, and name the type instead of `Self`",
+        ));
+    }
+}
+
+struct FirstSelfType(Option<Span>);
+
+impl<'ast> Visit<'ast> for FirstSelfType {
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        match p.segments.first() {
+            Some(seg) if self.0.is_none() && seg.ident == "Self" => self.0 = Some(seg.ident.span()),
+            _ => syn::visit::visit_path(self, p),
+        }
+    }
+    // A nested item has its own `Self`.
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
 }
 
 fn push_unique(params: &mut Vec<Param>, p: Param, span: Span, what: &str, errors: &mut Errors) {
@@ -220,7 +282,7 @@ fn push_unique(params: &mut Vec<Param>, p: Param, span: Span, what: &str, errors
     }
 }
 
-fn output(ret: &ReturnType, args: &Args, errors: &mut Errors) -> Option<Output> {
+fn output(ret: &ReturnType, spec: &RouteSpec, errors: &mut Errors) -> Option<Output> {
     let ty: Type = match ret {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -229,7 +291,7 @@ fn output(ret: &ReturnType, args: &Args, errors: &mut Errors) -> Option<Output> 
         Some(ok) => (ok, true),
         None => (ty.clone(), false),
     };
-    let response = args.response.map(|(r, _)| r);
+    let response = spec.response;
     if let Some((json, stream)) = reply_args(&inner) {
         let item = match stream_item(&stream) {
             Some(item) => item,

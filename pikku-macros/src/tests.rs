@@ -123,3 +123,92 @@ fn yield_inside_stream_macros_is_fine() {
     .to_string();
     assert!(!out.contains("compile_error"), "{out}");
 }
+
+#[test]
+fn crate_path() {
+    let out = super::expand(
+        quote!(
+            route = "/users/{userId}/data",
+            permissions = [is_self],
+            crate = "my_reexport::pikku"
+        ),
+        quote! {
+            pub async fn get_data(services: &Services, input: UserPath, session: &UserSession) -> Result<Reply<Snapshot, impl Stream<Item = Result<Event<Snapshot>, PikkuError>>>, PikkuError> {
+                body()
+            }
+        },
+    );
+    // Every path into the runtime goes through the re-export, none through `::pikku`.
+    let text = out.to_string();
+    let through_reexport = text.matches("my_reexport :: pikku ::").count();
+    assert!(through_reexport > 0, "{text}");
+    assert_eq!(
+        text.matches(":: pikku ::").count(),
+        through_reexport,
+        "{text}"
+    );
+    insta::assert_snapshot!(pretty(out));
+}
+
+#[test]
+fn crate_path_is_used_when_the_body_is_wrapped_in_stream() {
+    let out = super::expand(
+        quote!(
+            route = "/ticks",
+            response = "stream",
+            auth = false,
+            crate = "my_reexport::pikku"
+        ),
+        quote! {
+            async fn ticks(services: &Services) -> impl Stream<Item = u32> {
+                for n in 0..3 { yield n; }
+            }
+        },
+    )
+    .to_string();
+    assert!(out.contains("my_reexport :: pikku :: stream !"), "{out}");
+}
+
+#[test]
+fn crate_that_is_not_a_path_is_an_error() {
+    let out = super::expand(
+        quote!(route = "/x", auth = false, crate = "my reexport"),
+        quote! {
+            async fn x(services: &Services) -> u32 { 1 }
+        },
+    )
+    .to_string();
+    assert!(out.contains("`crate` takes the path"), "{out}");
+}
+
+#[test]
+fn self_means_an_impl_block_and_nothing_is_emitted_but_the_function() {
+    let out = super::expand(
+        quote!(route = "/count", auth = false),
+        quote! {
+            async fn count(services: &Services) -> u32 { Self::helper() }
+        },
+    )
+    .to_string();
+    assert!(
+        out.contains("functions in `impl` blocks are not supported"),
+        "{out}"
+    );
+    assert!(!out.contains("struct count"), "{out}");
+}
+
+#[test]
+fn self_in_a_nested_item_is_its_own() {
+    let out = super::expand(
+        quote!(route = "/count", auth = false),
+        quote! {
+            async fn count(services: &Services) -> u32 {
+                struct Local;
+                impl Local { fn new() -> Self { Local } }
+                1
+            }
+        },
+    )
+    .to_string();
+    assert!(!out.contains("compile_error"), "{out}");
+}

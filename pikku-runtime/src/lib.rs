@@ -203,6 +203,8 @@ pub mod __private {
     pub use crate::__pikku_client_methods as client_methods;
     /// The derive that adds a route struct's `impl` (see `#[pikku_func]`'s expansion).
     pub use pikku_macros::__PikkuRoute as RouteImpl;
+    /// One path of `routes![...]`: its route, refusing a function not visible there.
+    pub use pikku_macros::__route_of as route_of;
     pub use std::sync::OnceLock;
 
     /// The 403 of a refused permission check.

@@ -273,8 +273,8 @@ fn last_segment(type_name: &str) -> &str {
 /// A list of routes by function name, for explicit registration.
 ///
 /// Each path names a `#[pikku_func]` function that is visible where the macro is used (a
-/// private function of another module is refused as `function ... is private`: make it `pub`
-/// or `pub(crate)`).
+/// private function of another module is refused, at its name, with the fix: make it `pub` or
+/// `pub(crate)`).
 ///
 /// ```ignore
 /// let app = Pikku::with_routes(services, pikku::routes![stream_updates, api::get_data]);
@@ -282,11 +282,7 @@ fn last_segment(type_name: &str) -> &str {
 #[macro_export]
 macro_rules! routes {
     ($($($seg:ident)::+),* $(,)?) => {
-        ::std::vec![$({
-            // Names the function itself first, so a private one is reported as a function.
-            let _ = $($seg)::+;
-            $($seg)::+::route()
-        }),*]
+        ::std::vec![$($crate::__private::route_of!($($seg)::+)),*]
     };
 }
 
