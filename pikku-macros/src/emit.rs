@@ -257,9 +257,9 @@ fn permission_checks(spec: &RouteSpec, once: bool, rt: &TokenStream) -> TokenStr
     let checks = spec.permissions.iter().map(|p| {
         let name = p.to_token_stream().to_string().replace(' ', "");
         let refuse = if once {
-            quote!(return #rt::fail(#rt::forbidden(#name));)
+            quote!(return #rt::fail(&__p.ctx, #rt::forbidden(#name));)
         } else {
-            quote!(yield #rt::fail(#rt::forbidden(#name)); return;)
+            quote!(yield #rt::fail(&__p.ctx, #rt::forbidden(#name)); return;)
         };
         quote_spanned! {p.span()=>
             if !#p(&*__p.services, &__p.input, &*__p.session).await {
@@ -291,7 +291,7 @@ fn output_body(shape: &Shape, krate: &CratePath) -> TokenStream {
             quote! {
                 #unwrap
                 match __out {
-                    #krate::Reply::Json(__v) => yield #json_fn(&__v),
+                    #krate::Reply::Json(__v) => yield #json_fn(&__p.ctx, &__v),
                     #krate::Reply::Stream(__s) => { #events }
                 }
             }
@@ -400,10 +400,10 @@ fn json_body(ty: &Type, fallible: bool, krate: &CratePath) -> TokenStream {
     let k = krate.at(ty.span());
     if fallible {
         let f = quote_spanned!(ty.span()=> #k::__private::json_result);
-        quote!(#f(__out))
+        quote!(#f(&__p.ctx, __out))
     } else {
         let f = quote_spanned!(ty.span()=> #k::__private::json);
-        quote!(#f(&__out))
+        quote!(#f(&__p.ctx, &__out))
     }
 }
 
@@ -413,7 +413,7 @@ fn unwrap_fallible(fallible: bool, krate: &CratePath) -> TokenStream {
             let __out = match __out {
                 ::core::result::Result::Ok(__v) => __v,
                 ::core::result::Result::Err(__e) => {
-                    yield #krate::__private::fail(__e);
+                    yield #krate::__private::fail(&__p.ctx, __e);
                     return;
                 }
             };
@@ -435,7 +435,7 @@ fn stream_events(item: &Item, stream: TokenStream, krate: &CratePath) -> TokenSt
         (Wrap::Frame, true) => quote_spanned!(span=> #k::__private::frame_raw_result(__item)),
     };
     quote! {
-        yield #krate::__private::Step::Open;
+        yield #krate::__private::open(&__p.ctx);
         for await __item in #stream {
             yield #frame;
         }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use http::HeaderMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,14 +22,18 @@ use crate::input::{self, InputPlan, RawInput};
 use crate::sse::{self, Event};
 
 /// One step of a generated handler's output.
+///
+/// The first step carries the response headers the function added through
+/// [`Context::append_response_header`]: they are part of the call's result.
 #[derive(Debug)]
 pub enum Step {
-    /// A stream starts: send the SSE headers.
-    Open,
-    /// A JSON answer (already serialized), or the error the function returned.
-    Json(Result<Bytes, PikkuError>),
+    /// A stream starts: send the SSE headers, and these.
+    Open(HeaderMap),
+    /// A JSON answer (already serialized), or the error the function returned, with the
+    /// headers to send.
+    Json(Result<Bytes, PikkuError>, HeaderMap),
     /// The function failed before anything was sent.
-    Fail(PikkuError),
+    Fail(PikkuError, HeaderMap),
     /// One encoded SSE event.
     Frame(Bytes),
 }
@@ -118,7 +123,9 @@ where
 {
     match call.prepare::<S, I, U>() {
         Ok(p) => Box::pin(body(p)),
-        Err(e) => Box::pin(futures_util::stream::once(async move { Step::Fail(e) })),
+        Err(e) => Box::pin(futures_util::stream::once(async move {
+            Step::Fail(e, HeaderMap::new())
+        })),
     }
 }
 
@@ -134,26 +141,32 @@ where
     run(call, |p| futures_util::stream::once(body(p)))
 }
 
-/// A JSON answer.
-pub fn json<T: Serialize>(value: &T) -> Step {
+/// A stream starts, with the headers the function added.
+pub fn open(ctx: &Context) -> Step {
+    Step::Open(ctx.take_response_headers())
+}
+
+/// A JSON answer, with the headers the function added.
+pub fn json<T: Serialize>(ctx: &Context, value: &T) -> Step {
     Step::Json(
         serde_json::to_vec(value)
             .map(Bytes::from)
             .map_err(PikkuError::internal),
+        ctx.take_response_headers(),
     )
 }
 
 /// A JSON answer from a fallible function.
-pub fn json_result<T: Serialize, E: Into<PikkuError>>(value: Result<T, E>) -> Step {
+pub fn json_result<T: Serialize, E: Into<PikkuError>>(ctx: &Context, value: Result<T, E>) -> Step {
     match value {
-        Ok(v) => json(&v),
-        Err(e) => Step::Json(Err(e.into())),
+        Ok(v) => json(ctx, &v),
+        Err(e) => Step::Json(Err(e.into()), ctx.take_response_headers()),
     }
 }
 
 /// An error before anything was sent.
-pub fn fail<E: Into<PikkuError>>(e: E) -> Step {
-    Step::Fail(e.into())
+pub fn fail<E: Into<PikkuError>>(ctx: &Context, e: E) -> Step {
+    Step::Fail(e.into(), ctx.take_response_headers())
 }
 
 /// A data-only event.

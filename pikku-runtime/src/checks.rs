@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use std::future::Future;
 
 use crate::call::{self, Call, Prepared, SessionArg, Step, Steps};
+use crate::context::Context;
 use crate::error::PikkuError;
 use crate::input::InputPlan;
 use crate::registry::SchemaFn;
@@ -82,13 +83,16 @@ where
 }
 
 /// [`call::json`].
-pub fn json<T: PikkuOutput>(value: &T) -> Step {
-    call::json(value)
+pub fn json<T: PikkuOutput>(ctx: &Context, value: &T) -> Step {
+    call::json(ctx, value)
 }
 
 /// [`call::json_result`].
-pub fn json_result<T: PikkuOutput, E: Into<PikkuError>>(value: Result<T, E>) -> Step {
-    call::json_result(value)
+pub fn json_result<T: PikkuOutput, E: Into<PikkuError>>(
+    ctx: &Context,
+    value: Result<T, E>,
+) -> Step {
+    call::json_result(ctx, value)
 }
 
 /// [`call::frame`].

@@ -1,7 +1,7 @@
 //! Per-request context a function may take as `ctx: &Context`: request id, the SSE resume
 //! point (`Last-Event-ID`), the request headers, and the server's shutdown signal.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
@@ -44,14 +44,30 @@ impl LastEventId {
 }
 
 /// Everything about the request that is not the function's typed input.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Context {
     request_id: String,
     last_event_id: Option<LastEventId>,
     headers: HeaderMap,
     shutdown: CancellationToken,
-    response_headers: Arc<Mutex<HeaderMap>>,
+    /// Headers the function adds; they leave with the call's first step (see
+    /// [`Context::take_response_headers`]).
+    response_headers: Mutex<HeaderMap>,
     metrics: Metrics,
+}
+
+impl Clone for Context {
+    /// A copy with the headers added so far; headers added to the copy are its own.
+    fn clone(&self) -> Self {
+        Self {
+            request_id: self.request_id.clone(),
+            last_event_id: self.last_event_id.clone(),
+            headers: self.headers.clone(),
+            shutdown: self.shutdown.clone(),
+            response_headers: Mutex::new(self.response_headers.lock().clone()),
+            metrics: self.metrics.clone(),
+        }
+    }
 }
 
 impl Context {
@@ -76,13 +92,15 @@ impl Context {
             last_event_id,
             headers,
             shutdown,
-            response_headers: Arc::default(),
+            response_headers: Mutex::default(),
             metrics,
         }
     }
 
-    pub(crate) fn response_headers(&self) -> Arc<Mutex<HeaderMap>> {
-        self.response_headers.clone()
+    /// Takes the headers added so far: the generated handler hands them back with the call's
+    /// first step, so they travel with the result instead of through shared state.
+    pub(crate) fn take_response_headers(&self) -> HeaderMap {
+        std::mem::take(&mut *self.response_headers.lock())
     }
 
     /// A context for calling a function directly (tests, other transports).
@@ -113,9 +131,7 @@ impl Context {
     /// Adds a header to the response (e.g. `Set-Cookie` on login). Headers added before a
     /// stream's first event are sent with it; later ones are ignored.
     pub fn append_response_header(&self, name: HeaderName, value: HeaderValue) {
-        if let Ok(mut h) = self.response_headers.lock() {
-            h.append(name, value);
-        }
+        self.response_headers.lock().append(name, value);
     }
 
     /// The app's runtime counters (open streams, cleanups, refusals, panics).

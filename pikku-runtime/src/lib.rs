@@ -184,7 +184,7 @@ pub mod prelude {
 /// Used by the code `#[pikku_func]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::call::{Call, Prepared, Step, Steps, fail, frame_raw, frame_raw_result};
+    pub use crate::call::{Call, Prepared, Step, Steps, fail, frame_raw, frame_raw_result, open};
     pub use crate::checks::{
         frame, frame_event, frame_event_result, frame_result, input_fns, json, json_result, run,
         run_once, schema_of,

@@ -190,7 +190,6 @@ async fn run(
         app.shutdown.clone(),
         app.metrics.clone(),
     );
-    let extra_headers = ctx.response_headers();
     let call = Call {
         input_plan: route.input_schema.map(|_| route.plan()),
         has_body: route.method.has_body(),
@@ -205,7 +204,7 @@ async fn run(
         AssertUnwindSafe(steps.next()).catch_unwind()
     }
     .await;
-    if let (Ok(Some(Step::Open)), Some(acquired)) = (&first, either_credential) {
+    if let (Ok(Some(Step::Open(_))), Some(acquired)) = (&first, either_credential) {
         match acquired {
             Ok(p) => permit = p,
             Err(e) => {
@@ -214,18 +213,20 @@ async fn run(
             }
         }
     }
-    let session_end = session_end.filter(|_| matches!(first, Ok(Some(Step::Open))));
-    let mut res = respond(app, route, first, steps, permit, session_end, span);
-    if let Ok(mut extra) = extra_headers.lock() {
-        // `drain` names a header once for all its values.
-        let mut current = None;
-        for (name, value) in extra.drain() {
-            if name.is_some() {
-                current = name;
-            }
-            if let Some(name) = &current {
-                res.headers_mut().append(name.clone(), value);
-            }
+    let session_end = session_end.filter(|_| matches!(first, Ok(Some(Step::Open(_)))));
+    respond(app, route, first, steps, permit, session_end, span)
+}
+
+/// Adds the headers a function set to its response.
+fn with_headers<B>(mut res: http::Response<B>, added: http::HeaderMap) -> http::Response<B> {
+    // `into_iter` names a header once for all its values.
+    let mut current = None;
+    for (name, value) in added {
+        if name.is_some() {
+            current = name;
+        }
+        if let Some(name) = &current {
+            res.headers_mut().append(name.clone(), value);
         }
     }
     res
@@ -241,7 +242,7 @@ fn respond(
     span: tracing::Span,
 ) -> http::Response<PikkuBody> {
     match first {
-        Ok(Some(Step::Open)) => {
+        Ok(Some(Step::Open(added))) => {
             tracing::debug!(parent: &span, "stream opened");
             let heartbeat = match route.heartbeat_ms {
                 Some(0) => None,
@@ -260,21 +261,21 @@ fn respond(
             );
             let mut res = http::Response::new(PikkuBody::Sse(Box::new(body)));
             app.sse.apply_headers(res.headers_mut());
-            res
+            with_headers(res, added)
         }
-        Ok(Some(Step::Json(Ok(bytes)))) => {
+        Ok(Some(Step::Json(Ok(bytes), added))) => {
             let mut res = http::Response::new(PikkuBody::from(bytes));
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            res
+            with_headers(res, added)
         }
-        Ok(Some(Step::Json(Err(e)) | Step::Fail(e))) => {
+        Ok(Some(Step::Json(Err(e), added) | Step::Fail(e, added))) => {
             if e.status().is_server_error() {
                 tracing::error!(parent: &span, error = %e, "function failed");
             }
-            e.to_response()
+            with_headers(e.to_response(), added)
         }
         Ok(Some(Step::Frame(_)) | None) => {
             PikkuError::internal("handler produced no response").to_response()
