@@ -2,7 +2,7 @@
 //!
 //! The generated handler turns a [`Call`] into a stream of [`Step`]s: first `Open` (a stream
 //! starts), `Json` (a JSON answer) or `Fail` (an error before anything was sent), then, for
-//! streams, one `Frame` per encoded event. The runtime reads the first step to choose the
+//! streams, one `Event` per encoded event. The runtime reads the first step to choose the
 //! response and hands the rest to [`SseBody`](crate::serving::SseBody). One protocol serves JSON, stream and
 //! either-routes, and lets a generator borrow the services it runs with.
 
@@ -35,7 +35,7 @@ pub enum Step {
     /// The function failed before anything was sent.
     Fail(PikkuError, HeaderMap),
     /// One encoded SSE event.
-    Frame(Bytes),
+    Event(Bytes),
 }
 
 /// A generated handler's output.
@@ -171,24 +171,24 @@ pub fn fail<E: Into<PikkuError>>(ctx: &Context, e: E) -> Step {
 
 /// A data-only event.
 pub fn frame<T: Serialize>(item: &T) -> Step {
-    Step::Frame(sse::encode_json(item).unwrap_or_else(|e| sse::encode_error(&e)))
+    Step::Event(sse::encode_json(item).unwrap_or_else(|e| sse::encode_error(&e)))
 }
 
 /// An event with fields.
 pub fn frame_event<T: Serialize>(item: &Event<T>) -> Step {
-    Step::Frame(item.encode().unwrap_or_else(|e| sse::encode_error(&e)))
+    Step::Event(item.encode().unwrap_or_else(|e| sse::encode_error(&e)))
 }
 
 /// A pre-encoded event, sent as it is.
 pub fn frame_raw<T>(item: sse::Frame<T>) -> Step {
-    Step::Frame(item.into_bytes())
+    Step::Event(item.into_bytes())
 }
 
 /// A fallible pre-encoded event.
 pub fn frame_raw_result<T, E: Into<PikkuError>>(item: Result<sse::Frame<T>, E>) -> Step {
     match item {
         Ok(v) => frame_raw(v),
-        Err(e) => Step::Frame(sse::encode_error(&e.into())),
+        Err(e) => Step::Event(sse::encode_error(&e.into())),
     }
 }
 
@@ -196,7 +196,7 @@ pub fn frame_raw_result<T, E: Into<PikkuError>>(item: Result<sse::Frame<T>, E>) 
 pub fn frame_result<T: Serialize, E: Into<PikkuError>>(item: Result<T, E>) -> Step {
     match item {
         Ok(v) => frame(&v),
-        Err(e) => Step::Frame(sse::encode_error(&e.into())),
+        Err(e) => Step::Event(sse::encode_error(&e.into())),
     }
 }
 
@@ -204,6 +204,6 @@ pub fn frame_result<T: Serialize, E: Into<PikkuError>>(item: Result<T, E>) -> St
 pub fn frame_event_result<T: Serialize, E: Into<PikkuError>>(item: Result<Event<T>, E>) -> Step {
     match item {
         Ok(v) => frame_event(&v),
-        Err(e) => Step::Frame(sse::encode_error(&e.into())),
+        Err(e) => Step::Event(sse::encode_error(&e.into())),
     }
 }

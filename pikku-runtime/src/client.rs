@@ -237,7 +237,7 @@ impl Client {
         I: Serialize + ?Sized,
         O: DeserializeOwned,
     {
-        let prepared = Prepared::new(self, route, input)?;
+        let prepared = PreparedRequest::new(self, route, input)?;
         let res = prepared
             .request(self, &options.headers, "application/json", None)?
             .send()
@@ -273,7 +273,7 @@ impl Client {
         let last_id = Arc::new(Mutex::new(
             options.last_event_id.clone().filter(|s| !s.is_empty()),
         ));
-        let inner = match Prepared::new(self, route, input) {
+        let inner = match PreparedRequest::new(self, route, input) {
             Ok(prepared) => run_stream(self.clone(), prepared, options, last_id.clone()).boxed(),
             Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
         };
@@ -283,14 +283,14 @@ impl Client {
 
 /// The method, URL and body of a call.
 #[derive(Debug, Clone)]
-struct Prepared {
+struct PreparedRequest {
     name: &'static str,
     method: http::Method,
     url: String,
     body: Option<Bytes>,
 }
 
-impl Prepared {
+impl PreparedRequest {
     fn new<I: Serialize + ?Sized>(
         client: &Client,
         route: &RouteDef,
@@ -481,7 +481,7 @@ async fn within<F: std::future::Future>(limit: Option<Duration>, fut: F) -> Opti
 
 fn run_stream<T>(
     client: Client,
-    prepared: Prepared,
+    prepared: PreparedRequest,
     options: CallOptions,
     last_id: Arc<Mutex<Option<String>>>,
 ) -> impl Stream<Item = Result<T, ClientError>> + Send
@@ -748,20 +748,22 @@ mod tests {
         let client = Client::new("http://h:1/api/").unwrap();
         let input =
             serde_json::json!({"userId": "a b/é", "n": 3, "tags": ["x", "y"], "none": null});
-        let p = Prepared::new(&client, &route(Method::Get, "/users/{userId}/x"), &input).unwrap();
+        let p = PreparedRequest::new(&client, &route(Method::Get, "/users/{userId}/x"), &input)
+            .unwrap();
         assert_eq!(
             p.url,
             "http://h:1/api/users/a%20b%2F%C3%A9/x?n=3&tags=x&tags=y"
         );
         assert!(p.body.is_none());
-        let p = Prepared::new(&client, &route(Method::Post, "/users/{userId}/x"), &input).unwrap();
+        let p = PreparedRequest::new(&client, &route(Method::Post, "/users/{userId}/x"), &input)
+            .unwrap();
         assert_eq!(p.url, "http://h:1/api/users/a%20b%2F%C3%A9/x");
         let body: Value = serde_json::from_slice(p.body.as_ref().unwrap()).unwrap();
         assert_eq!(
             body,
             serde_json::json!({"n": 3, "tags": ["x", "y"], "none": null})
         );
-        let missing = Prepared::new(&client, &route(Method::Get, "/users/{userId}"), &());
+        let missing = PreparedRequest::new(&client, &route(Method::Get, "/users/{userId}"), &());
         assert!(matches!(missing, Err(ClientError::Invalid(m)) if m.contains("userId")));
         assert!(Client::new("not a url").is_err());
     }

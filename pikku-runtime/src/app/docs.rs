@@ -21,7 +21,7 @@ pub(crate) fn mount(router: Router, routes: &[&'static RouteDef], cfg: &OpenApiC
         router = router.route(
             path,
             get_only(get(move || async move {
-                respond(pages.json(), "application/json")
+                page_response(pages.json(), "application/json")
             })),
         );
     }
@@ -29,7 +29,7 @@ pub(crate) fn mount(router: Router, routes: &[&'static RouteDef], cfg: &OpenApiC
         router = router.route(
             path,
             get_only(get(move || async move {
-                let mut res = respond(pages.html(), "text/html; charset=utf-8");
+                let mut res = page_response(pages.html(), "text/html; charset=utf-8");
                 res.headers_mut().insert(
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(DOCS_CSP),
@@ -41,7 +41,7 @@ pub(crate) fn mount(router: Router, routes: &[&'static RouteDef], cfg: &OpenApiC
     router
 }
 
-fn respond(body: &Result<Bytes, String>, content_type: &'static str) -> Response {
+fn page_response(body: &Result<Bytes, String>, content_type: &'static str) -> Response {
     match body {
         Ok(bytes) => {
             let mut res = bytes.clone().into_response();

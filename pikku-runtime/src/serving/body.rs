@@ -196,7 +196,7 @@ impl http_body::Body for SseBody {
         let mut batch = Batch::default();
         while let Some(steps) = steps_slot.as_mut() {
             match std::panic::catch_unwind(AssertUnwindSafe(|| steps.as_mut().poll_next(cx))) {
-                Ok(Poll::Ready(Some(Step::Frame(bytes)))) => {
+                Ok(Poll::Ready(Some(Step::Event(bytes)))) => {
                     batch.push(bytes);
                     if batch.len() >= COALESCE_MAX_BYTES {
                         break;
@@ -290,7 +290,7 @@ mod tests {
     fn body_of(steps: Vec<Result<Bytes, ()>>) -> SseBody {
         use futures_util::StreamExt as _;
         let steps: Steps = Box::pin(futures_util::stream::iter(steps).map(|s| match s {
-            Ok(b) => Step::Frame(b),
+            Ok(b) => Step::Event(b),
             Err(()) => panic!("generator failed"),
         }));
         SseBody::new(

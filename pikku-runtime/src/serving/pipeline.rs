@@ -277,7 +277,7 @@ fn respond(
             }
             with_headers(e.to_response(), added)
         }
-        Ok(Some(Step::Frame(_)) | None) => {
+        Ok(Some(Step::Event(_)) | None) => {
             PikkuError::internal("handler produced no response").to_response()
         }
         Err(panic) => {
