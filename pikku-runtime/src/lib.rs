@@ -110,6 +110,8 @@ pub use server::{
     CONNECTION_BUFFER_MAX, DEFAULT_SHUTDOWN_DEADLINE, ServeConfig, serve, serve_with,
     serve_with_deadline,
 };
+#[cfg(feature = "tls")]
+pub use server::{TlsConfig, TlsError};
 pub use session::SessionService;
 pub use sse::{Event, Frame, SseConfig};
 
