@@ -266,7 +266,6 @@ impl Connection {
             hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 first_request.cancel();
                 req.extensions_mut().insert(ConnectInfo(peer));
-                host_from_authority(&mut req);
                 // A Router is always ready: calling it without `poll_ready` is fine.
                 router.clone().call(req)
             })
@@ -321,26 +320,6 @@ impl Connection {
             _ = shutdown.triggered() => return,
         };
         self.serve(tls).await;
-    }
-}
-
-/// HTTP/2 requests carry their host in the `:authority` pseudo-header, which hyper puts in
-/// the URI, not in `Host` (browsers send no `Host` over HTTP/2). The same-origin checks
-/// (CSRF, the `Secure` cookie choice) read `Host`, so it is filled in from the authority.
-fn host_from_authority<B>(req: &mut http::Request<B>) {
-    if req.headers().contains_key(http::header::HOST) {
-        return;
-    }
-    // Host and port only: a userinfo part (`user@`) has no place in `Host`.
-    let host = req.uri().authority().and_then(|a| {
-        let host = match a.port() {
-            Some(port) => format!("{}:{}", a.host(), port.as_str()),
-            None => a.host().to_owned(),
-        };
-        http::HeaderValue::from_str(&host).ok()
-    });
-    if let Some(host) = host {
-        req.headers_mut().insert(http::header::HOST, host);
     }
 }
 
