@@ -15,7 +15,7 @@
 //!
 //! One plain port speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c): hyper-util's auto
 //! builder tells them apart by the HTTP/2 preface. With the `tls` feature and
-//! [`ServeConfig::tls`], the port speaks HTTPS instead (rustls), offering `h2` and `http/1.1`
+//! `ServeConfig::tls`, the port speaks HTTPS instead (rustls), offering `h2` and `http/1.1`
 //! by ALPN; the TLS handshake counts towards the time before the first request. Browsers
 //! only speak HTTP/2 over TLS, and only HTTP/2 lifts their limit of six connections per
 //! origin (across all tabs), which is otherwise six `EventSource`s.
