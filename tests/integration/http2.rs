@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -532,6 +532,93 @@ async fn shutdown_ends_every_http2_stream_with_the_final_event() {
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
         assert_eq!(cleanups.load(Ordering::SeqCst), STREAMS, "{transport:?}");
         assert_eq!(metrics.snapshot().streams_open, 0, "{transport:?}");
+    }
+}
+
+/// A TCP proxy to `upstream` for one connection that can be frozen: it then stops forwarding
+/// in both directions but keeps both sockets open, as a peer that vanished without closing
+/// (a laptop closed, a phone out of coverage) looks to the server.
+async fn freezable_proxy(upstream: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
+    let frozen = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flag = frozen.clone();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+        let (client_read, client_write) = client.into_split();
+        let (server_read, server_write) = server.into_split();
+        tokio::spawn(pipe(client_read, server_write, flag.clone()));
+        tokio::spawn(pipe(server_read, client_write, flag));
+    });
+    (addr, frozen)
+}
+
+/// Forwards `from` to `to` until either closes, or forever nothing once `frozen` is set.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.load(Ordering::SeqCst) {
+            // Hold both halves open and forward nothing.
+            let _hold = (from, to);
+            return std::future::pending().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// HTTP/2 keep-alive pings find a peer that vanished without closing its connection: the
+/// server closes it once a ping goes unanswered, and the streams on it are cleaned up. With
+/// pings off, the same streams stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_pings_close_a_vanished_peers_connection_and_clean_up_its_streams() {
+    const STREAMS: usize = 3;
+    let every = Duration::from_millis(300);
+    for pings in [Some(every), None] {
+        let srv = H2Server::start_with(
+            Transport::H2c,
+            ServeConfig::default().http2_keep_alive(pings),
+        )
+        .await;
+        let (proxy, frozen) = freezable_proxy(srv.addr).await;
+        let http = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let url = format!("http://{proxy}/h2/ticks?every_ms=60000");
+        let mut streams = open_streams(&http, &url, STREAMS).await;
+        for ev in &mut streams {
+            next_event(ev, 10).await.unwrap();
+        }
+        frozen.store(true, Ordering::SeqCst);
+        let t0 = Instant::now();
+        let cleaned = eventually(Duration::from_secs(3), || {
+            srv.cleanups.load(Ordering::SeqCst) == STREAMS
+        })
+        .await;
+        match pings {
+            Some(_) => {
+                assert!(cleaned, "the vanished peer's streams are cleaned up");
+                eprintln!(
+                    "pings every {every:?}: streams cleaned up {:?} after the freeze",
+                    t0.elapsed()
+                );
+            }
+            None => assert!(!cleaned, "without pings nothing notices the vanished peer"),
+        }
+        drop(streams);
+        srv.stop().await;
     }
 }
 
