@@ -699,6 +699,31 @@ async fn stalled_tls_handshakes_are_closed_within_the_header_read_timeout() {
     srv.stop().await;
 }
 
+/// Shutdown does not wait for TLS handshakes in progress: with a client stuck halfway through
+/// its hello (and a 30 s header-read timeout), the server still returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_unfinished_tls_handshakes() {
+    use tokio::io::AsyncWriteExt;
+    let srv = H2Server::start_with(
+        Transport::Tls,
+        ServeConfig::default().header_read_timeout(Some(Duration::from_secs(30))),
+    )
+    .await;
+    let mut half = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    srv.stop().await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "returned after {:?} (the shutdown deadline is 2 s)",
+        t0.elapsed()
+    );
+    drop(half);
+}
+
 /// Bad TLS settings are refused with what is wrong, by the API and by the demo at startup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tls_settings_are_refused_clearly() {
