@@ -8,6 +8,8 @@
 //!
 //! Production settings (README, "Deploying"): `PIKKU_SESSION_SECRET`, `PIKKU_COOKIE_SECURE=always`
 //! behind TLS, and `PIKKU_CORS_ORIGINS` when a browser app on another origin calls it.
+//! With `PIKKU_TLS_CERT` and `PIKKU_TLS_KEY` (PEM files) it serves HTTPS itself, with HTTP/2
+//! (README, "HTTP/2 and TLS").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -441,6 +443,10 @@ async fn main() -> std::io::Result<()> {
     let addr = std::env::var("PIKKU_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     // Browser apps on other origins: `PIKKU_CORS_ORIGINS=https://app.example.com,...`.
     let cors = pikku::CorsConfig::from_env().map_err(std::io::Error::other)?;
+    // HTTPS (HTTP/2 and HTTP/1.1) when both are set; one without the other, or a file that
+    // does not hold what it should, stops the start.
+    let tls = pikku::TlsConfig::from_env()
+        .map_err(|e| std::io::Error::other(format!("TLS configuration: {e}")))?;
     let pikku = app().await.map_err(std::io::Error::other)?.cors(cors);
     // `--emit-ts-client <path>` writes the TypeScript client and exits (README, "Clients").
     if pikku.handle_cli_args()? {
@@ -450,8 +456,16 @@ async fn main() -> std::io::Result<()> {
     let metrics = pikku.metrics();
     let router = pikku.router();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    tracing::info!("demo listening on http://{}", listener.local_addr()?);
-    pikku::serve(listener, router, shutdown).await?;
+    let mut cfg = pikku::ServeConfig::default();
+    let scheme = match tls {
+        Some(tls) => {
+            cfg = cfg.tls(tls);
+            "https"
+        }
+        None => "http",
+    };
+    tracing::info!("demo listening on {scheme}://{}", listener.local_addr()?);
+    pikku::serve_with(listener, router, shutdown, cfg).await?;
     let m = metrics.snapshot();
     tracing::info!(
         streams_opened = m.streams_opened,

@@ -83,6 +83,7 @@
 //! - `jwt` (default): [`session::JwtSessions`], signed session tokens.
 //! - `redis` (default), `nats`, `postgres`: event hub backends.
 //! - `client`: the typed Rust client (`f::call(&client, input)` beside every function).
+//! - `tls`: HTTPS in [`serve`] (rustls; HTTP/2 and HTTP/1.1 by ALPN).
 //!
 //! Without default features the core (routes, SSE, sessions through your own
 //! [`SessionService`], limits, the embedded hub) builds on its own.
@@ -157,6 +158,8 @@ pub use server::{
     CONNECTION_BUFFER_MAX, DEFAULT_SHUTDOWN_DEADLINE, ServeConfig, serve, serve_with,
     serve_with_deadline,
 };
+#[cfg(feature = "tls")]
+pub use server::{TlsConfig, TlsError};
 pub use serving::{Limits, Shutdown, SseConfig};
 pub use session::SessionService;
 pub use sse::{Event, Frame};

@@ -12,14 +12,30 @@
 //!   waits for its next request, so the same timeout also bounds how long an idle keep-alive
 //!   connection is held. A response being written (an event stream) is not affected;
 //! - on HTTP/2, keep-alive pings close connections whose peer stopped answering.
+//!
+//! One plain port speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c): hyper-util's auto
+//! builder tells them apart by the HTTP/2 preface. With the `tls` feature and
+//! `ServeConfig::tls`, the port speaks HTTPS instead (rustls), offering `h2` and `http/1.1`
+//! by ALPN; the TLS handshake counts towards the time before the first request. Browsers
+//! only speak HTTP/2 over TLS, and only HTTP/2 lifts their limit of six connections per
+//! origin (across all tabs), which is otherwise six `EventSource`s.
+//!
+//! Over HTTP/2 each SSE stream is flow-controlled on its own: a stream whose reader stops
+//! stalls its generator once the peer's stream window and [`CONNECTION_BUFFER_MAX`] are
+//! full, while the other streams of the connection go on; a stream the client resets
+//! (`RST_STREAM`) drops its generator as a disconnect does.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service as _;
 
@@ -35,6 +51,12 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default interval of HTTP/2 keep-alive pings.
 pub const DEFAULT_HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
+/// Default most streams (requests) one HTTP/2 connection may have open at once: hyper's
+/// default. A browser shares one connection per origin across all its tabs, so this is also
+/// how many `EventSource`s one browser can hold open on the app; each stream may buffer up to
+/// [`CONNECTION_BUFFER_MAX`], so it also bounds a connection's buffers (12.5 MiB).
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 200;
+
 /// Connection settings of [`serve_with`].
 ///
 /// ```
@@ -48,7 +70,10 @@ pub const DEFAULT_HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 pub struct ServeConfig {
     header_read_timeout: Option<Duration>,
     http2_keep_alive: Option<Duration>,
+    http2_max_concurrent_streams: u32,
     shutdown_deadline: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl Default for ServeConfig {
@@ -56,14 +81,18 @@ impl Default for ServeConfig {
         Self {
             header_read_timeout: Some(DEFAULT_HEADER_READ_TIMEOUT),
             http2_keep_alive: Some(DEFAULT_HTTP2_KEEP_ALIVE),
+            http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
             shutdown_deadline: DEFAULT_SHUTDOWN_DEADLINE,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
 
 impl ServeConfig {
     /// How long a client has to send a complete request head, counted from the moment the
-    /// connection waits for one (so it also closes idle HTTP/1 keep-alive connections).
+    /// connection waits for one (so it also closes idle HTTP/1 keep-alive connections). The
+    /// first request's time starts at accept and includes the TLS handshake, if any.
     /// `None` turns it off; only do that behind a proxy that enforces its own.
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.header_read_timeout = timeout;
@@ -77,9 +106,24 @@ impl ServeConfig {
         self
     }
 
+    /// The most streams one HTTP/2 connection may have open at once (see
+    /// [`DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS`]); a client opening more waits for one to end.
+    pub fn http2_max_concurrent_streams(mut self, max: u32) -> Self {
+        self.http2_max_concurrent_streams = max;
+        self
+    }
+
     /// How long to wait for open connections after shutdown starts.
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.shutdown_deadline = deadline;
+        self
+    }
+
+    /// Serves HTTPS with this certificate and key (feature `tls`): HTTP/2 and HTTP/1.1,
+    /// chosen by ALPN. Without it the port speaks plain HTTP/1.1 and h2c.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 }
@@ -130,10 +174,17 @@ pub async fn serve_with(
         .http2()
         .timer(TokioTimer::new())
         .max_send_buf_size(CONNECTION_BUFFER_MAX)
+        .max_concurrent_streams(cfg.http2_max_concurrent_streams)
         .keep_alive_interval(cfg.http2_keep_alive);
     if let Some(every) = cfg.http2_keep_alive {
         builder.http2().keep_alive_timeout(every);
     }
+    let builder = Arc::new(builder);
+    #[cfg(feature = "tls")]
+    let acceptor = cfg
+        .tls
+        .as_ref()
+        .map(|tls| tokio_rustls::TlsAcceptor::from(tls.config.clone()));
     let graceful = GracefulShutdown::new();
     let signal = {
         let shutdown = shutdown.clone();
@@ -159,36 +210,21 @@ pub async fn serve_with(
             },
             _ = &mut signal => break,
         };
-        let first_request = CancellationToken::new();
-        let service = {
-            let router = router.clone();
-            let first_request = first_request.clone();
-            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                first_request.cancel();
-                req.extensions_mut().insert(ConnectInfo(peer));
-                // A Router is always ready: calling it without `poll_ready` is fine.
-                router.clone().call(req)
-            })
+        let conn = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
+            peer,
+            first_request_by: cfg.header_read_timeout.map(|limit| Instant::now() + limit),
+            // Taken now, so shutdown waits for this connection even while its TLS handshake
+            // is still going.
+            watcher: graceful.watcher(),
         };
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        let first_request_deadline = cfg.header_read_timeout;
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            if let Some(limit) = first_request_deadline {
-                tokio::select! {
-                    result = &mut conn => return log_connection_end(result),
-                    _ = first_request.cancelled() => {}
-                    _ = tokio::time::sleep(limit) => {
-                        tracing::debug!(%peer, "closing a connection that sent no request in time");
-                        return;
-                    }
-                }
-            }
-            log_connection_end(conn.await);
-        });
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = &acceptor {
+            tokio::spawn(conn.serve_tls(stream, acceptor.clone(), shutdown.clone()));
+            continue;
+        }
+        tokio::spawn(conn.serve(stream));
     }
     drop(listener);
     tokio::select! {
@@ -198,6 +234,92 @@ pub async fn serve_with(
             tracing::warn!(?deadline, "connections still open at the shutdown deadline; exiting");
             Ok(())
         }
+    }
+}
+
+/// One accepted connection, before its protocol is known.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    router: Router,
+    peer: SocketAddr,
+    /// When the connection is closed unless its first request head has arrived.
+    first_request_by: Option<Instant>,
+    watcher: Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 or HTTP/2 (told apart by the HTTP/2 preface) on `io`.
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            builder,
+            router,
+            peer,
+            first_request_by,
+            watcher,
+        } = self;
+        let first_request = CancellationToken::new();
+        let service = {
+            let first_request = first_request.clone();
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                first_request.cancel();
+                req.extensions_mut().insert(ConnectInfo(peer));
+                // A Router is always ready: calling it without `poll_ready` is fine.
+                router.clone().call(req)
+            })
+        };
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let conn = watcher.watch(conn);
+        tokio::pin!(conn);
+        if let Some(deadline) = first_request_by {
+            tokio::select! {
+                result = &mut conn => return log_connection_end(result),
+                _ = first_request.cancelled() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::debug!(%peer, "closing a connection that sent no request in time");
+                    return;
+                }
+            }
+        }
+        log_connection_end(conn.await);
+    }
+
+    /// Completes the TLS handshake (within the first request's time), then serves the
+    /// protocol ALPN chose.
+    #[cfg(feature = "tls")]
+    async fn serve_tls(
+        self,
+        stream: tokio::net::TcpStream,
+        acceptor: tokio_rustls::TlsAcceptor,
+        shutdown: Shutdown,
+    ) {
+        let peer = self.peer;
+        let handshake = acceptor.accept(stream);
+        let deadline = async {
+            match self.first_request_by {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let tls = tokio::select! {
+            result = handshake => match result {
+                Ok(tls) => tls,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            },
+            _ = deadline => {
+                tracing::debug!(%peer, "closing a connection whose TLS handshake did not finish in time");
+                return;
+            }
+            _ = shutdown.triggered() => return,
+        };
+        self.serve(tls).await;
     }
 }
 
@@ -240,5 +362,169 @@ async fn os_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+/// Env var naming the PEM certificate chain file read by [`TlsConfig::from_env`].
+#[cfg(feature = "tls")]
+pub const TLS_CERT_ENV: &str = "PIKKU_TLS_CERT";
+
+/// Env var naming the PEM private key file read by [`TlsConfig::from_env`].
+#[cfg(feature = "tls")]
+pub const TLS_KEY_ENV: &str = "PIKKU_TLS_KEY";
+
+/// A certificate chain and its private key for [`ServeConfig::tls`] (feature `tls`): rustls
+/// with the *ring* provider, its safe default protocol versions (TLS 1.2 and 1.3), and ALPN
+/// `h2` then `http/1.1`.
+///
+/// ```no_run
+/// # fn main() -> Result<(), pikku::server::TlsError> {
+/// let tls = pikku::TlsConfig::from_pem_files("cert.pem", "key.pem")?;
+/// let cfg = pikku::ServeConfig::default().tls(tls);
+/// # let _ = cfg;
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    config: Arc<rustls::ServerConfig>,
+}
+
+/// Why a [`TlsConfig`] could not be made.
+#[cfg(feature = "tls")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// Only one of [`TLS_CERT_ENV`] and [`TLS_KEY_ENV`] is set.
+    #[error(
+        "{set} is set but {missing} is not: set both (a PEM certificate chain and its private key) or neither"
+    )]
+    HalfConfigured {
+        /// The variable that is set.
+        set: &'static str,
+        /// The one that is missing.
+        missing: &'static str,
+    },
+    /// A file could not be read.
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        /// `certificate chain` or `private key`.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate chain is not PEM or holds no `CERTIFICATE` block.
+    #[error("no PEM certificate in {origin}: {reason}")]
+    Certificate {
+        /// The file (or `the given PEM`).
+        origin: String,
+        /// What the PEM parser said.
+        reason: String,
+    },
+    /// The key is not PEM or holds no private key (PKCS#8, PKCS#1 or SEC1).
+    #[error("no PEM private key in {origin}: {reason}")]
+    Key {
+        /// The file (or `the given PEM`).
+        origin: String,
+        /// What the PEM parser said.
+        reason: String,
+    },
+    /// rustls refused the pair (e.g. the key does not match the certificate).
+    #[error("rustls refused the certificate and key: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+#[cfg(feature = "tls")]
+impl TlsConfig {
+    /// Reads a PEM certificate chain (the server's certificate first) and a PEM private key.
+    pub fn from_pem_files(
+        cert_chain: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> Result<Self, TlsError> {
+        let read = |what, path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| TlsError::Read {
+                what,
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let (cert_path, key_path) = (cert_chain.as_ref(), key.as_ref());
+        let certs = read("certificate chain", cert_path)?;
+        let key = read("private key", key_path)?;
+        Self::parse(
+            &certs,
+            &cert_path.display().to_string(),
+            &key,
+            &key_path.display().to_string(),
+        )
+    }
+
+    /// A PEM certificate chain (the server's certificate first) and a PEM private key, in
+    /// memory.
+    pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Self, TlsError> {
+        Self::parse(cert_chain, "the given PEM", key, "the given PEM")
+    }
+
+    /// The files named by `PIKKU_TLS_CERT` and `PIKKU_TLS_KEY`; `None` when neither is set
+    /// (or both are empty), an error when only one is.
+    pub fn from_env() -> Result<Option<Self>, TlsError> {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        match (var(TLS_CERT_ENV), var(TLS_KEY_ENV)) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Self::from_pem_files(cert, key).map(Some),
+            (Some(_), None) => Err(TlsError::HalfConfigured {
+                set: TLS_CERT_ENV,
+                missing: TLS_KEY_ENV,
+            }),
+            (None, Some(_)) => Err(TlsError::HalfConfigured {
+                set: TLS_KEY_ENV,
+                missing: TLS_CERT_ENV,
+            }),
+        }
+    }
+
+    fn parse(
+        cert_pem: &[u8],
+        cert_origin: &str,
+        key_pem: &[u8],
+        key_origin: &str,
+    ) -> Result<Self, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let cert_error = |reason: String| TlsError::Certificate {
+            origin: cert_origin.to_owned(),
+            reason,
+        };
+        let certs = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| cert_error(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(cert_error("no `BEGIN CERTIFICATE` block".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Key {
+            origin: key_origin.to_owned(),
+            reason: match e {
+                rustls::pki_types::pem::Error::NoItemsFound => {
+                    "no `BEGIN PRIVATE KEY`, `BEGIN RSA PRIVATE KEY` or `BEGIN EC PRIVATE KEY` block"
+                        .into()
+                }
+                e => e.to_string(),
+            },
+        })?;
+        // The provider is named rather than taken from the process default, which panics
+        // when more than one provider is compiled in.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Self {
+            config: Arc::new(config),
+        })
     }
 }

@@ -12,6 +12,7 @@ mod support;
 mod clients;
 mod demo_app;
 mod docs_page;
+mod http2;
 mod hub_suite;
 mod input;
 mod notifications;
