@@ -1,0 +1,300 @@
+//! The actix-web adapter (feature `actix`): the same checked app as the axum router, mounted
+//! on an actix-web `App` through [`Pikku::actix_config`], each request turned into a call of
+//! the framework-independent pipeline.
+//!
+//! actix-web 4 speaks `http` 0.2 while the pipeline speaks `http` 1, so methods, headers and
+//! statuses cross over as bytes; a value one side refuses is left out, never unwrapped.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+
+use super::{Pikku, Prepared, router};
+use crate::error::PikkuError;
+use crate::input::RawInput;
+use crate::registry::{Method, RouteDef};
+use crate::serving::PikkuBody;
+use crate::serving::pipeline::{self, AppState};
+use crate::startup::StartupError;
+
+impl<S: Send + Sync + 'static> Pikku<S> {
+    /// Checks the app like [`try_router`](Self::try_router) (the same startup check, the same
+    /// shared state) and returns its routes, `/openapi.json`, `/docs` and the JSON 404 as an
+    /// actix-web configuration: `App::new().configure(config)`. The function is `Clone +
+    /// Send`, as `HttpServer::new`'s factory (one `App` per worker) needs.
+    ///
+    /// The configuration sets the app's default service (the JSON 404), so configure it on
+    /// the `App` itself, not inside a scope that has other routes after it. CORS is not
+    /// applied here: actix-web apps that call [`Pikku::cors`] add their own CORS middleware
+    /// (e.g. `actix-cors`) for the same origins; the CSRF check trusts those origins as on
+    /// axum.
+    ///
+    /// ```no_run
+    /// # use pikku::Pikku;
+    /// # struct Services;
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Pikku::new(Services).try_actix_config()?;
+    /// let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(config.clone()))
+    ///     .bind("127.0.0.1:3000")?
+    ///     .run();
+    /// # drop(server); Ok(())
+    /// # }
+    /// ```
+    pub fn try_actix_config(
+        self,
+    ) -> Result<impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static, StartupError> {
+        if !self.cors.origins().is_empty() {
+            tracing::warn!(
+                target: "pikku::mount",
+                origins = ?self.cors.origins(),
+                "the actix-web adapter answers no CORS requests: add a CORS middleware for these origins"
+            );
+        }
+        let Prepared {
+            state,
+            routes,
+            #[cfg(feature = "openapi")]
+            openapi,
+            cors: _,
+        } = self.prepare()?;
+        #[cfg(feature = "openapi")]
+        let docs = Some((
+            Arc::new(crate::openapi::DocsPages::new(&routes, &openapi)),
+            openapi.json_path.clone(),
+            openapi.docs_path.clone(),
+        ));
+        #[cfg(not(feature = "openapi"))]
+        let docs: Option<((), Option<String>, Option<String>)> = None;
+        let by_path = group(&routes);
+        Ok(move |cfg: &mut web::ServiceConfig| {
+            for (path, routes) in &by_path {
+                cfg.service(resource(&state, path, routes));
+            }
+            #[cfg(feature = "openapi")]
+            if let Some((pages, json_path, docs_path)) = &docs {
+                if let Some(path) = json_path {
+                    let pages = pages.clone();
+                    cfg.service(get_only(path, move || super::docs::json_page(&pages)));
+                }
+                if let Some(path) = docs_path {
+                    let pages = pages.clone();
+                    cfg.service(get_only(path, move || super::docs::html_page(&pages)));
+                }
+            }
+            #[cfg(not(feature = "openapi"))]
+            let _ = &docs;
+            cfg.default_service(web::to(|| async { to_actix(router::not_found()) }));
+        })
+    }
+
+    /// Like [`try_actix_config`](Self::try_actix_config), but panics with the startup error's
+    /// message.
+    ///
+    /// # Panics
+    /// At startup, for the same errors as [`router`](Self::router).
+    pub fn actix_config(self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+        match self.try_actix_config() {
+            Ok(c) => c,
+            Err(e) => panic!("pikku: {e}"),
+        }
+    }
+}
+
+/// The routes by path, in a stable order (one actix resource per path).
+fn group(routes: &[&'static RouteDef]) -> BTreeMap<&'static str, Vec<&'static RouteDef>> {
+    let mut by_path: BTreeMap<&'static str, Vec<&'static RouteDef>> = BTreeMap::new();
+    for &r in routes {
+        by_path.entry(r.path).or_default().push(r);
+    }
+    by_path
+}
+
+/// One path's resource: a route per method (actix's `{param}` is Pikku's), and the 405 with
+/// `Allow` for the other methods.
+fn resource(
+    state: &Arc<AppState>,
+    path: &str,
+    routes: &[&'static RouteDef],
+) -> actix_web::Resource {
+    let mut res = web::resource(path);
+    for &route in routes {
+        let st = state.clone();
+        let handler = move |req: HttpRequest, payload: web::Payload| {
+            let st = st.clone();
+            async move { adapt(&st, route, req, payload).await }
+        };
+        res = res.route(web::route().guard(method_guard(route.method)).to(handler));
+    }
+    let allow = routes
+        .iter()
+        .map(|r| r.method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    res.default_service(web::to(move || {
+        let res = to_actix(router::not_allowed(&allow));
+        async move { res }
+    }))
+}
+
+/// A GET-only resource answering with `page` (the OpenAPI document, the docs page).
+#[cfg(feature = "openapi")]
+fn get_only(
+    path: &str,
+    page: impl Fn() -> http::Response<PikkuBody> + Clone + 'static,
+) -> actix_web::Resource {
+    web::resource(path)
+        .route(web::route().guard(method_guard(Method::Get)).to(move || {
+            let res = to_actix(page());
+            async move { res }
+        }))
+        .default_service(web::to(|| async {
+            to_actix(super::docs::get_only_response())
+        }))
+}
+
+/// GET routes answer HEAD too, as axum's do (the body is not sent).
+fn method_guard(m: Method) -> guard::AnyGuard {
+    match m {
+        Method::Get => guard::Any(guard::Get()).or(guard::Head()),
+        Method::Post => guard::Any(guard::Post()),
+        Method::Put => guard::Any(guard::Put()),
+        Method::Patch => guard::Any(guard::Patch()),
+        Method::Delete => guard::Any(guard::Delete()),
+    }
+}
+
+/// The actix-web adapter: turns an actix request into the framework-independent call.
+async fn adapt(
+    state: &AppState,
+    route: &'static RouteDef,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse<PikkuBody> {
+    let mut headers = http::HeaderMap::with_capacity(req.headers().len());
+    for (name, value) in req.headers() {
+        // Both sides validated these bytes already; a pair one side refuses is dropped.
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    // The CSRF same-origin check reads `Host`; an absolute-form request line carries it in
+    // the URI instead.
+    if !headers.contains_key(http::header::HOST) {
+        if let Some(host) = req
+            .uri()
+            .authority()
+            .and_then(|a| http::HeaderValue::from_bytes(a.as_str().as_bytes()).ok())
+        {
+            headers.insert(http::header::HOST, host);
+        }
+    }
+    let mut path = Vec::new();
+    for (name, value) in req.match_info().iter() {
+        // actix leaves `%`, `/` and `+` encoded in the matched segment; decode fully, as axum
+        // does.
+        match percent_encoding::percent_decode_str(value).decode_utf8() {
+            Ok(v) => path.push((name.to_owned(), v.into_owned())),
+            Err(_) => {
+                return to_actix(
+                    PikkuError::bad_request("path params are not valid UTF-8").to_response(),
+                );
+            }
+        }
+    }
+    let body = if route.method.has_body() {
+        match read_body(payload, state.body_limit).await {
+            Ok(b) => b,
+            Err(e) => return to_actix(e.to_response()),
+        }
+    } else {
+        Bytes::new()
+    };
+    let raw = RawInput {
+        path,
+        query: req.uri().query().map(str::to_owned),
+        body,
+    };
+    let peer = req.peer_addr().map(|a| a.ip());
+    to_actix(pipeline::handle(state, route, headers, raw, peer).await)
+}
+
+/// The request body, at most `limit` bytes (413 beyond it, as on axum).
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, PikkuError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| PikkuError::bad_request("could not read the request body"))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(router::body_too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The pipeline's response as actix-web's: status and headers by bytes, the body as it is
+/// (`PikkuBody` is an actix `MessageBody`, so dropping the response drops the generator).
+fn to_actix(res: http::Response<PikkuBody>) -> HttpResponse<PikkuBody> {
+    let (parts, body) = res.into_parts();
+    let status = actix_web::http::StatusCode::from_u16(parts.status.as_u16())
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = HttpResponse::with_body(status, body);
+    let headers = out.headers_mut();
+    for (name, value) in &parts.headers {
+        if let (Ok(n), Ok(v)) = (
+            actix_web::http::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+            actix_web::http::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    out
+}
+
+impl MessageBody for PikkuBody {
+    type Error = std::convert::Infallible;
+
+    /// Exact for complete bodies (actix sends `Content-Length`), a stream (chunked) for SSE.
+    fn size(&self) -> BodySize {
+        match self {
+            PikkuBody::Full(Some(b)) => BodySize::Sized(b.len() as u64),
+            PikkuBody::Full(None) => BodySize::Sized(0),
+            PikkuBody::Sse(_) => BodySize::Stream,
+        }
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let mut this = self;
+        loop {
+            return match http_body::Body::poll_frame(this.as_mut(), cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Poll::Ready(Some(Ok(data))),
+                    // Pikku sends no trailers; anything but data is skipped.
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Err(e))) => match e {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+
+    fn try_into_bytes(self) -> Result<Bytes, Self> {
+        match self {
+            PikkuBody::Full(b) => Ok(b.unwrap_or_default()),
+            sse => Err(sse),
+        }
+    }
+}
