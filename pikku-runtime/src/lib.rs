@@ -71,7 +71,8 @@
 //! 7. **Startup validation**: one check of all routes and settings ([`StartupError`]).
 //! 8. **Describing**: [`openapi`] (the document and the docs page) and [`client_ts`] (the
 //!    TypeScript client); they read route descriptors and never import serving or axum.
-//! 9. **The app**: [`Pikku`] (the axum router, `/docs`, the command line) and [`server`].
+//! 9. **The app**: [`Pikku`] (the axum router, the actix-web configuration, `/docs`, the
+//!    command line) and [`server`].
 //!
 //! Beside them, each on the layers it needs: [`event_hub`] (publish/subscribe with resume) and
 //! [`client`] (the typed Rust client).
@@ -83,6 +84,8 @@
 //! - `jwt` (default): [`session::JwtSessions`], signed session tokens.
 //! - `redis` (default), `nats`, `postgres`: event hub backends.
 //! - `client`: the typed Rust client (`f::call(&client, input)` beside every function).
+//! - `actix`: the actix-web adapter, `Pikku::actix_config` for `App::configure` (the same
+//!   routes, pipeline and startup check as the axum router).
 //!
 //! Without default features the core (routes, SSE, sessions through your own
 //! [`SessionService`], limits, the embedded hub) builds on its own.
@@ -139,6 +142,10 @@ pub mod event_hub;
 pub use app::EMIT_TS_CLIENT_FLAG;
 pub use app::{DEFAULT_BODY_LIMIT, Pikku};
 pub use async_stream::{stream, try_stream};
+/// The `actix-web` crate of the actix-web adapter (feature `actix`), so apps name the same
+/// version.
+#[cfg(feature = "actix")]
+pub use actix_web;
 /// The `axum` crate Pikku mounts on (so apps name the same version).
 pub use axum;
 pub use context::{Context, LastEventId};

@@ -90,6 +90,8 @@ impl ActixServer {
                     actix_web::App::new().configure(config.clone())
                 })
                 .workers(1)
+                // Notice a client that went away at its EOF, not at the next write (README).
+                .h1_allow_half_closed(false)
                 .disable_signals()
                 .shutdown_timeout(2)
                 .listen(listener)?
@@ -412,6 +414,26 @@ async fn a_client_going_away_ends_its_generator(adapter: Adapter) {
     srv.stop().await;
 }
 
+async fn an_idle_stream_is_cleaned_up_without_a_write(adapter: Adapter) {
+    // `/t/idle` yields once and then waits forever without heartbeats: noticing the client
+    // left must not wait for the next write.
+    let (app, cleanups, _) = fixtures::app();
+    let srv = Served::start(adapter, app).await;
+    let mut ev = events(get(&srv.url("/t/idle")).await);
+    next_event(&mut ev, 5).await.unwrap();
+    drop(ev);
+    assert!(
+        eventually(Duration::from_secs(3), || cleanups.load(Ordering::SeqCst) == 1).await,
+        "the generator's cleanup ran"
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || srv.metrics.snapshot().streams_open
+            == 0)
+        .await
+    );
+    srv.stop().await;
+}
+
 async fn shutdown_ends_streams_with_a_shutdown_event(adapter: Adapter) {
     let srv = demo_app(adapter).await;
     let mut ev = events(get(&srv.url("/stream/updates?interval_ms=50")).await);
@@ -492,6 +514,7 @@ suite!(
     sessions_and_permissions,
     last_event_id_resumes_after_the_given_event,
     a_client_going_away_ends_its_generator,
+    an_idle_stream_is_cleaned_up_without_a_write,
     shutdown_ends_streams_with_a_shutdown_event,
     openapi_and_docs_are_served,
 );

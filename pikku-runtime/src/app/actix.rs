@@ -35,12 +35,19 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// (e.g. `actix-cors`) for the same origins; the CSRF check trusts those origins as on
     /// axum.
     ///
+    /// Serve it with `h1_allow_half_closed(false)`: actix-web otherwise notices a client that
+    /// went away only at the stream's next write (the next event or heartbeat), and the
+    /// generator's cleanup waits until then. The app's [`Shutdown`](crate::Shutdown) ends
+    /// open streams with `event: shutdown`; trigger it before stopping the server.
+    ///
     /// ```no_run
     /// # use pikku::Pikku;
+    /// # use pikku::actix_web::{App, HttpServer};
     /// # struct Services;
     /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let config = Pikku::new(Services).try_actix_config()?;
-    /// let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(config.clone()))
+    /// let server = HttpServer::new(move || App::new().configure(config.clone()))
+    ///     .h1_allow_half_closed(false)
     ///     .bind("127.0.0.1:3000")?
     ///     .run();
     /// # drop(server); Ok(())
