@@ -138,14 +138,14 @@ pub mod server;
 pub mod client;
 pub mod event_hub;
 
-#[cfg(feature = "ts-client")]
-pub use app::EMIT_TS_CLIENT_FLAG;
-pub use app::{DEFAULT_BODY_LIMIT, Pikku};
-pub use async_stream::{stream, try_stream};
 /// The `actix-web` crate of the actix-web adapter (feature `actix`), so apps name the same
 /// version.
 #[cfg(feature = "actix")]
 pub use actix_web;
+#[cfg(feature = "ts-client")]
+pub use app::EMIT_TS_CLIENT_FLAG;
+pub use app::{DEFAULT_BODY_LIMIT, Pikku};
+pub use async_stream::{stream, try_stream};
 /// The `axum` crate Pikku mounts on (so apps name the same version).
 pub use axum;
 pub use context::{Context, LastEventId};

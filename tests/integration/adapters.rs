@@ -423,11 +423,16 @@ async fn an_idle_stream_is_cleaned_up_without_a_write(adapter: Adapter) {
     next_event(&mut ev, 5).await.unwrap();
     drop(ev);
     assert!(
-        eventually(Duration::from_secs(3), || cleanups.load(Ordering::SeqCst) == 1).await,
+        eventually(Duration::from_secs(3), || cleanups.load(Ordering::SeqCst)
+            == 1)
+        .await,
         "the generator's cleanup ran"
     );
     assert!(
-        eventually(Duration::from_secs(2), || srv.metrics.snapshot().streams_open
+        eventually(Duration::from_secs(2), || srv
+            .metrics
+            .snapshot()
+            .streams_open
             == 0)
         .await
     );
@@ -518,3 +523,45 @@ suite!(
     shutdown_ends_streams_with_a_shutdown_event,
     openapi_and_docs_are_served,
 );
+
+/// `examples/actix.rs` as its own process: the demo's routes through actix-web, and SIGTERM
+/// ending an open stream with `event: shutdown` before the process exits.
+#[tokio::test]
+async fn the_actix_example_serves_the_demo_and_shuts_down() {
+    let demo = DemoProcess::start_example(
+        "actix",
+        "/health/ready",
+        free_port(),
+        &[],
+        std::process::Stdio::inherit(),
+    )
+    .await;
+    let res = get(&demo.url("/health/ready")).await;
+    assert_eq!(res.status(), 200);
+    let mut ev = events(get(&demo.url("/stream/updates?interval_ms=50")).await);
+    for count in 1..=2u64 {
+        assert_eq!(
+            json(&next_event(&mut ev, 5).await.unwrap())["data"]["count"],
+            count
+        );
+    }
+    let token = demo_login(&demo.base, "alice").await;
+    let id = demo_notify(&demo.base, &token, "alice", "hi").await;
+    let res = client()
+        .get(demo.url("/users/alice/notifications"))
+        .bearer_auth(&token)
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    drop(res);
+    let doc: Value = get(&demo.url("/openapi.json")).await.json().await.unwrap();
+    assert!(doc["paths"].get("/stream/updates").is_some());
+    assert!(!id.is_empty());
+
+    demo.terminate();
+    let last = last_event(ev, 5).await.expect("events until the end");
+    assert_eq!(last.event, "shutdown");
+    demo.stop().await;
+}
