@@ -224,6 +224,23 @@ async fn bodies_over_the_limit_are_413(adapter: Adapter) {
     srv.stop().await;
 }
 
+async fn rate_limits_count_per_client_ip(adapter: Adapter) {
+    // `/t/limited` allows 3 requests a second per client IP (the adapter's peer address).
+    let (app, _, _) = fixtures::app();
+    let srv = Served::start(adapter, app).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let res = get(&srv.url("/t/limited")).await;
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+            assert_eq!(error_of(res).await.1["error"], "too_many_requests");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    srv.stop().await;
+}
+
 async fn unknown_paths_are_404_and_other_methods_405(adapter: Adapter) {
     let srv = demo_app(adapter).await;
     let (status, body) = error_of(get(&srv.url("/no/such/path")).await).await;
@@ -513,6 +530,7 @@ macro_rules! suite {
 suite!(
     json_routes_answer_and_refuse_invalid_input,
     bodies_over_the_limit_are_413,
+    rate_limits_count_per_client_ip,
     unknown_paths_are_404_and_other_methods_405,
     streams_send_events_with_ids_and_heartbeats,
     err_items_become_error_events_and_the_stream_goes_on,
@@ -523,6 +541,28 @@ suite!(
     shutdown_ends_streams_with_a_shutdown_event,
     openapi_and_docs_are_served,
 );
+
+/// Both adapters refuse a broken app with the same startup error (one check, shared).
+#[tokio::test]
+async fn both_adapters_share_the_startup_check() {
+    // The demo's session routes without a session service.
+    let app = || async { Pikku::new(demo::Services::from_env().await.unwrap()) };
+    let axum_err = app()
+        .await
+        .try_router()
+        .err()
+        .expect("refused by try_router");
+    let actix_err = app()
+        .await
+        .try_actix_config()
+        .err()
+        .expect("refused by try_actix_config");
+    assert_eq!(actix_err.to_string(), axum_err.to_string());
+    assert!(matches!(
+        actix_err,
+        pikku::StartupError::NoSessionService { .. }
+    ));
+}
 
 /// `examples/actix.rs` as its own process: the demo's routes through actix-web, and SIGTERM
 /// ending an open stream with `event: shutdown` before the process exits.
