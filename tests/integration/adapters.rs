@@ -480,6 +480,90 @@ async fn shutdown_ends_streams_with_a_shutdown_event(adapter: Adapter) {
     srv.stop().await;
 }
 
+async fn cors_answers_preflights_and_marks_answers_for_allowed_origins(adapter: Adapter) {
+    const APP: &str = "http://app.example:5173";
+    let cors = pikku::CorsConfig::new().allow_origin(APP).unwrap();
+    let srv = Served::start(adapter, demo::app().await.unwrap().cors(cors)).await;
+    let preflight = |path: &str, origin: &'static str| {
+        client()
+            .request(reqwest::Method::OPTIONS, srv.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let res = preflight("/users/alice/notifications", APP).await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let h = res.headers();
+    assert_eq!(h["access-control-allow-origin"], APP);
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("last-event-id"));
+    let res = preflight("/users/alice/notifications", "https://evil.example")
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+
+    // Answers (a stream, a JSON route, a 404) carry the headers for the allowed origin only.
+    for path in ["/stream/updates?interval_ms=50", "/data", "/no/such/path"] {
+        let res = client()
+            .get(srv.url(path))
+            .header("origin", APP)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["access-control-allow-origin"], APP, "{path}");
+        let exposed = res.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
+        assert!(exposed.contains("x-request-id"), "{path}: {exposed}");
+        let res = client()
+            .get(srv.url(path))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert!(res.headers().get("access-control-allow-origin").is_none());
+    }
+    let mut ev = events(
+        client()
+            .get(srv.url("/stream/updates?interval_ms=50"))
+            .header("origin", APP)
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(next_event(&mut ev, 5).await.is_some());
+    drop(ev);
+
+    // The allowed origin is trusted by the CSRF check for cookie sessions; others are not.
+    let (_, cookie) = login(&srv.base, "alice").await;
+    let publish = |origin: &'static str| {
+        client()
+            .post(srv.url("/users/alice/notifications"))
+            .header("cookie", cookie.split(';').next().unwrap().to_string())
+            .header("origin", origin)
+            .json(&json!({"type": "info", "message": "hi"}))
+            .send()
+    };
+    assert_eq!(publish(APP).await.unwrap().status(), 200);
+    assert_eq!(publish("https://evil.example").await.unwrap().status(), 403);
+    srv.stop().await;
+}
+
 async fn openapi_and_docs_are_served(adapter: Adapter) {
     let srv = demo_app(adapter).await;
     let res = get(&srv.url("/openapi.json")).await;
@@ -539,6 +623,7 @@ suite!(
     a_client_going_away_ends_its_generator,
     an_idle_stream_is_cleaned_up_without_a_write,
     shutdown_ends_streams_with_a_shutdown_event,
+    cors_answers_preflights_and_marks_answers_for_allowed_origins,
     openapi_and_docs_are_served,
 );
 

@@ -6,6 +6,8 @@
 //! statuses cross over as bytes; a value one side refuses is left out, never unwrapped.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -13,7 +15,10 @@ use std::task::{Context as TaskContext, Poll};
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::{HttpRequest, HttpResponse, guard, web};
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt as _;
+use futures_util::future::{Either, Map, Ready};
+use futures_util::{FutureExt as _, StreamExt as _};
+use tower::{Layer as _, Service};
+use tower_http::cors::CorsLayer;
 
 use super::{Pikku, Prepared, router};
 use crate::error::PikkuError;
@@ -30,10 +35,9 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// Send`, as `HttpServer::new`'s factory (one `App` per worker) needs.
     ///
     /// The configuration sets the app's default service (the JSON 404), so configure it on
-    /// the `App` itself, not inside a scope that has other routes after it. CORS is not
-    /// applied here: actix-web apps that call [`Pikku::cors`] add their own CORS middleware
-    /// (e.g. `actix-cors`) for the same origins; the CSRF check trusts those origins as on
-    /// axum.
+    /// the `App` itself, not inside a scope that has other routes after it. [`Pikku::cors`]
+    /// applies as on axum (the same tower-http CORS rules around every answer of the
+    /// configuration, preflights included).
     ///
     /// Serve it with `h1_allow_half_closed(false)`: actix-web otherwise notices a client that
     /// went away only at the stream's next write (the next event or heartbeat), and the
@@ -56,20 +60,17 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     pub fn try_actix_config(
         self,
     ) -> Result<impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static, StartupError> {
-        if !self.cors.origins().is_empty() {
-            tracing::warn!(
-                target: "pikku::mount",
-                origins = ?self.cors.origins(),
-                "the actix-web adapter answers no CORS requests: add a CORS middleware for these origins"
-            );
-        }
         let Prepared {
             state,
             routes,
             #[cfg(feature = "openapi")]
             openapi,
-            cors: _,
+            cors,
         } = self.prepare()?;
+        let shared = Shared {
+            state,
+            cors: cors.layer(),
+        };
         #[cfg(feature = "openapi")]
         let docs = Some((
             Arc::new(crate::openapi::DocsPages::new(&routes, &openapi)),
@@ -81,22 +82,26 @@ impl<S: Send + Sync + 'static> Pikku<S> {
         let by_path = group(&routes);
         Ok(move |cfg: &mut web::ServiceConfig| {
             for (path, routes) in &by_path {
-                cfg.service(resource(&state, path, routes));
+                cfg.service(resource(&shared, path, routes));
             }
             #[cfg(feature = "openapi")]
             if let Some((pages, json_path, docs_path)) = &docs {
                 if let Some(path) = json_path {
                     let pages = pages.clone();
-                    cfg.service(get_only(path, move || super::docs::json_page(&pages)));
+                    cfg.service(get_only(&shared, path, move || {
+                        super::docs::json_page(&pages)
+                    }));
                 }
                 if let Some(path) = docs_path {
                     let pages = pages.clone();
-                    cfg.service(get_only(path, move || super::docs::html_page(&pages)));
+                    cfg.service(get_only(&shared, path, move || {
+                        super::docs::html_page(&pages)
+                    }));
                 }
             }
             #[cfg(not(feature = "openapi"))]
             let _ = &docs;
-            cfg.default_service(web::to(|| async { to_actix(router::not_found()) }));
+            cfg.default_service(fixed(&shared, router::not_found));
         })
     }
 
@@ -122,19 +127,30 @@ fn group(routes: &[&'static RouteDef]) -> BTreeMap<&'static str, Vec<&'static Ro
     by_path
 }
 
+/// What every handler of the configuration shares.
+#[derive(Clone)]
+struct Shared {
+    state: Arc<AppState>,
+    /// The app's CORS rules, applied around every answer (as the axum router's outer layer).
+    cors: Option<CorsLayer>,
+}
+
 /// One path's resource: a route per method (actix's `{param}` is Pikku's), and the 405 with
 /// `Allow` for the other methods.
-fn resource(
-    state: &Arc<AppState>,
-    path: &str,
-    routes: &[&'static RouteDef],
-) -> actix_web::Resource {
+fn resource(shared: &Shared, path: &str, routes: &[&'static RouteDef]) -> actix_web::Resource {
     let mut res = web::resource(path);
     for &route in routes {
-        let st = state.clone();
+        let sh = shared.clone();
         let handler = move |req: HttpRequest, payload: web::Payload| {
-            let st = st.clone();
-            async move { adapt(&st, route, req, payload).await }
+            let sh = sh.clone();
+            async move {
+                let state = &sh.state;
+                let req = &req;
+                with_cors(sh.cors.as_ref(), req, move |headers| {
+                    adapt(state, route, req, headers, payload)
+                })
+                .await
+            }
         };
         res = res.route(web::route().guard(method_guard(route.method)).to(handler));
     }
@@ -143,26 +159,31 @@ fn resource(
         .map(|r| r.method.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    res.default_service(web::to(move || {
-        let res = to_actix(router::not_allowed(&allow));
-        async move { res }
-    }))
+    res.default_service(fixed(shared, move || router::not_allowed(&allow)))
+}
+
+/// A handler answering `page()` whatever the request (404, 405, the docs).
+fn fixed(
+    shared: &Shared,
+    page: impl Fn() -> http::Response<PikkuBody> + Clone + 'static,
+) -> actix_web::Route {
+    let cors = shared.cors.clone();
+    web::to(move |req: HttpRequest| {
+        let (cors, page) = (cors.clone(), page.clone());
+        async move { with_cors(cors.as_ref(), &req, move |_| std::future::ready(page())).await }
+    })
 }
 
 /// A GET-only resource answering with `page` (the OpenAPI document, the docs page).
 #[cfg(feature = "openapi")]
 fn get_only(
+    shared: &Shared,
     path: &str,
     page: impl Fn() -> http::Response<PikkuBody> + Clone + 'static,
 ) -> actix_web::Resource {
     web::resource(path)
-        .route(web::route().guard(method_guard(Method::Get)).to(move || {
-            let res = to_actix(page());
-            async move { res }
-        }))
-        .default_service(web::to(|| async {
-            to_actix(super::docs::get_only_response())
-        }))
+        .route(fixed(shared, page).guard(method_guard(Method::Get)))
+        .default_service(fixed(shared, super::docs::get_only_response))
 }
 
 /// GET routes answer HEAD too, as axum's do (the body is not sent).
@@ -176,13 +197,8 @@ fn method_guard(m: Method) -> guard::AnyGuard {
     }
 }
 
-/// The actix-web adapter: turns an actix request into the framework-independent call.
-async fn adapt(
-    state: &AppState,
-    route: &'static RouteDef,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse<PikkuBody> {
+/// The request's headers in `http` 1 types.
+fn headers_of(req: &HttpRequest) -> http::HeaderMap {
     let mut headers = http::HeaderMap::with_capacity(req.headers().len());
     for (name, value) in req.headers() {
         // Both sides validated these bytes already; a pair one side refuses is dropped.
@@ -204,6 +220,84 @@ async fn adapt(
             headers.insert(http::header::HOST, host);
         }
     }
+    headers
+}
+
+/// Answers `req` with `answer(headers)`, inside the app's CORS rules when it has any: the
+/// same tower-http service as the axum router's layer, so preflights and the headers of
+/// every answer (404 and 405 included) are the same on both adapters.
+async fn with_cors<F, Fut>(
+    cors: Option<&CorsLayer>,
+    req: &HttpRequest,
+    answer: F,
+) -> HttpResponse<PikkuBody>
+where
+    F: FnOnce(http::HeaderMap) -> Fut,
+    Fut: Future<Output = http::Response<PikkuBody>>,
+{
+    let headers = headers_of(req);
+    let method = http::Method::from_bytes(req.method().as_str().as_bytes());
+    let (Some(cors), Ok(method)) = (cors, method) else {
+        return to_actix(answer(headers).await);
+    };
+    let mut request = http::Request::new(());
+    *request.method_mut() = method;
+    *request.headers_mut() = headers;
+    let mut svc = cors.layer(Answer(Some(answer)));
+    // `Answer` is always ready, and so is the CORS service around it.
+    if let Err(e) = std::future::poll_fn(|cx| svc.poll_ready(cx)).await {
+        match e {}
+    }
+    match svc.call(request).await {
+        Ok(res) => to_actix(res),
+        Err(e) => match e {},
+    }
+}
+
+/// The inner service of [`with_cors`]: the answer, called at most once (one request).
+struct Answer<F>(Option<F>);
+
+type AnswerFuture<Fut> = Either<
+    Map<Fut, fn(http::Response<PikkuBody>) -> Result<http::Response<PikkuBody>, Infallible>>,
+    Ready<Result<http::Response<PikkuBody>, Infallible>>,
+>;
+
+impl<F, Fut> Service<http::Request<()>> for Answer<F>
+where
+    F: FnOnce(http::HeaderMap) -> Fut,
+    Fut: Future<Output = http::Response<PikkuBody>>,
+{
+    type Response = http::Response<PikkuBody>;
+    type Error = Infallible;
+    type Future = AnswerFuture<Fut>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<()>) -> Self::Future {
+        match self.0.take() {
+            Some(answer) => {
+                let ok: fn(_) -> _ = Ok;
+                Either::Left(answer(req.into_parts().0.headers).map(ok))
+            }
+            // Never: `with_cors` calls it once.
+            None => Either::Right(futures_util::future::ready(Ok(PikkuError::internal(
+                "a CORS request was answered twice",
+            )
+            .to_response()))),
+        }
+    }
+}
+
+/// The actix-web adapter: turns an actix request into the framework-independent call.
+async fn adapt(
+    state: &AppState,
+    route: &'static RouteDef,
+    req: &HttpRequest,
+    headers: http::HeaderMap,
+    payload: web::Payload,
+) -> http::Response<PikkuBody> {
     let mut path = Vec::new();
     for (name, value) in req.match_info().iter() {
         // actix leaves `%`, `/` and `+` encoded in the matched segment; decode fully, as axum
@@ -211,16 +305,14 @@ async fn adapt(
         match percent_encoding::percent_decode_str(value).decode_utf8() {
             Ok(v) => path.push((name.to_owned(), v.into_owned())),
             Err(_) => {
-                return to_actix(
-                    PikkuError::bad_request("path params are not valid UTF-8").to_response(),
-                );
+                return PikkuError::bad_request("path params are not valid UTF-8").to_response();
             }
         }
     }
     let body = if route.method.has_body() {
         match read_body(payload, state.body_limit).await {
             Ok(b) => b,
-            Err(e) => return to_actix(e.to_response()),
+            Err(e) => return e.to_response(),
         }
     } else {
         Bytes::new()
@@ -231,7 +323,7 @@ async fn adapt(
         body,
     };
     let peer = req.peer_addr().map(|a| a.ip());
-    to_actix(pipeline::handle(state, route, headers, raw, peer).await)
+    pipeline::handle(state, route, headers, raw, peer).await
 }
 
 /// The request body, at most `limit` bytes (413 beyond it, as on axum).

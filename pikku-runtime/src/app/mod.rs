@@ -37,7 +37,7 @@ struct Prepared {
     routes: Vec<&'static RouteDef>,
     #[cfg(feature = "openapi")]
     openapi: OpenApiConfig,
-    // Read by the axum adapter (a tower layer) and by actix-web's, to say it applies none.
+    // Each adapter applies it its own way (around the router, around each answer).
     cors: CorsConfig,
 }
 
@@ -146,7 +146,8 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     }
 
     /// Lets browser pages of the listed origins call the app (CORS, answered by tower-http's
-    /// `CorsLayer` before routing), and trusts them in the CSRF check of cookie sessions.
+    /// `CorsLayer` before routing, or around each answer of the actix-web adapter), and
+    /// trusts them in the CSRF check of cookie sessions.
     /// By default no other origin is allowed.
     pub fn cors(mut self, cfg: CorsConfig) -> Self {
         self.cors = cfg;
