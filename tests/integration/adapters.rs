@@ -632,11 +632,7 @@ suite!(
 async fn both_adapters_share_the_startup_check() {
     // The demo's session routes without a session service.
     let app = || async { Pikku::new(demo::Services::from_env().await.unwrap()) };
-    let axum_err = app()
-        .await
-        .try_router()
-        .err()
-        .expect("refused by try_router");
+    let axum_err = app().await.try_router().expect_err("refused by try_router");
     let actix_err = app()
         .await
         .try_actix_config()
