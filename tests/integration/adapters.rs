@@ -274,6 +274,11 @@ async fn unknown_paths_are_404_and_other_methods_405(adapter: Adapter) {
         .unwrap();
     assert_eq!(res.headers()["allow"], "GET");
     assert_eq!(error_of(res).await.0, 405);
+    // GET routes answer HEAD, without a body.
+    let res = client().head(srv.url("/data")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert!(res.bytes().await.unwrap().is_empty());
     srv.stop().await;
 }
 
