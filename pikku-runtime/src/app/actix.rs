@@ -72,35 +72,14 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             cors: cors.layer(),
         };
         #[cfg(feature = "openapi")]
-        let docs = Some((
-            Arc::new(crate::openapi::DocsPages::new(&routes, &openapi)),
-            openapi.json_path.clone(),
-            openapi.docs_path.clone(),
-        ));
-        #[cfg(not(feature = "openapi"))]
-        let docs: Option<((), Option<String>, Option<String>)> = None;
+        let pages = Arc::new(crate::openapi::DocsPages::new(&routes, &openapi));
         let by_path = group(&routes);
         Ok(move |cfg: &mut web::ServiceConfig| {
             for (path, routes) in &by_path {
                 cfg.service(resource(&shared, path, routes));
             }
             #[cfg(feature = "openapi")]
-            if let Some((pages, json_path, docs_path)) = &docs {
-                if let Some(path) = json_path {
-                    let pages = pages.clone();
-                    cfg.service(get_only(&shared, path, move || {
-                        super::docs::json_page(&pages)
-                    }));
-                }
-                if let Some(path) = docs_path {
-                    let pages = pages.clone();
-                    cfg.service(get_only(&shared, path, move || {
-                        super::docs::html_page(&pages)
-                    }));
-                }
-            }
-            #[cfg(not(feature = "openapi"))]
-            let _ = &docs;
+            docs(cfg, &shared, &pages, &openapi);
             cfg.default_service(fixed(&shared, router::not_found));
         })
     }
@@ -172,6 +151,28 @@ fn fixed(
         let (cors, page) = (cors.clone(), page.clone());
         async move { with_cors(cors.as_ref(), &req, move |_| std::future::ready(page())).await }
     })
+}
+
+/// The OpenAPI document and the docs page, whichever are on.
+#[cfg(feature = "openapi")]
+fn docs(
+    cfg: &mut web::ServiceConfig,
+    shared: &Shared,
+    pages: &Arc<crate::openapi::DocsPages>,
+    openapi: &crate::openapi::OpenApiConfig,
+) {
+    if let Some(path) = &openapi.json_path {
+        let pages = pages.clone();
+        cfg.service(get_only(shared, path, move || {
+            super::docs::json_page(&pages)
+        }));
+    }
+    if let Some(path) = &openapi.docs_path {
+        let pages = pages.clone();
+        cfg.service(get_only(shared, path, move || {
+            super::docs::html_page(&pages)
+        }));
+    }
 }
 
 /// A GET-only resource answering with `page` (the OpenAPI document, the docs page).
