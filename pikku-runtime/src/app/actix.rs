@@ -398,3 +398,41 @@ impl MessageBody for PikkuBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_bodies_have_their_exact_size_and_pass_as_bytes() {
+        let body = PikkuBody::from(Bytes::from_static(b"{\"ok\":true}"));
+        assert_eq!(MessageBody::size(&body), BodySize::Sized(11));
+        assert_eq!(
+            body.try_into_bytes().ok(),
+            Some(Bytes::from_static(b"{\"ok\":true}"))
+        );
+        let empty = PikkuBody::default();
+        assert_eq!(MessageBody::size(&empty), BodySize::Sized(0));
+        assert_eq!(empty.try_into_bytes().ok(), Some(Bytes::new()));
+    }
+
+    #[test]
+    fn statuses_and_headers_cross_over_by_bytes() {
+        let mut res = PikkuError::method_not_allowed("no").to_response::<PikkuBody>();
+        res.headers_mut().append(
+            http::header::SET_COOKIE,
+            http::HeaderValue::from_static("a=1"),
+        );
+        res.headers_mut().append(
+            http::header::SET_COOKIE,
+            http::HeaderValue::from_static("b=2"),
+        );
+        let out = to_actix(res);
+        assert_eq!(out.status().as_u16(), 405);
+        assert_eq!(out.headers().get_all("set-cookie").count(), 2);
+        assert_eq!(
+            out.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/json"[..])
+        );
+    }
+}
