@@ -384,6 +384,40 @@ async fn sessions_and_permissions(adapter: Adapter) {
     srv.stop().await;
 }
 
+async fn logout_ends_the_users_open_streams(adapter: Adapter) {
+    let srv = demo_app(adapter).await;
+    let (phone, _) = login(&srv.base, "alice").await;
+    let (laptop, _) = login(&srv.base, "alice").await;
+    let res = client()
+        .get(srv.url("/users/alice/notifications"))
+        .bearer_auth(&phone)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut stream = events(res);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let res = client()
+        .post(srv.url("/auth/logout"))
+        .bearer_auth(&laptop)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let last = next_event(&mut stream, 5).await.expect("a final event");
+    assert_eq!(last.event, "session_end");
+    assert!(next_event(&mut stream, 2).await.is_none());
+    assert!(
+        eventually(Duration::from_secs(2), || srv
+            .metrics
+            .snapshot()
+            .streams_open
+            == 0)
+        .await
+    );
+    srv.stop().await;
+}
+
 async fn last_event_id_resumes_after_the_given_event(adapter: Adapter) {
     let srv = demo_app(adapter).await;
     let (token, _) = login(&srv.base, "alice").await;
@@ -624,6 +658,7 @@ suite!(
     streams_send_events_with_ids_and_heartbeats,
     err_items_become_error_events_and_the_stream_goes_on,
     sessions_and_permissions,
+    logout_ends_the_users_open_streams,
     last_event_id_resumes_after_the_given_event,
     a_client_going_away_ends_its_generator,
     an_idle_stream_is_cleaned_up_without_a_write,
