@@ -71,7 +71,8 @@
 //! 7. **Startup validation**: one check of all routes and settings ([`StartupError`]).
 //! 8. **Describing**: [`openapi`] (the document and the docs page) and [`client_ts`] (the
 //!    TypeScript client); they read route descriptors and never import serving or axum.
-//! 9. **The app**: [`Pikku`] (the axum router, `/docs`, the command line) and [`server`].
+//! 9. **The app**: [`Pikku`] (the axum router, the actix-web configuration, `/docs`, the
+//!    command line) and [`server`].
 //!
 //! Beside them, each on the layers it needs: [`event_hub`] (publish/subscribe with resume) and
 //! [`client`] (the typed Rust client).
@@ -84,6 +85,8 @@
 //! - `redis` (default), `nats`, `postgres`: event hub backends.
 //! - `client`: the typed Rust client (`f::call(&client, input)` beside every function).
 //! - `tls`: HTTPS in [`serve`] (rustls; HTTP/2 and HTTP/1.1 by ALPN).
+//! - `actix`: the actix-web adapter, `Pikku::actix_config` for `App::configure` (the same
+//!   routes, pipeline and startup check as the axum router).
 //!
 //! Without default features the core (routes, SSE, sessions through your own
 //! [`SessionService`], limits, the embedded hub) builds on its own.
@@ -136,6 +139,10 @@ pub mod server;
 pub mod client;
 pub mod event_hub;
 
+/// The `actix-web` crate of the actix-web adapter (feature `actix`), so apps name the same
+/// version.
+#[cfg(feature = "actix")]
+pub use actix_web;
 #[cfg(feature = "ts-client")]
 pub use app::EMIT_TS_CLIENT_FLAG;
 pub use app::{DEFAULT_BODY_LIMIT, Pikku};

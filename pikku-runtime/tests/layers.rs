@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("startup", 7),
     ("openapi", 8),
     ("client_ts", 8),
+    // The adapters live inside `app`: router.rs (axum), actix.rs (actix-web), docs.rs.
     ("app", 9),
     ("server", 9),
 ];

@@ -9,6 +9,7 @@ mod fixtures;
 mod fuzz;
 mod support;
 
+mod adapters;
 mod clients;
 mod demo_app;
 mod docs_page;

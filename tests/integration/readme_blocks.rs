@@ -430,3 +430,32 @@ pub mod client {
         Ok(())
     }
 }
+
+/// Serving on actix-web (README, "actix-web").
+pub mod actix {
+    use pikku::Pikku;
+    use pikku::actix_web::{App, HttpServer};
+
+    pub struct Services;
+
+    pub async fn serve(services: Services) -> Result<(), Box<dyn std::error::Error>> {
+        // README
+        let pikku = Pikku::new(services);
+        let shutdown = pikku.shutdown_handle();
+        let config = pikku.try_actix_config()?; // the same startup check as `try_router`
+        let server = HttpServer::new(move || App::new().configure(config.clone()))
+            .h1_allow_half_closed(false) // a client that left is noticed at once, not at the next write
+            .disable_signals()
+            .bind("127.0.0.1:3000")?
+            .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.trigger(); // open streams end with `event: shutdown`
+            handle.stop(true).await;
+        });
+        server.await?;
+        // /README
+        Ok(())
+    }
+}

@@ -16,6 +16,8 @@ use crate::serving::{Limits, Shutdown, SseConfig};
 use crate::session::{ErasedSessions, SessionService};
 use crate::startup::{self, AppShape, StartupError};
 
+#[cfg(feature = "actix")]
+mod actix;
 #[cfg(feature = "ts-client")]
 mod cli;
 #[cfg(feature = "openapi")]
@@ -27,6 +29,17 @@ pub use cli::EMIT_TS_CLIENT_FLAG;
 
 /// Default request body limit (1 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A checked app, ready for an adapter to mount: the shared state, the routes and the
+/// settings the adapter applies itself.
+struct Prepared {
+    state: Arc<AppState>,
+    routes: Vec<&'static RouteDef>,
+    #[cfg(feature = "openapi")]
+    openapi: OpenApiConfig,
+    // Each adapter applies it its own way (around the router, around each answer).
+    cors: CorsConfig,
+}
 
 /// An app: its services, the routes to serve, and how to serve them.
 ///
@@ -133,7 +146,8 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     }
 
     /// Lets browser pages of the listed origins call the app (CORS, answered by tower-http's
-    /// `CorsLayer` before routing), and trusts them in the CSRF check of cookie sessions.
+    /// `CorsLayer` before routing, or around each answer of the actix-web adapter), and
+    /// trusts them in the CSRF check of cookie sessions.
     /// By default no other origin is allowed.
     pub fn cors(mut self, cfg: CorsConfig) -> Self {
         self.cors = cfg;
@@ -163,6 +177,26 @@ impl<S: Send + Sync + 'static> Pikku<S> {
 
     /// Checks the routes (duplicates, path params, sessions) and mounts them on a `Router`.
     pub fn try_router(self) -> Result<Router, StartupError> {
+        let Prepared {
+            state,
+            routes,
+            #[cfg(feature = "openapi")]
+            openapi,
+            cors,
+        } = self.prepare()?;
+        let router = router::mount(state, &routes);
+        #[cfg(feature = "openapi")]
+        let router = docs::mount(router, &routes, &openapi);
+        // Outermost, so preflights are answered before routing (and 404/405 carry the headers).
+        Ok(match cors.layer() {
+            Some(cors) => router.layer(cors),
+            None => router,
+        })
+    }
+
+    /// The startup check and the state every route shares: one step for every adapter, so
+    /// axum and actix-web serve the same checked app.
+    fn prepare(self) -> Result<Prepared, StartupError> {
         #[cfg_attr(not(feature = "openapi"), allow(unused_mut))]
         let mut reserved = Vec::new();
         #[cfg(feature = "openapi")]
@@ -206,14 +240,12 @@ impl<S: Send + Sync + 'static> Pikku<S> {
         for r in &self.routes {
             state.add_rate_limit(r);
         }
-        let state = Arc::new(state);
-        let router = router::mount(state, &self.routes);
-        #[cfg(feature = "openapi")]
-        let router = docs::mount(router, &self.routes, &self.openapi);
-        // Outermost, so preflights are answered before routing (and 404/405 carry the headers).
-        Ok(match self.cors.layer() {
-            Some(cors) => router.layer(cors),
-            None => router,
+        Ok(Prepared {
+            state: Arc::new(state),
+            routes: self.routes,
+            #[cfg(feature = "openapi")]
+            openapi: self.openapi,
+            cors: self.cors,
         })
     }
 

@@ -39,23 +39,35 @@ pub(super) fn mount(state: Arc<AppState>, routes: &[&'static RouteDef]) -> Route
     for (path, (mr, methods)) in by_path {
         let allow = methods.join(", ");
         let not_allowed = move || {
-            let allow = allow.clone();
-            async move {
-                let mut res = PikkuError::method_not_allowed(format!(
-                    "method not allowed; this route accepts {}",
-                    allow.to_uppercase()
-                ))
-                .into_response();
-                if let Ok(v) = http::HeaderValue::try_from(allow.to_uppercase()) {
-                    res.headers_mut().insert(http::header::ALLOW, v);
-                }
-                res
-            }
+            let res = not_allowed::<axum::body::Body>(&allow);
+            async move { res }
         };
         router = router.route(path, mr.fallback(not_allowed));
     }
-    router
-        .fallback(|| async { PikkuError::not_found("no route matches this path").into_response() })
+    router.fallback(|| async { not_found::<axum::body::Body>() })
+}
+
+/// The 405 of a known path asked with another method: the JSON error and `Allow` (shared by
+/// the adapters). `allow` lists the path's methods, e.g. `"get, post"`.
+pub(super) fn not_allowed<B: From<Bytes>>(allow: &str) -> http::Response<B> {
+    let allow = allow.to_uppercase();
+    let mut res =
+        PikkuError::method_not_allowed(format!("method not allowed; this route accepts {allow}"))
+            .to_response::<B>();
+    if let Ok(v) = http::HeaderValue::try_from(allow) {
+        res.headers_mut().insert(http::header::ALLOW, v);
+    }
+    res
+}
+
+/// The 413 of a body over the app's limit (shared by the adapters).
+pub(super) fn body_too_large(limit: usize) -> PikkuError {
+    PikkuError::payload_too_large(format!("request body is larger than {limit} bytes"))
+}
+
+/// The JSON 404 of a path no route matches (shared by the adapters).
+pub(super) fn not_found<B: From<Bytes>>() -> http::Response<B> {
+    PikkuError::not_found("no route matches this path").to_response()
 }
 
 fn filter(m: Method) -> MethodFilter {
@@ -98,10 +110,7 @@ async fn adapt(state: &AppState, route: &'static RouteDef, req: Request) -> Resp
                 let too_large = std::error::Error::source(&e)
                     .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
                 return if too_large {
-                    PikkuError::payload_too_large(format!(
-                        "request body is larger than {} bytes",
-                        state.body_limit
-                    ))
+                    body_too_large(state.body_limit)
                 } else {
                     PikkuError::bad_request("could not read the request body")
                 }

@@ -54,6 +54,13 @@ impl http_body::Body for PikkuBody {
     }
 }
 
+/// An empty complete body (e.g. a CORS preflight's answer).
+impl Default for PikkuBody {
+    fn default() -> Self {
+        PikkuBody::Full(None)
+    }
+}
+
 impl From<Bytes> for PikkuBody {
     fn from(b: Bytes) -> Self {
         PikkuBody::Full(Some(b))
