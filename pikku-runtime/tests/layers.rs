@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("startup", 7),
     ("openapi", 8),
     ("client_ts", 8),
+    ("prometheus", 8),
     ("app", 9),
     ("server", 9),
 ];
