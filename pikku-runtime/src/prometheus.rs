@@ -130,7 +130,7 @@ const FIELDS: &[Field] = &[
 
 fn encode_value(
     encoder: prometheus_client::encoding::MetricEncoder<'_>,
-    kind: &MetricType,
+    kind: MetricType,
     value: u64,
 ) -> Result<(), std::fmt::Error> {
     match kind {
@@ -145,16 +145,16 @@ impl Collector for RuntimeCollector {
         let routes = self.0.routes();
         for (name, help, kind, read) in FIELDS {
             let name_all = format!("pikku_{name}");
-            let metric = encoder.encode_descriptor(&name_all, help, None, kind.clone())?;
-            encode_value(metric, kind, read(&app))?;
+            let metric = encoder.encode_descriptor(&name_all, help, None, *kind)?;
+            encode_value(metric, *kind, read(&app))?;
         }
         for (name, help, kind, read) in FIELDS {
             let name_route = format!("pikku_route_{name}");
             let help = format!("{help} By route.");
-            let mut family = encoder.encode_descriptor(&name_route, &help, None, kind.clone())?;
+            let mut family = encoder.encode_descriptor(&name_route, &help, None, *kind)?;
             for r in &routes {
                 let labels = [("method", r.method), ("route", r.path)];
-                encode_value(family.encode_family(&labels)?, kind, read(&r.counts))?;
+                encode_value(family.encode_family(&labels)?, *kind, read(&r.counts))?;
             }
         }
         Ok(())
