@@ -222,6 +222,15 @@ impl RawInput {
     /// stream routes' `lastEventId`) never reaches an input type that refuses unknown fields.
     pub fn take_query_param(&mut self, key: &str) -> Option<String> {
         let query = self.query.as_deref()?;
+        let is_key = |pair: &str| {
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .is_some_and(|(k, _)| k == key)
+        };
+        // Most requests do not carry it: look before building a new query string.
+        if !query.split('&').any(is_key) {
+            return None;
+        }
         let mut value = None;
         let mut rest = String::with_capacity(query.len());
         for pair in query.split('&') {
