@@ -9,8 +9,8 @@ use parking_lot::RwLock;
 
 /// The runtime's counters for one app. Cheap to clone (shared).
 ///
-/// A clone made for one route ([`Metrics::for_route`]) counts into the app's counters and
-/// that route's.
+/// The handle each route's requests count through counts into the app's counters and that
+/// route's ([`Metrics::routes`] reads them).
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
     app: Arc<AppCounters>,
