@@ -315,6 +315,31 @@ async fn metrics_endpoint_counts_an_open_stream_until_it_closes() {
     assert_eq!(value(&closed, "pikku_requests_total", &[]), 1.0);
     let res = client().post(srv.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 405);
+
+    // Refusals count on their route: the demo's login allows 10/s per IP.
+    let logins = (0..15).map(|_| {
+        client()
+            .post(srv.url("/auth/login"))
+            .json(&json!({"userId": "alice"}))
+            .send()
+    });
+    let refused: u32 = futures_util::future::join_all(logins)
+        .await
+        .into_iter()
+        .map(|res| u32::from(res.unwrap().status() == 429))
+        .sum();
+    assert!(refused > 0, "the rate limit refused some");
+    let after = scrape(&srv).await;
+    let login = [("method", "post"), ("route", "/auth/login")];
+    assert_eq!(
+        value(&after, "pikku_route_requests_rejected_total", &login),
+        f64::from(refused)
+    );
+    assert_eq!(value(&after, "pikku_route_requests_total", &login), 15.0);
+    assert_eq!(
+        value(&after, "pikku_requests_rejected_total", &[]),
+        f64::from(refused)
+    );
 }
 
 #[test]
