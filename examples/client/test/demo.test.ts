@@ -150,23 +150,6 @@ test('notifications: resume by lastEventId loses nothing; abort ends quietly and
   await subscriptions(before)
 })
 
-test('a snapshot position as the first connection\'s lastEventId streams exactly what came after', async () => {
-  const alice = user()
-  const client = await loggedIn(BASE, alice)
-  const post = (message: string) => client.postNotification({ userId: alice, type: 'info', message })
-  assert.equal((await client.notificationsSnapshot({ userId: alice })).position, 'earliest')
-  await post('seen in the snapshot')
-  const { position } = await client.notificationsSnapshot({ userId: alice })
-  await post('after 1')
-  await post('after 2')
-  const got: string[] = []
-  for await (const n of client.streamUserNotifications({ userId: alice }, { lastEventId: position })) {
-    got.push(n.message)
-    if (got.length === 2) break
-  }
-  assert.deepEqual(got, ['after 1', 'after 2'])
-})
-
 test('a silent stream is reconnected after the heartbeat timeout', async () => {
   const reasons: string[] = []
   const counts: number[] = []
