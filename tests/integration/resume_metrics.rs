@@ -357,3 +357,111 @@ fn a_route_on_the_metrics_path_is_refused_at_startup() {
     });
     assert!(err.to_string().contains("metrics endpoint"), "{err}");
 }
+
+/// The browser pattern of the README in headless Chromium (playwright-core from
+/// `tests/browser/node_modules`), against the demo process whose streams end after 1.5 s
+/// (`event: close`, `retry: 0`): render a snapshot, open a native `EventSource` with
+/// `?lastEventId=<position>`, then let the browser reconnect on its own. The first connection
+/// gets exactly the events after the snapshot; after the reconnect the browser's own
+/// `Last-Event-ID` header wins over the URL's older `lastEventId`, so nothing is replayed.
+const BROWSER_RESUME_JS: &str = r#"
+import { createRequire } from 'node:module';
+const [browserDir, api] = process.argv.slice(2);
+const { chromium } = createRequire(browserDir + '/package.json')('playwright-core');
+const browser = await chromium.launch({
+  executablePath: process.env.PIKKU_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  timeout: 30_000,
+});
+let code = 0;
+try {
+  const page = await browser.newPage();
+  await page.goto(api + '/health/ready'); // any page of the API's origin
+  const seen = await page.evaluate(async () => {
+    const json = { 'content-type': 'application/json' };
+    await fetch('/auth/login', { method: 'POST', headers: json, body: JSON.stringify({ userId: 'alice' }) });
+    const post = async (message) => (await (await fetch('/users/alice/notifications', {
+      method: 'POST', headers: json, body: JSON.stringify({ userId: 'alice', type: 'info', message }),
+    })).json()).id;
+    const before = await post('before the snapshot');
+    const snapshot = await (await fetch('/users/alice/notifications/snapshot')).json();
+    const after = [await post('after 1'), await post('after 2')];
+    return await new Promise((resolve) => {
+      const out = { before, snapshot, after, opens: 0, got: [] };
+      const es = new EventSource('/users/alice/notifications?lastEventId=' + encodeURIComponent(snapshot.position));
+      const done = () => { es.close(); resolve(out); };
+      es.onopen = async () => {
+        out.opens += 1;
+        if (out.opens === 2) out.live = await post('after the reconnect');
+      };
+      es.onmessage = (m) => {
+        out.got.push({ id: m.lastEventId, message: JSON.parse(m.data).message });
+        if (out.got.length === 3) setTimeout(done, 500);
+      };
+      setTimeout(done, 8000);
+    });
+  });
+  console.log(JSON.stringify(seen));
+} catch (e) {
+  console.error(e && e.stack ? e.stack : String(e));
+  code = 1;
+} finally {
+  await browser.close();
+}
+process.exit(code);
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_event_source_resumes_from_a_snapshot_and_its_reconnect_header_wins() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let browser_dir = repo.join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "this test drives Chromium with playwright-core: run `.ci/run`, or `npm ci` in tests/browser"
+    );
+    let script = std::env::temp_dir().join(format!("pikku-resume-{}.mjs", std::process::id()));
+    std::fs::write(&script, BROWSER_RESUME_JS).unwrap();
+    let demo = DemoProcess::start(&[("PIKKU_SSE_MAX_LIFETIME_MS", "1500")]).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new("node")
+            .arg(&script)
+            .arg(&browser_dir)
+            .arg(&demo.base)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser check finishes within 90 s")
+    .expect("node runs (is Node.js installed?)");
+    let _ = std::fs::remove_file(&script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser check failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("browser check printed no JSON ({e}):\n{stdout}"));
+    assert_eq!(seen["snapshot"]["position"], seen["before"], "{seen:#}");
+    assert_eq!(seen["opens"], 2, "the browser reconnected once: {seen:#}");
+    let got: Vec<(&str, &str)> = seen["got"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (seen["after"][0].as_str().unwrap(), "after 1"),
+            (seen["after"][1].as_str().unwrap(), "after 2"),
+            (seen["live"].as_str().unwrap(), "after the reconnect"),
+        ],
+        "exactly the events after the snapshot, none twice: {seen:#}"
+    );
+    demo.stop().await;
+}
