@@ -345,8 +345,9 @@ pub async fn is_self_recipient(
 /// Stream a user's notifications
 ///
 /// Subscribes to `user:{userId}:notifications` on the event hub and streams each notification
-/// with its id. Reconnecting with `Last-Event-ID` resumes where the client left off; the
-/// subscription ends when the client goes away.
+/// with its id. Reconnecting with `Last-Event-ID` resumes where the client left off; a first
+/// connection resumes from `?lastEventId=` (e.g. the position of
+/// `/users/{userId}/notifications/snapshot`). The subscription ends when the client goes away.
 #[pikku_func(route = "/users/{userId}/notifications", response = "stream", permissions = [is_self], tags = ["notifications"])]
 pub async fn stream_user_notifications(
     services: &Services,
@@ -361,6 +362,36 @@ pub async fn stream_user_notifications(
     // Dropping the stream (the client went away) drops the subscription: the seed's
     // `finally { await subscription.unsubscribe() }`.
     Ok(subscription.frames())
+}
+
+/// What a page renders before it opens the notification stream.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct NotificationsSnapshot {
+    /// Where the user's notification topic stands: open the stream with
+    /// `?lastEventId=<position>` (or `Last-Event-ID`) to receive exactly the notifications
+    /// published after this snapshot. `earliest` when the topic has no history yet.
+    pub position: String,
+}
+
+/// A user's notifications snapshot
+///
+/// The resume point for the stream, taken when the snapshot is. A real app returns the
+/// notifications it renders (read from its database) beside it; the page then opens
+/// `EventSource('/users/{userId}/notifications?lastEventId=' + position)` and misses nothing
+/// published in between.
+#[pikku_func(route = "/users/{userId}/notifications/snapshot", permissions = [is_self], tags = ["notifications"])]
+pub async fn notifications_snapshot(
+    services: &Services,
+    input: UserPath,
+    _session: &UserSession,
+) -> Result<NotificationsSnapshot, PikkuError> {
+    let position = services
+        .hub
+        .position(&notifications_topic(&input.user_id))
+        .await?;
+    Ok(NotificationsSnapshot {
+        position: position.map_or_else(|| pikku::context::EARLIEST.to_owned(), |p| p.to_string()),
+    })
 }
 
 /// Send a notification
@@ -423,11 +454,16 @@ pub fn demo_limits() -> pikku::Limits {
 }
 
 /// The demo's Pikku app with the given services.
+///
+/// Serves the runtime's counters and the hub's gauges at `GET /metrics` (Prometheus text).
 pub fn app_with(services: Services) -> Pikku<Services> {
     let sessions = services.sessions.clone();
+    let hub = services.hub.clone();
     Pikku::new(services)
         .sessions(sessions)
         .limits(demo_limits())
+        .metrics_endpoint("/metrics")
+        .metrics_hub(hub)
 }
 
 #[tokio::main]

@@ -63,6 +63,16 @@ export interface Notification {
   type: string;
 }
 
+/** What a page renders before it opens the notification stream. */
+export interface NotificationsSnapshot {
+  /**
+   * Where the user's notification topic stands: open the stream with
+   * `?lastEventId=<position>` (or `Last-Event-ID`) to receive exactly the notifications
+   * published after this snapshot. `earliest` when the topic has no history yet.
+   */
+  position: string;
+}
+
 /** Answer of a publish. */
 export interface Published {
   /** The event's id: its SSE `id:` on every stream. */
@@ -746,6 +756,7 @@ export const OPERATIONS = {
   get_data: { name: "get_data", method: "GET", path: "/data", body: false },
   login: { name: "login", method: "POST", path: "/auth/login", body: true },
   logout: { name: "logout", method: "POST", path: "/auth/logout", body: true },
+  notifications_snapshot: { name: "notifications_snapshot", method: "GET", path: "/users/{userId}/notifications/snapshot", body: false },
   post_notification: { name: "post_notification", method: "POST", path: "/users/{userId}/notifications", body: true },
   ready: { name: "ready", method: "GET", path: "/health/ready", body: false },
   stream_updates: { name: "stream_updates", method: "GET", path: "/stream/updates", body: false },
@@ -790,6 +801,17 @@ export interface PikkuClient {
    */
   logout(options?: PikkuCallOptions): Promise<LogoutOutput>;
   /**
+   * A user's notifications snapshot
+   *
+   * The resume point for the stream, taken when the snapshot is. A real app returns the
+   * notifications it renders (read from its database) beside it; the page then opens
+   * `EventSource('/users/{userId}/notifications?lastEventId=' + position)` and misses nothing
+   * published in between.
+   *
+   * `GET /users/{userId}/notifications/snapshot`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  notificationsSnapshot(input: UserPath, options?: PikkuCallOptions): Promise<NotificationsSnapshot>;
+  /**
    * Send a notification
    *
    * Publishes to the user's own topic, with the sender named; every open stream of that user
@@ -818,8 +840,9 @@ export interface PikkuClient {
    * Stream a user's notifications
    *
    * Subscribes to `user:{userId}:notifications` on the event hub and streams each notification
-   * with its id. Reconnecting with `Last-Event-ID` resumes where the client left off; the
-   * subscription ends when the client goes away.
+   * with its id. Reconnecting with `Last-Event-ID` resumes where the client left off; a first
+   * connection resumes from `?lastEventId=` (e.g. the position of
+   * `/users/{userId}/notifications/snapshot`). The subscription ends when the client goes away.
    *
    * `GET /users/{userId}/notifications`; needs a session (`Authorization: Bearer` header or the session cookie).
    */
@@ -842,6 +865,7 @@ export function createClient(config: PikkuClientConfig = {}): PikkuClient {
     getDataStream: (input, options) => t.stream<Update>(OPERATIONS.get_data, input, options),
     login: (input, options) => t.json<LoginOutput>(OPERATIONS.login, input, options),
     logout: (options) => t.json<LogoutOutput>(OPERATIONS.logout, undefined, options),
+    notificationsSnapshot: (input, options) => t.json<NotificationsSnapshot>(OPERATIONS.notifications_snapshot, input, options),
     postNotification: (input, options) => t.json<Published>(OPERATIONS.post_notification, input, options),
     ready: (options) => t.json<HubStatus>(OPERATIONS.ready, undefined, options),
     streamUpdates: (input, options) => t.stream<Update>(OPERATIONS.stream_updates, input, options),
@@ -911,6 +935,20 @@ export function logout(options?: PikkuCallOptions): Promise<LogoutOutput> {
 }
 
 /**
+ * A user's notifications snapshot
+ *
+ * The resume point for the stream, taken when the snapshot is. A real app returns the
+ * notifications it renders (read from its database) beside it; the page then opens
+ * `EventSource('/users/{userId}/notifications?lastEventId=' + position)` and misses nothing
+ * published in between.
+ *
+ * `GET /users/{userId}/notifications/snapshot`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function notificationsSnapshot(input: UserPath, options?: PikkuCallOptions): Promise<NotificationsSnapshot> {
+  return defaultClient().notificationsSnapshot(input, options);
+}
+
+/**
  * Send a notification
  *
  * Publishes to the user's own topic, with the sender named; every open stream of that user
@@ -948,8 +986,9 @@ export function streamUpdates(input?: UpdatesQuery, options?: PikkuStreamOptions
  * Stream a user's notifications
  *
  * Subscribes to `user:{userId}:notifications` on the event hub and streams each notification
- * with its id. Reconnecting with `Last-Event-ID` resumes where the client left off; the
- * subscription ends when the client goes away.
+ * with its id. Reconnecting with `Last-Event-ID` resumes where the client left off; a first
+ * connection resumes from `?lastEventId=` (e.g. the position of
+ * `/users/{userId}/notifications/snapshot`). The subscription ends when the client goes away.
  *
  * `GET /users/{userId}/notifications`; needs a session (`Authorization: Bearer` header or the session cookie).
  */

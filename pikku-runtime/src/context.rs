@@ -1,5 +1,11 @@
 //! Per-request context a function may take as `ctx: &Context`: request id, the SSE resume
 //! point (`Last-Event-ID`), the request headers, and the server's shutdown signal.
+//!
+//! The resume point comes from the `Last-Event-ID` header (what a browser's `EventSource`
+//! sends when it reconnects) or, on stream routes, from the query parameter
+//! [`LAST_EVENT_ID_QUERY`] (`?lastEventId=...`), since a browser's first request cannot set
+//! headers. The header wins when both are present. `earliest` (Mercure's convention) reads as
+//! `0`: from the start of what the stream keeps.
 
 use parking_lot::Mutex;
 
@@ -11,6 +17,16 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 /// Longest `Last-Event-ID` accepted; longer ones are treated as absent (and logged).
 pub const MAX_LAST_EVENT_ID_LEN: usize = 256;
 
+/// The query parameter that carries a resume point on stream routes (`?lastEventId=...`),
+/// for a first connection that cannot send the `Last-Event-ID` header (a browser's
+/// `EventSource`). Reserved on stream routes: the runtime takes it off the query before the
+/// function's input is decoded, unless the input declares a field of that name.
+pub const LAST_EVENT_ID_QUERY: &str = "lastEventId";
+
+/// The resume point that means "from the start of what the stream keeps" (Mercure's
+/// convention); [`LastEventId::parse`] reads it as `0`.
+pub const EARLIEST: &str = "earliest";
+
 /// The `Last-Event-ID` a reconnecting client sent: where its stream should resume.
 ///
 /// ```
@@ -18,18 +34,37 @@ pub const MAX_LAST_EVENT_ID_LEN: usize = 256;
 /// let id = LastEventId::parse("41").unwrap();
 /// assert_eq!(id.as_u64(), Some(41));
 /// assert!(LastEventId::parse("").is_none());
+/// // Mercure's `earliest`: from the start of the replay window, the same as `0`.
+/// assert_eq!(LastEventId::parse("earliest").unwrap().as_str(), "0");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LastEventId(String);
 
 impl LastEventId {
-    /// Reads a header value; `None` for empty, over-long or non-UTF-8 ids.
+    /// Reads a header (or query) value; `None` for empty or over-long ids. [`EARLIEST`]
+    /// reads as `0`, the id that asks a stream for everything it keeps.
     pub fn parse(raw: &str) -> Option<Self> {
         let raw = raw.trim();
         if raw.is_empty() || raw.len() > MAX_LAST_EVENT_ID_LEN {
             return None;
         }
+        if raw == EARLIEST {
+            return Some(Self("0".to_owned()));
+        }
         Some(Self(raw.to_owned()))
+    }
+
+    /// Reads one source of the id, logging (not failing on) an unusable one.
+    fn read(raw: &str, source: &'static str) -> Option<Self> {
+        let id = Self::parse(raw);
+        if id.is_none() && !raw.trim().is_empty() {
+            tracing::warn!(
+                len = raw.len(),
+                source,
+                "ignoring an unusable Last-Event-ID"
+            );
+        }
+        id
     }
 
     /// The id as sent.
@@ -71,22 +106,20 @@ impl Clone for Context {
 }
 
 impl Context {
+    /// `query_last_event_id` is the stream route's `lastEventId` query parameter, if any:
+    /// used when the request has no usable `Last-Event-ID` header (the header wins).
     pub(crate) fn new(
         request_id: String,
         headers: HeaderMap,
+        query_last_event_id: Option<&str>,
         shutdown: CancellationToken,
         metrics: Metrics,
     ) -> Self {
         let last_event_id = headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
-            .and_then(|raw| {
-                let id = LastEventId::parse(raw);
-                if id.is_none() && !raw.trim().is_empty() {
-                    tracing::warn!(len = raw.len(), "ignoring an unusable Last-Event-ID");
-                }
-                id
-            });
+            .and_then(|raw| LastEventId::read(raw, "header"))
+            .or_else(|| query_last_event_id.and_then(|raw| LastEventId::read(raw, "query")));
         Self {
             request_id,
             last_event_id,
@@ -108,6 +141,7 @@ impl Context {
         Self::new(
             String::new(),
             HeaderMap::new(),
+            None,
             CancellationToken::new(),
             Metrics::default(),
         )
@@ -118,7 +152,8 @@ impl Context {
         &self.request_id
     }
 
-    /// The resume point a reconnecting SSE client sent, if any.
+    /// The resume point a reconnecting SSE client sent (the `Last-Event-ID` header, or on
+    /// stream routes the `lastEventId` query parameter), if any.
     pub fn last_event_id(&self) -> Option<&LastEventId> {
         self.last_event_id.as_ref()
     }

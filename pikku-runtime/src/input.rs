@@ -216,6 +216,48 @@ pub fn decode<T: DeserializeOwned>(
     from_value(Value::Object(merged))
 }
 
+impl RawInput {
+    /// Takes the query parameter `key` off the query string: returns its (first) decoded
+    /// value and leaves the other parameters as they were sent, so a runtime parameter (the
+    /// stream routes' `lastEventId`) never reaches an input type that refuses unknown fields.
+    pub fn take_query_param(&mut self, key: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        let is_key = |pair: &str| {
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .is_some_and(|(k, _)| k == key)
+        };
+        // Most requests do not carry it: look before building a new query string.
+        if !query.split('&').any(is_key) {
+            return None;
+        }
+        let mut value = None;
+        let mut rest = String::with_capacity(query.len());
+        for pair in query.split('&') {
+            let mut parsed = form_urlencoded::parse(pair.as_bytes());
+            match parsed.next() {
+                Some((k, v)) if k == key => {
+                    if value.is_none() {
+                        value = Some(v.into_owned());
+                    }
+                }
+                _ => {
+                    if !pair.is_empty() {
+                        if !rest.is_empty() {
+                            rest.push('&');
+                        }
+                        rest.push_str(pair);
+                    }
+                }
+            }
+        }
+        if value.is_some() {
+            self.query = Some(rest);
+        }
+        value
+    }
+}
+
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, PikkuError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
@@ -318,6 +360,22 @@ mod tests {
         let plan = InputPlan::of::<Q>();
         let e = decode::<Q>(&plan, &raw(&[], "", ""), false).unwrap_err();
         assert_eq!(e.field(), Some("userId"));
+    }
+
+    #[test]
+    fn a_taken_query_param_leaves_the_rest_as_sent() {
+        let mut r = raw(&[], "a=1&lastEventId=abc-3&b=x%20y&lastEventId=later", "");
+        assert_eq!(r.take_query_param("lastEventId").as_deref(), Some("abc-3"));
+        assert_eq!(r.query.as_deref(), Some("a=1&b=x%20y"));
+        let mut r = raw(&[], "lastEvent%49d=earliest", "");
+        assert_eq!(
+            r.take_query_param("lastEventId").as_deref(),
+            Some("earliest")
+        );
+        assert_eq!(r.query.as_deref(), Some(""));
+        let mut r = raw(&[], "a=1", "");
+        assert_eq!(r.take_query_param("lastEventId"), None);
+        assert_eq!(r.query.as_deref(), Some("a=1"));
     }
 
     #[test]

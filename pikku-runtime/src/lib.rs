@@ -69,8 +69,9 @@
 //! 6. **Serving** ([`serving`]): limits, the request pipeline and the response body, on `http`
 //!    types only.
 //! 7. **Startup validation**: one check of all routes and settings ([`StartupError`]).
-//! 8. **Describing**: [`openapi`] (the document and the docs page) and [`client_ts`] (the
-//!    TypeScript client); they read route descriptors and never import serving or axum.
+//! 8. **Describing**: [`openapi`] (the document and the docs page), [`client_ts`] (the
+//!    TypeScript client) and `prometheus` (the counters as Prometheus text); they read route
+//!    descriptors and counters and never import serving or axum.
 //! 9. **The app**: [`Pikku`] (the axum router, the actix-web configuration, `/docs`, the
 //!    command line) and [`server`].
 //!
@@ -87,6 +88,8 @@
 //! - `tls`: HTTPS in [`serve`] (rustls; HTTP/2 and HTTP/1.1 by ALPN).
 //! - `actix`: the actix-web adapter, `Pikku::actix_config` for `App::configure` (the same
 //!   routes, pipeline and startup check as the axum router).
+//! - `prometheus`: `GET /metrics` in the Prometheus text format
+//!   (`Pikku::metrics_endpoint`, the `prometheus` module).
 //!
 //! Without default features the core (routes, SSE, sessions through your own
 //! [`SessionService`], limits, the embedded hub) builds on its own.
@@ -131,6 +134,8 @@ mod startup;
 pub mod client_ts;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 // 9. The app
 mod app;
 pub mod server;
@@ -155,7 +160,7 @@ pub use error::{PikkuError, Result};
 pub use event_hub::{EventHub, EventHubExt, MemoryHub};
 /// The `http` crate of Pikku's types (headers, status codes), e.g. `pikku::http::header::SET_COOKIE`.
 pub use http;
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{Metrics, MetricsSnapshot, RouteMetrics};
 #[cfg(feature = "openapi")]
 pub use openapi::OpenApiConfig;
 pub use pikku_macros::pikku_func;

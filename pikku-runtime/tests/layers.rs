@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("openapi", 8),
     ("client_ts", 8),
     // The adapters live inside `app`: router.rs (axum), actix.rs (actix-web), docs.rs.
+    ("prometheus", 8),
     ("app", 9),
     ("server", 9),
 ];

@@ -242,6 +242,50 @@ async fn resume_replays_exactly_the_missed_events_then_live() {
     }
 }
 
+/// A snapshot's position, used as `Last-Event-ID`, resumes with exactly the events published
+/// after it; a topic without history has no position, and `earliest` then yields everything.
+#[tokio::test]
+async fn position_as_last_event_id_resumes_with_exactly_the_later_events() {
+    async fn ids(sub: &mut Subscription, n: usize) -> Vec<String> {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(next_event(sub).await.id().to_string());
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), sub.next())
+                .await
+                .is_err(),
+            "nothing more"
+        );
+        v
+    }
+    for (name, hub) in backends(HubConfig::default()).await {
+        assert_eq!(hub.position("p").await.unwrap(), None, "{name}: no history");
+        let mut before = Vec::new();
+        for n in 0..3 {
+            before.push(hub.publish("p", &n).await.unwrap());
+        }
+        let mut sub = hub.subscribe_from("p", Some("earliest")).await.unwrap();
+        assert_eq!(ids(&mut sub, 3).await, before, "{name}: earliest");
+        drop(sub);
+        let at = hub.position("p").await.unwrap().expect("a position");
+        assert_eq!(at.to_string(), before[2], "{name}: the newest event's id");
+        let mut after = Vec::new();
+        for n in 3..8 {
+            after.push(hub.publish("p", &n).await.unwrap());
+        }
+        let mut sub = hub
+            .subscribe_from("p", Some(&at.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&mut sub, 5).await,
+            after,
+            "{name}: exactly the later events"
+        );
+    }
+}
+
 #[tokio::test]
 async fn resume_from_an_expired_or_unknown_id_is_said() {
     for (name, hub) in backends(HubConfig {

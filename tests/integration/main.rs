@@ -25,6 +25,7 @@ mod readme;
 mod readme_blocks;
 mod registration;
 mod reliability;
+mod resume_metrics;
 mod scale_out;
 mod security;
 mod sse;

@@ -188,7 +188,8 @@ async fn demo_document_says_what_the_declarations_say() {
             "/health/ready",
             "/stream/updates",
             "/stream/with-errors",
-            "/users/{userId}/notifications"
+            "/users/{userId}/notifications",
+            "/users/{userId}/notifications/snapshot"
         ]
     );
     let tags: Vec<&Value> = doc["tags"]
@@ -267,7 +268,8 @@ async fn demo_document_says_what_the_declarations_say() {
         "refs must point at components"
     );
 
-    // GET /stream/updates: a stream of Update, one optional integer query param, public.
+    // GET /stream/updates: a stream of Update, one optional integer query param and the
+    // runtime's optional `lastEventId` (a first connection's resume point), public.
     let op = &doc["paths"]["/stream/updates"]["get"];
     assert_eq!(op["operationId"], "stream_updates");
     assert_eq!(op["summary"], "Stream live updates");
@@ -278,7 +280,17 @@ async fn demo_document_says_what_the_declarations_say() {
     assert_eq!(op["tags"], json!(["streaming"]));
     assert_eq!(op["security"], json!([]));
     let params = op["parameters"].as_array().unwrap();
-    assert_eq!(params.len(), 1, "{params:#?}");
+    assert_eq!(params.len(), 2, "{params:#?}");
+    assert_eq!(params[1]["name"], "lastEventId");
+    assert_eq!(params[1]["in"], "query");
+    assert_eq!(params[1].get("required"), None);
+    assert_eq!(params[1]["schema"]["type"], "string");
+    assert!(
+        params[1]["description"]
+            .as_str()
+            .unwrap()
+            .contains("`Last-Event-ID`")
+    );
     assert_eq!(params[0]["name"], "interval_ms");
     assert_eq!(params[0]["in"], "query");
     assert_eq!(params[0].get("required"), None);
@@ -380,7 +392,14 @@ async fn demo_document_says_what_the_declarations_say() {
         .iter()
         .map(|p| &p["name"])
         .collect();
-    assert_eq!(names, [&json!("interval_ms"), &json!("realtime")]);
+    assert_eq!(
+        names,
+        [
+            &json!("interval_ms"),
+            &json!("realtime"),
+            &json!("lastEventId")
+        ]
+    );
 }
 
 #[test]

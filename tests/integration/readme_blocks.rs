@@ -459,3 +459,26 @@ pub mod actix {
         Ok(())
     }
 }
+
+/// Wiring the runtime's `tracing` spans to OpenTelemetry (README, "Metrics and tracing").
+pub mod otel {
+    // README
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
+    use tracing_subscriber::prelude::*;
+
+    /// Sends the runtime's `pikku` spans (route, method, request id) to OpenTelemetry.
+    fn init_tracing(exporter: impl SpanExporter + 'static) -> SdkTracerProvider {
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .build();
+        let tracer = provider.tracer("my-app");
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(tracing_subscriber::fmt::layer())
+            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .init();
+        provider // keep it: `provider.shutdown()` flushes the last spans at exit
+    }
+    // /README
+}

@@ -66,7 +66,14 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             #[cfg(feature = "openapi")]
             openapi,
             cors,
+            #[cfg(feature = "prometheus")]
+            metrics_endpoint,
         } = self.prepare()?;
+        #[cfg(feature = "prometheus")]
+        if let Some((path, _)) = metrics_endpoint {
+            // Not mounted here yet: say so rather than answer 404 silently.
+            tracing::warn!(%path, "the metrics endpoint is served by the axum router only; on actix-web, serve `pikku::prometheus::Exporter::render` yourself");
+        }
         let shared = Shared {
             state,
             cors: cors.layer(),

@@ -22,6 +22,8 @@ mod actix;
 mod cli;
 #[cfg(feature = "openapi")]
 mod docs;
+#[cfg(feature = "prometheus")]
+mod metrics_route;
 mod router;
 
 #[cfg(feature = "ts-client")]
@@ -39,6 +41,9 @@ struct Prepared {
     openapi: OpenApiConfig,
     // Each adapter applies it its own way (around the router, around each answer).
     cors: CorsConfig,
+    /// `GET /metrics` (axum only for now), with the hub whose gauges it adds.
+    #[cfg(feature = "prometheus")]
+    metrics_endpoint: Option<(String, Option<Arc<dyn crate::event_hub::EventHub>>)>,
 }
 
 /// An app: its services, the routes to serve, and how to serve them.
@@ -69,6 +74,9 @@ pub struct Pikku<S> {
     #[cfg(feature = "openapi")]
     openapi: OpenApiConfig,
     cors: CorsConfig,
+    /// Where `GET` serves the Prometheus exposition, and the hub it also reports on.
+    #[cfg(feature = "prometheus")]
+    metrics_endpoint: Option<(String, Option<Arc<dyn crate::event_hub::EventHub>>)>,
 }
 
 impl<S: Send + Sync + 'static> Pikku<S> {
@@ -105,6 +113,8 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             #[cfg(feature = "openapi")]
             openapi: OpenApiConfig::default(),
             cors: CorsConfig::new(),
+            #[cfg(feature = "prometheus")]
+            metrics_endpoint: None,
         }
     }
 
@@ -135,6 +145,33 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// The app's runtime counters.
     pub fn metrics(&self) -> Metrics {
         self.metrics.clone()
+    }
+
+    /// Serves the app's counters at `GET path` in the Prometheus text format (off by
+    /// default; see [`prometheus`](crate::prometheus) for the metrics). The path is checked
+    /// at startup like the docs paths: no route may use it.
+    ///
+    /// ```
+    /// # struct Services;
+    /// let router = pikku::Pikku::new(Services).metrics_endpoint("/metrics").router();
+    /// ```
+    #[cfg(feature = "prometheus")]
+    pub fn metrics_endpoint(mut self, path: impl Into<String>) -> Self {
+        let hub = self.metrics_endpoint.take().and_then(|(_, hub)| hub);
+        self.metrics_endpoint = Some((path.into(), hub));
+        self
+    }
+
+    /// Also reports `hub`'s live subscriptions and health on the metrics endpoint (which
+    /// [`metrics_endpoint`](Self::metrics_endpoint) turns on; `/metrics` when not set).
+    #[cfg(feature = "prometheus")]
+    pub fn metrics_hub(mut self, hub: Arc<dyn crate::event_hub::EventHub>) -> Self {
+        let path = self
+            .metrics_endpoint
+            .take()
+            .map_or_else(|| "/metrics".to_owned(), |(path, _)| path);
+        self.metrics_endpoint = Some((path, Some(hub)));
+        self
     }
 
     /// Sets the OpenAPI document's `info` and where it and the docs page are served (by
@@ -183,10 +220,23 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             #[cfg(feature = "openapi")]
             openapi,
             cors,
+            #[cfg(feature = "prometheus")]
+            metrics_endpoint,
         } = self.prepare()?;
-        let router = router::mount(state, &routes);
+        let router = router::mount(state.clone(), &routes);
         #[cfg(feature = "openapi")]
         let router = docs::mount(router, &routes, &openapi);
+        #[cfg(feature = "prometheus")]
+        let router = match metrics_endpoint {
+            Some((path, hub)) => {
+                let mut exporter = crate::prometheus::Exporter::new(state.metrics.clone());
+                if let Some(hub) = hub {
+                    exporter = exporter.with_hub(hub);
+                }
+                metrics_route::mount(router, &path, exporter)
+            }
+            None => router,
+        };
         // Outermost, so preflights are answered before routing (and 404/405 carry the headers).
         Ok(match cors.layer() {
             Some(cors) => router.layer(cors),
@@ -197,8 +247,19 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// The startup check and the state every route shares: one step for every adapter, so
     /// axum and actix-web serve the same checked app.
     fn prepare(self) -> Result<Prepared, StartupError> {
-        #[cfg_attr(not(feature = "openapi"), allow(unused_mut))]
+        #[cfg_attr(
+            not(any(feature = "openapi", feature = "prometheus")),
+            allow(unused_mut)
+        )]
         let mut reserved = Vec::new();
+        #[cfg(feature = "prometheus")]
+        if let Some((path, _)) = &self.metrics_endpoint {
+            reserved.push(startup::ReservedPath {
+                path,
+                what: "metrics endpoint",
+                setting: "`Pikku::metrics_endpoint`",
+            });
+        }
         #[cfg(feature = "openapi")]
         {
             let setting = "`OpenApiConfig`";
@@ -232,13 +293,15 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             sessions: self.sessions,
             shutdown: self.shutdown.0.clone(),
             body_limit: self.body_limit,
-            metrics: self.metrics,
+            metrics: self.metrics.clone(),
             stream_limiter: StreamLimiter::new(self.limits),
             cors: self.cors.clone(),
             rate_limiters: Default::default(),
+            route_metrics: Default::default(),
         };
         for r in &self.routes {
             state.add_rate_limit(r);
+            state.add_route_metrics(r);
         }
         Ok(Prepared {
             state: Arc::new(state),
@@ -246,6 +309,8 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             #[cfg(feature = "openapi")]
             openapi: self.openapi,
             cors: self.cors,
+            #[cfg(feature = "prometheus")]
+            metrics_endpoint: self.metrics_endpoint,
         })
     }
 

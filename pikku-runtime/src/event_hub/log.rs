@@ -285,6 +285,16 @@ impl TopicLog {
         Cursor::new(self.clone(), next, None, VecDeque::new())
     }
 
+    /// The position of the newest event published into this log's own history (the
+    /// embedded hub); `None` before the first.
+    pub(crate) fn head(&self) -> Option<Position> {
+        let st = self.state.lock();
+        (st.next_offset > 1).then(|| Position {
+            epoch: st.epoch,
+            offset: st.next_offset - 1,
+        })
+    }
+
     /// The newest position a remote backend appended or reported as its baseline.
     pub(crate) fn last_known(&self) -> Option<Position> {
         self.state.lock().last_pos

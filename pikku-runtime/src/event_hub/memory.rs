@@ -11,7 +11,9 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 
 use super::log::{Budget, LogOwner, TopicLog};
-use super::{EventHub, HubConfig, HubError, HubStatus, Resume, Subscription, SubscriptionCounter};
+use super::{
+    EventHub, HubConfig, HubError, HubStatus, Position, Resume, Subscription, SubscriptionCounter,
+};
 
 /// The embedded hub: one process, no setup, bounded memory.
 ///
@@ -190,6 +192,18 @@ impl EventHub for MemoryHub {
         Box::pin(futures_util::future::ready(
             self.subscribe_now(topic, last_event_id),
         ))
+    }
+
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        // A topic that is not held has no history: it was never published, or it was dropped
+        // (idle) and its next publish starts a new epoch.
+        let head = self
+            .inner
+            .topics
+            .lock()
+            .get(topic)
+            .and_then(|log| log.head());
+        Box::pin(futures_util::future::ready(Ok(head)))
     }
 
     fn live_subscriptions(&self) -> usize {

@@ -330,6 +330,30 @@ pub trait EventHub: Send + Sync + 'static {
         last_event_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Subscription, HubError>>;
 
+    /// Where `topic` stands now: the position of its newest event, or `None` when it has no
+    /// history (never published, or its history expired or was lost).
+    ///
+    /// A JSON route returns it beside a snapshot; the client then opens the stream with it as
+    /// `Last-Event-ID` (or `?lastEventId=`) and receives exactly the events published after
+    /// the snapshot. For `None`, resume from `earliest` (`0`): everything published since.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use futures_util::StreamExt;
+    /// use pikku::event_hub::{EventHub, EventHubExt, HubItem, MemoryHub};
+    ///
+    /// let hub = MemoryHub::new();
+    /// assert_eq!(hub.position("news").await.unwrap(), None);
+    /// hub.publish("news", &1).await.unwrap();
+    /// let at = hub.position("news").await.unwrap().unwrap();
+    /// hub.publish("news", &2).await.unwrap();
+    /// let mut sub = hub.subscribe_from("news", Some(&at.to_string())).await.unwrap();
+    /// let Some(HubItem::Event(ev)) = sub.next().await else { panic!() };
+    /// assert_eq!(ev.json(), &b"2"[..]);
+    /// # }
+    /// ```
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>>;
+
     /// How many subscriptions are live in this process.
     fn live_subscriptions(&self) -> usize;
 
@@ -389,6 +413,9 @@ impl<H: EventHub + ?Sized> EventHub for Arc<H> {
         last_event_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Subscription, HubError>> {
         (**self).subscribe_from(topic, last_event_id)
+    }
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        (**self).position(topic)
     }
     fn live_subscriptions(&self) -> usize {
         (**self).live_subscriptions()

@@ -1009,6 +1009,20 @@ impl EventHub for NatsHub {
         })
     }
 
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        Box::pin(async move {
+            let subject = self.inner.stored_subject(&encode(topic));
+            // The subject's last message is the topic's head; none means no history (the
+            // next publish starts a new epoch).
+            match self.inner.last_message(&subject).await? {
+                None => Ok(None),
+                Some(m) => header_position(&m.headers).map(Some).ok_or_else(|| {
+                    HubError::unavailable(format!("a message without a position on {subject}"))
+                }),
+            }
+        })
+    }
+
     fn live_subscriptions(&self) -> usize {
         self.inner.counter.live()
     }

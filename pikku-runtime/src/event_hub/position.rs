@@ -70,7 +70,8 @@ impl std::str::FromStr for Position {
 pub enum Resume {
     /// No id: live events only.
     Live,
-    /// `0`: everything the window holds (a gap first if the topic's start was trimmed).
+    /// `0` (or `earliest`, Mercure's word for it): everything the window holds (a gap first
+    /// if the topic's start was trimmed).
     Start,
     /// After this position.
     After(Position),
@@ -84,7 +85,7 @@ impl Resume {
     pub fn parse(last_event_id: Option<&str>) -> Self {
         match last_event_id.map(str::trim) {
             None => Resume::Live,
-            Some("0") => Resume::Start,
+            Some("0" | "earliest") => Resume::Start,
             Some(id) => id.parse().map_or(Resume::Invalid, Resume::After),
         }
     }
@@ -123,6 +124,7 @@ mod tests {
             assert_eq!(bad.parse::<Position>(), Err(InvalidPosition), "{bad}");
         }
         assert_eq!(Resume::parse(Some("0")), Resume::Start);
+        assert_eq!(Resume::parse(Some("earliest")), Resume::Start);
         assert_eq!(Resume::parse(None), Resume::Live);
         assert_eq!(Resume::parse(Some("nope")), Resume::Invalid);
     }

@@ -520,6 +520,34 @@ impl Inner {
         }
     }
 
+    /// The topic row's epoch and last offset (`None` without a row: no history).
+    async fn position(&self, topic: &str) -> Result<Option<Position>, HubError> {
+        let was_ready = self.schema_ready.load(Ordering::Acquire);
+        match self.position_once(topic).await {
+            // The schema was found missing (the read did nothing): created again, read again.
+            Err(_) if was_ready && !self.schema_ready.load(Ordering::Acquire) => {
+                self.position_once(topic).await
+            }
+            read => read,
+        }
+    }
+
+    async fn position_once(&self, topic: &str) -> Result<Option<Position>, HubError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.read_sql)
+            .await
+            .map_err(|e| self.db_fail(&client, &e))?;
+        // No event comes after offset i64::MAX: the read returns the topic row alone.
+        let rows = self.read_rows(&client, &stmt, topic, i64::MAX).await?;
+        self.ok();
+        let history = History::from_rows(rows);
+        Ok(history.epoch.map(|epoch| Position {
+            epoch,
+            offset: history.last,
+        }))
+    }
+
     /// [`Inner::read`] for the listener, which has no caller to retry for it: a read on a
     /// pooled connection that was just killed is tried again on a fresh one.
     async fn read_retrying(
@@ -1046,6 +1074,10 @@ impl EventHub for PgHub {
             }
             Ok(Subscription::new(cursor, inner.counter.guard()))
         })
+    }
+
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        Box::pin(self.inner.position(topic))
     }
 
     fn live_subscriptions(&self) -> usize {

@@ -299,6 +299,25 @@ impl Inner {
         Ok(Position { epoch, offset }.to_string())
     }
 
+    /// The topic's epoch and last offset from its hash (`None` when the keys are gone).
+    async fn position(&self, key: &str) -> Result<Option<Position>, HubError> {
+        let mut conn = self.publisher.clone();
+        let (epoch, offset): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(format!("{key}:m"))
+            .arg("e")
+            .arg("o")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.fail(&e))?;
+        self.ok();
+        let (Some(epoch), Some(offset)) = (epoch, offset) else {
+            return Ok(None);
+        };
+        let epoch = u64::from_str_radix(&epoch, 16)
+            .map_err(|_| HubError::unavailable(format!("bad epoch `{epoch}` in {key}:m")))?;
+        Ok(Some(Position { epoch, offset }))
+    }
+
     /// The topic's epoch and last offset, and its newest entries after `after` (all the
     /// window's when `after` is `None` or of another epoch), oldest first.
     async fn read(&self, key: &str, after: Option<Position>) -> Result<History, HubError> {
@@ -833,6 +852,10 @@ impl EventHub for RedisHub {
             }
             Ok(Subscription::new(cursor, inner.counter.guard()))
         })
+    }
+
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        Box::pin(async move { self.inner.position(&self.key(topic)).await })
     }
 
     fn live_subscriptions(&self) -> usize {

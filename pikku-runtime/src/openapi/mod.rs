@@ -13,7 +13,8 @@
 //!   on GET and DELETE every other top-level field is an `in: query` parameter. On POST, PUT
 //!   and PATCH the other fields are the JSON request body (the query string may still fill
 //!   them at run time, as the runtime merges body < query < path; the document lists each field
-//!   once, in the body).
+//!   once, in the body). Stream and `Reply` routes also list the optional `lastEventId` query
+//!   parameter: a first connection's resume point (see [`crate::context`]).
 //! - `200` responses: `application/json` with the output schema; streams as
 //!   `text/event-stream` (see below); `Reply` routes list both content types.
 //! - Error responses with the shared [`ErrorBody`] schema, shared as
@@ -82,6 +83,7 @@ use indexmap::IndexMap;
 use schemars::Schema;
 use serde_json::{Map, Value, json};
 
+use crate::context::LAST_EVENT_ID_QUERY;
 use crate::error::ErrorBody;
 use crate::registry::RouteSchemas;
 use crate::registry::{Method, ResponseKind, RouteDef};
@@ -451,6 +453,21 @@ fn operation(g: &Generated, defs: Defs<'_>, event_ref: Option<&Value>) -> Operat
         }
     }
 
+    // Stream routes take a first connection's resume point from the query (the runtime
+    // reserves the name unless the input declares it, which is then listed above).
+    let declared = properties.is_some_and(|p| p.contains_key(LAST_EVENT_ID_QUERY));
+    if route.response.may_stream() && !declared {
+        op.parameters.push(ReferenceOr::Item(Parameter::Query {
+            parameter_data: ParameterData {
+                description: Some(LAST_EVENT_ID_DESCRIPTION.to_owned()),
+                ..parameter_data(LAST_EVENT_ID_QUERY, None, false)
+            },
+            allow_reserved: false,
+            style: QueryStyle::default(),
+            allow_empty_value: None,
+        }));
+    }
+
     // Responses.
     let mut ok = Response {
         description: match route.response {
@@ -519,6 +536,12 @@ fn operation(g: &Generated, defs: Defs<'_>, event_ref: Option<&Value>) -> Operat
     }
     op
 }
+
+/// What the document says of a stream route's `lastEventId` query parameter.
+const LAST_EVENT_ID_DESCRIPTION: &str = "Resume after this event id on the first connection, \
+    for clients that cannot send the `Last-Event-ID` header (a browser's `EventSource`); the \
+    header wins when both are sent. `earliest` (or `0`) asks for everything the stream still \
+    keeps. Reserved on stream routes: it never reaches the function's input.";
 
 fn parameter_data(name: &str, schema: Option<&Value>, required: bool) -> ParameterData {
     let schema = schema.cloned().unwrap_or(json!({"type": "string"}));

@@ -16,7 +16,7 @@ use super::body::{PikkuBody, SseBody, panic_message};
 use super::config::SseConfig;
 use super::limits::{RouteRateLimiter, StreamLimiter, StreamPermit};
 use crate::call::{Call, Step, Steps};
-use crate::context::Context;
+use crate::context::{Context, LAST_EVENT_ID_QUERY};
 use crate::cors::CorsConfig;
 use crate::error::PikkuError;
 use crate::input::RawInput;
@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub cors: CorsConfig,
     /// Rate limiters by route (keyed by the descriptor's address).
     pub rate_limiters: HashMap<usize, RouteRateLimiter>,
+    /// Each route's counters (also counting into `metrics`), keyed like `rate_limiters`.
+    pub route_metrics: HashMap<usize, Metrics>,
 }
 
 fn route_key(route: &'static RouteDef) -> usize {
@@ -50,6 +52,18 @@ impl AppState {
         if let Some(limiter) = route.rate_limit.and_then(RouteRateLimiter::new) {
             self.rate_limiters.insert(route_key(route), limiter);
         }
+    }
+
+    pub(crate) fn add_route_metrics(&mut self, route: &'static RouteDef) {
+        let metrics = self.metrics.for_route(route.method.as_str(), route.path);
+        self.route_metrics.insert(route_key(route), metrics);
+    }
+
+    /// The route's counters (the app's alone for a route mounted without them).
+    fn metrics_of(&self, route: &'static RouteDef) -> &Metrics {
+        self.route_metrics
+            .get(&route_key(route))
+            .unwrap_or(&self.metrics)
     }
 }
 
@@ -88,7 +102,7 @@ pub(crate) async fn handle(
         // Quoted (Debug), so no value can pass for other fields in text logs.
         request_id = ?request_id
     );
-    app.metrics.request();
+    app.metrics_of(route).request();
     let mut res = run(
         app,
         route,
@@ -105,23 +119,43 @@ pub(crate) async fn handle(
     res
 }
 
+/// A stream route's `lastEventId` query parameter (a first connection's resume point),
+/// taken off the query so the function's input never sees it, unless that input declares a
+/// field of the name (then it sees it too).
+fn resume_query(route: &'static RouteDef, raw: &mut RawInput) -> Option<String> {
+    if !route.response.may_stream() {
+        return None;
+    }
+    let declared = route.input_schema.is_some()
+        && route
+            .plan()
+            .properties()
+            .iter()
+            .any(|p| p == LAST_EVENT_ID_QUERY);
+    if declared {
+        raw.clone().take_query_param(LAST_EVENT_ID_QUERY)
+    } else {
+        raw.take_query_param(LAST_EVENT_ID_QUERY)
+    }
+}
+
 async fn run(
     app: &AppState,
     route: &'static RouteDef,
     headers: http::HeaderMap,
-    raw: RawInput,
+    mut raw: RawInput,
     peer: Option<IpAddr>,
     request_id: String,
     span: tracing::Span,
 ) -> http::Response<PikkuBody> {
     if let Some(limiter) = app.rate_limiters.get(&route_key(route)) {
         if let Err(e) = limiter.check(peer) {
-            app.metrics.rejected();
+            app.metrics_of(route).rejected();
             return e.to_response();
         }
     }
     if let Err(e) = crate::csrf::check(route.method, &headers, &app.cors) {
-        app.metrics.rejected();
+        app.metrics_of(route).rejected();
         tracing::info!(parent: &span, origin = ?headers.get(header::ORIGIN), "refused a cross-origin request");
         return e.to_response();
     }
@@ -178,17 +212,19 @@ async fn run(
         match acquire(&headers) {
             Ok(p) => permit = p,
             Err(e) => {
-                app.metrics.rejected();
+                app.metrics_of(route).rejected();
                 return e.to_response();
             }
         }
     }
     let either_credential = (route.response == ResponseKind::Either).then(|| acquire(&headers));
+    let query_last_event_id = resume_query(route, &mut raw);
     let ctx = Context::new(
         request_id,
         headers,
+        query_last_event_id.as_deref(),
         app.shutdown.clone(),
-        app.metrics.clone(),
+        app.metrics_of(route).clone(),
     );
     let call = Call {
         input_plan: route.input_schema.map(|_| route.plan()),
@@ -208,7 +244,7 @@ async fn run(
         match acquired {
             Ok(p) => permit = p,
             Err(e) => {
-                app.metrics.rejected();
+                app.metrics_of(route).rejected();
                 return e.to_response();
             }
         }
@@ -254,7 +290,7 @@ fn respond(
                 &app.sse,
                 heartbeat,
                 Some(app.shutdown.clone()),
-                app.metrics.clone(),
+                app.metrics_of(route).clone(),
                 permit,
                 session_end,
                 span,
@@ -281,7 +317,7 @@ fn respond(
             PikkuError::internal("handler produced no response").to_response()
         }
         Err(panic) => {
-            app.metrics.panic();
+            app.metrics_of(route).panic();
             tracing::error!(parent: &span, panic = %panic_message(&panic), "function panicked");
             PikkuError::internal_logged().to_response()
         }
