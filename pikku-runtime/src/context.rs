@@ -11,6 +11,14 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 /// Longest `Last-Event-ID` accepted; longer ones are treated as absent (and logged).
 pub const MAX_LAST_EVENT_ID_LEN: usize = 256;
 
+/// How a composite id (the id of a stream merging several hub topics) starts: `m:` and one
+/// position per topic.
+pub const COMPOSITE_ID_PREFIX: &str = "m:";
+
+/// Longest composite `Last-Event-ID` accepted (one that starts with [`COMPOSITE_ID_PREFIX`]):
+/// room for a position per topic of the largest merged stream the hub allows.
+pub const MAX_COMPOSITE_LAST_EVENT_ID_LEN: usize = 2560;
+
 /// The `Last-Event-ID` a reconnecting client sent: where its stream should resume.
 ///
 /// ```
@@ -23,10 +31,16 @@ pub const MAX_LAST_EVENT_ID_LEN: usize = 256;
 pub struct LastEventId(String);
 
 impl LastEventId {
-    /// Reads a header value; `None` for empty, over-long or non-UTF-8 ids.
+    /// Reads a header value; `None` for empty or over-long ids (over
+    /// [`MAX_LAST_EVENT_ID_LEN`] bytes, or [`MAX_COMPOSITE_LAST_EVENT_ID_LEN`] for a composite).
     pub fn parse(raw: &str) -> Option<Self> {
         let raw = raw.trim();
-        if raw.is_empty() || raw.len() > MAX_LAST_EVENT_ID_LEN {
+        let max = if raw.starts_with(COMPOSITE_ID_PREFIX) {
+            MAX_COMPOSITE_LAST_EVENT_ID_LEN
+        } else {
+            MAX_LAST_EVENT_ID_LEN
+        };
+        if raw.is_empty() || raw.len() > max {
             return None;
         }
         Some(Self(raw.to_owned()))

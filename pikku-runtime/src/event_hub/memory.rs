@@ -11,7 +11,9 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 
 use super::log::{Budget, LogOwner, TopicLog};
-use super::{EventHub, HubConfig, HubError, HubStatus, Resume, Subscription, SubscriptionCounter};
+use super::{
+    EventHub, HubConfig, HubError, HubStatus, Position, Resume, Subscription, SubscriptionCounter,
+};
 
 /// The embedded hub: one process, no setup, bounded memory.
 ///
@@ -194,6 +196,21 @@ impl EventHub for MemoryHub {
 
     fn live_subscriptions(&self) -> usize {
         self.inner.counter.live()
+    }
+
+    fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        // A lookup only: asking does not create the topic.
+        let newest = self
+            .inner
+            .topics
+            .lock()
+            .get(topic)
+            .and_then(|log| log.newest());
+        Box::pin(futures_util::future::ready(Ok(newest)))
+    }
+
+    fn max_topics_per_stream(&self) -> usize {
+        self.inner.cfg.topics_per_stream()
     }
 
     fn status(&self) -> HubStatus {
