@@ -14,6 +14,7 @@ mod demo_app;
 mod docs_page;
 mod hub_suite;
 mod input;
+mod multi_topic;
 mod notifications;
 mod openapi;
 mod pg_hub;
