@@ -61,8 +61,9 @@ pub struct HubConfig {
 }
 
 /// The most topics one merged stream can ever hold, whatever the configuration: a composite id
-/// holds a position per topic (at most 38 bytes each), and must fit
-/// [`MAX_COMPOSITE_LAST_EVENT_ID_LEN`](crate::context::MAX_COMPOSITE_LAST_EVENT_ID_LEN).
+/// holds a position per topic (at most 38 bytes each) and must fit
+/// [`MAX_COMPOSITE_LAST_EVENT_ID_LEN`](crate::context::MAX_COMPOSITE_LAST_EVENT_ID_LEN), and a
+/// merged stream tracks which topics are ready in one 64-bit set.
 pub const MAX_TOPICS_PER_STREAM_CEILING: usize = 64;
 
 /// Env vars read by [`HubConfig::from_env`].

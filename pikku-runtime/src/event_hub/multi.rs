@@ -9,11 +9,13 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
-use futures_util::stream::{SelectAll, select_all};
+use futures_util::task::{ArcWake, AtomicWaker};
 
 use super::{EventHub, HubError, HubItem, Position, Subscription};
 use crate::context::COMPOSITE_ID_PREFIX;
@@ -95,24 +97,24 @@ pub struct MultiItem {
     pub item: HubItem,
 }
 
-/// A topic's subscription, tagged with its index; says once that it ended (a merged stream
-/// ends with any of its topics, so the client reconnects and resumes them all).
-struct Tagged {
-    index: usize,
-    sub: Option<Subscription>,
+/// Which topics have something to read: a bit per topic (hence the ceiling of 64), set by
+/// the topic's waker, and the merged stream's task to wake.
+struct Ready {
+    bits: AtomicU64,
+    task: AtomicWaker,
 }
 
-impl Stream for Tagged {
-    type Item = (usize, Option<HubItem>);
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let Some(sub) = self.sub.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let item = std::task::ready!(Pin::new(sub).poll_next(cx));
-        if item.is_none() {
-            self.sub = None;
-        }
-        Poll::Ready(Some((self.index, item)))
+/// A topic's waker: marks its bit and wakes the merged stream. Made once per topic, so a
+/// delivery allocates nothing (a `select_all` allocates a task per item).
+struct TopicWaker {
+    bit: u64,
+    ready: Arc<Ready>,
+}
+
+impl ArcWake for TopicWaker {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.ready.bits.fetch_or(arc_self.bit, Ordering::AcqRel);
+        arc_self.ready.task.wake();
     }
 }
 
@@ -121,7 +123,13 @@ impl Stream for Tagged {
 /// [`MultiItem`]s. It ends when any topic's subscription ends (a lagged disconnect). Dropping
 /// it unsubscribes every topic.
 pub struct MultiSubscription {
-    merged: SelectAll<Tagged>,
+    subs: Vec<Subscription>,
+    wakers: Vec<Waker>,
+    ready: Arc<Ready>,
+    /// Topics that may have items (taken from `ready`, kept while they yield).
+    pending: u64,
+    /// Where the next poll starts: round-robin, so a busy topic cannot starve the others.
+    next: usize,
     position: CompositeId,
     ended: bool,
 }
@@ -155,23 +163,42 @@ impl MultiSubscription {
 impl Stream for MultiSubscription {
     type Item = MultiItem;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<MultiItem>> {
-        if self.ended {
+        let this = &mut *self;
+        if this.ended {
             return Poll::Ready(None);
         }
-        match std::task::ready!(Pin::new(&mut self.merged).poll_next(cx)) {
-            Some((topic, Some(item))) => {
-                match &item {
-                    HubItem::Event(ev) => self.position.0[topic] = Some(ev.position()),
-                    HubItem::Lagged { .. } => self.ended = true,
-                    HubItem::Gap { .. } => {}
-                }
-                Poll::Ready(Some(MultiItem { topic, item }))
+        // Registered before the bits are taken, so a wake in between is not lost.
+        this.ready.task.register(cx.waker());
+        this.pending |= this.ready.bits.swap(0, Ordering::AcqRel);
+        let n = this.subs.len();
+        for k in 0..n {
+            let topic = (this.next + k) % n;
+            let bit = 1u64 << topic;
+            if this.pending & bit == 0 {
+                continue;
             }
-            Some((_, None)) | None => {
-                self.ended = true;
-                Poll::Ready(None)
+            let mut topic_cx = TaskContext::from_waker(&this.wakers[topic]);
+            match Pin::new(&mut this.subs[topic]).poll_next(&mut topic_cx) {
+                Poll::Ready(Some(item)) => {
+                    match &item {
+                        HubItem::Event(ev) => this.position.0[topic] = Some(ev.position()),
+                        HubItem::Lagged { .. } => this.ended = true,
+                        HubItem::Gap { .. } => {}
+                    }
+                    // Its bit stays set: it may have more, read after the others' turn.
+                    this.next = topic + 1;
+                    return Poll::Ready(Some(MultiItem { topic, item }));
+                }
+                // A topic's subscription ended (a lagged disconnect): the stream ends, and the
+                // client's reconnect resumes every topic.
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => this.pending &= !bit,
             }
         }
+        Poll::Pending
     }
 }
 
@@ -236,12 +263,15 @@ impl<T> Stream for MultiFrames<T> {
     }
 }
 
-/// `id: <id>\n` then `body` (data lines and the blank line), or a blank line when empty.
+/// `id: <id>\n` then `body` (data lines and the blank line), or a blank line when empty:
+/// one allocation, the id written in place.
 fn id_frame(id: &CompositeId, body: &[u8]) -> Bytes {
-    let id = id.to_string();
-    let mut buf = BytesMut::with_capacity(4 + id.len() + 2 + body.len());
+    use std::fmt::Write as _;
+    let mut buf =
+        BytesMut::with_capacity(4 + COMPOSITE_ID_PREFIX.len() + 38 * id.0.len() + 2 + body.len());
     buf.put_slice(b"id: ");
-    buf.put_slice(id.as_bytes());
+    // Writing into a `BytesMut` cannot fail.
+    let _ = write!(buf, "{id}");
     buf.put_u8(b'\n');
     if body.is_empty() {
         buf.put_u8(b'\n');
@@ -257,7 +287,10 @@ pub(super) async fn subscribe_many<H: EventHub + ?Sized>(
     topics: &[String],
     last_event_id: Option<&str>,
 ) -> Result<MultiSubscription, HubError> {
-    let max = hub.max_topics_per_stream();
+    // The ready set has a bit per topic.
+    let max = hub
+        .max_topics_per_stream()
+        .min(super::MAX_TOPICS_PER_STREAM_CEILING);
     if topics.len() > max {
         return Err(HubError::TooManyTopicsPerStream {
             requested: topics.len(),
@@ -306,16 +339,26 @@ pub(super) async fn subscribe_many<H: EventHub + ?Sized>(
         }
     }))
     .await?;
-    let mut slots = Vec::with_capacity(opened.len());
-    let merged = select_all(opened.into_iter().enumerate().map(|(index, (sub, pos))| {
-        slots.push(pos);
-        Tagged {
-            index,
-            sub: Some(sub),
-        }
-    }));
+    let ready = Arc::new(Ready {
+        bits: AtomicU64::new(0),
+        task: AtomicWaker::new(),
+    });
+    let (subs, slots): (Vec<_>, Vec<_>) = opened.into_iter().unzip();
+    let wakers = (0..subs.len())
+        .map(|topic| {
+            futures_util::task::waker(Arc::new(TopicWaker {
+                bit: 1 << topic,
+                ready: ready.clone(),
+            }))
+        })
+        .collect();
     Ok(MultiSubscription {
-        merged,
+        // Every topic is polled once first (which registers its waker).
+        pending: u64::MAX >> (64 - subs.len().clamp(1, 64)),
+        subs,
+        wakers,
+        ready,
+        next: 0,
         position: CompositeId(slots),
         ended: false,
     })
@@ -324,6 +367,68 @@ pub(super) async fn subscribe_many<H: EventHub + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event_hub::{EventHubExt, MemoryHub};
+    use futures_util::StreamExt;
+    use std::time::Duration;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("t{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn a_busy_topic_does_not_starve_the_others() {
+        let hub = MemoryHub::new();
+        let topics = names(2);
+        let mut sub = hub.subscribe_many(&topics, None).await.unwrap();
+        for n in 0..100 {
+            hub.publish("t0", &n).await.unwrap();
+        }
+        hub.publish("t1", &"quiet").await.unwrap();
+        let mut first = Vec::new();
+        for _ in 0..3 {
+            first.push(sub.next().await.unwrap().topic);
+        }
+        assert!(first.contains(&1), "round-robin: {first:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_publishers_reach_a_merged_stream_exactly_once() {
+        let hub = std::sync::Arc::new(MemoryHub::new());
+        let topics = names(16);
+        let mut sub = hub.subscribe_many(&topics, None).await.unwrap();
+        let per_topic = 500u64;
+        for topic in topics.clone() {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for n in 0..per_topic {
+                    hub.publish(&topic, &n).await.unwrap();
+                    if n % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+        }
+        let mut next = [1u64; 16];
+        for _ in 0..16 * per_topic {
+            let item = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .expect("in time")
+                .expect("open");
+            match item.item {
+                HubItem::Event(e) => {
+                    assert_eq!(e.seq(), next[item.topic], "in order, once");
+                    next[item.topic] += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(next, [per_topic + 1; 16]);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), sub.next())
+                .await
+                .is_err()
+        );
+    }
 
     #[test]
     fn composite_ids_are_bounded_sse_safe_and_round_trip() {
