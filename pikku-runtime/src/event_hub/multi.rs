@@ -57,6 +57,24 @@ impl CompositeId {
         &self.0
     }
 
+    /// The length of its text (what `Display` writes).
+    fn text_len(&self) -> usize {
+        let digits = |mut n: u64, base: u64| {
+            let mut d = 1;
+            while n >= base {
+                n /= base;
+                d += 1;
+            }
+            d
+        };
+        let slots: usize = self
+            .0
+            .iter()
+            .map(|slot| slot.map_or(1, |p| digits(p.epoch, 16) + 1 + digits(p.offset, 10)))
+            .sum();
+        COMPOSITE_ID_PREFIX.len() + slots + self.0.len().saturating_sub(1)
+    }
+
     /// Reads a composite id of a stream of `topics` topics; `None` when `text` is not one.
     pub fn parse(text: &str, topics: usize) -> Option<Self> {
         let body = text.trim().strip_prefix(COMPOSITE_ID_PREFIX)?;
@@ -264,11 +282,12 @@ impl<T> Stream for MultiFrames<T> {
 }
 
 /// `id: <id>\n` then `body` (data lines and the blank line), or a blank line when empty:
-/// one allocation, the id written in place.
+/// one allocation of the exact size (a `Bytes` of a buffer with spare room would allocate
+/// again), the id written in place.
 fn id_frame(id: &CompositeId, body: &[u8]) -> Bytes {
     use std::fmt::Write as _;
-    let mut buf =
-        BytesMut::with_capacity(4 + COMPOSITE_ID_PREFIX.len() + 38 * id.0.len() + 2 + body.len());
+    let tail = if body.is_empty() { 1 } else { body.len() };
+    let mut buf = BytesMut::with_capacity(4 + id.text_len() + 1 + tail);
     buf.put_slice(b"id: ");
     // Writing into a `BytesMut` cannot fail.
     let _ = write!(buf, "{id}");
@@ -443,6 +462,26 @@ mod tests {
         assert!(!text.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)));
         assert_eq!(CompositeId::parse(&text, n), Some(id));
         assert!(crate::LastEventId::parse(&text).is_some());
+        for slots in [
+            vec![None],
+            vec![
+                Some(Position {
+                    epoch: 1,
+                    offset: 0,
+                }),
+                None,
+            ],
+            vec![
+                Some(worst),
+                Some(Position {
+                    epoch: 0xabc,
+                    offset: 10,
+                }),
+            ],
+        ] {
+            let id = CompositeId::new(slots);
+            assert_eq!(id.text_len(), id.to_string().len(), "{id}");
+        }
         for bad in ["", "m:", "m:x", "beef-1", "m:beef-1,,", "m:0-1"] {
             assert_eq!(CompositeId::parse(bad, 1), None, "{bad}");
         }
