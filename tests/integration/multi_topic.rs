@@ -316,3 +316,114 @@ async fn a_ticker_streams_its_latest_value_first_then_changes() {
         demo.stop().await;
     }
 }
+
+/// Lines the browser script prints, read as they come.
+struct Browser {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Browser {
+    /// Waits for the line `want` (failing on anything else but `got ...` progress lines).
+    async fn expect(&mut self, want: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
+                .await
+                .expect("the browser script reports in time")
+                .unwrap()
+                .unwrap_or_else(|| panic!("the browser script ended before `{want}`"));
+            if line == want || (want == "json" && line.starts_with('{')) {
+                return line;
+            }
+            assert!(line.starts_with("got "), "unexpected line: {line}");
+        }
+    }
+}
+
+// A real browser's EventSource (headless Chromium): it records the opening id-only frame and
+// resumes a merged stream across two server restarts (Redis keeps the history; a second
+// instance takes the posts while the first is down), getting exactly the missed messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_event_source_resumes_merged_channels_across_restarts() {
+    use tokio::io::AsyncBufReadExt;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        repo.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "this test drives Chromium with playwright-core: run `.ci/run`, or `npm ci` in tests/browser"
+    );
+    let prefix = unique_prefix("browser");
+    let envs = [
+        ("PIKKU_EVENT_HUB", REDIS_URL),
+        ("PIKKU_EVENT_HUB_PREFIX", prefix.as_str()),
+    ];
+    let port = free_port();
+    let inherit = std::process::Stdio::inherit;
+    let mut served = DemoProcess::start_at(port, &envs, inherit()).await;
+    let poster = DemoProcess::start(&envs).await;
+    let token = demo_login(&poster.base, "ema").await;
+    let run = std::process::id();
+    let (a, b) = (format!("ba{run}"), format!("bb{run}"));
+    let say = |channel: &str, text: &str| {
+        let path = format!("/channels/{channel}/messages");
+        let (poster, token) = (&poster, token.as_str());
+        let body = json!({ "text": text });
+        async move { post(poster, token, &path, body).await }
+    };
+    // Retained before the page opens: the opening id names it, so the resume skips it.
+    say(&a, "old").await;
+
+    let mut child = tokio::process::Command::new("node")
+        .arg(repo.join("tests/browser/multi.mjs"))
+        .arg(&served.base)
+        .arg(format!("/channels/stream?channels={a},{b}"))
+        .arg("4")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (is Node.js installed?)");
+    let stdout = child.stdout.take().unwrap();
+    let mut browser = Browser {
+        child,
+        lines: tokio::io::BufReader::new(stdout).lines(),
+    };
+    browser.expect("open").await;
+
+    // Down before any event: only the opening id-only frame told the browser where it is.
+    served.stop().await;
+    say(&a, "a1").await;
+    say(&b, "b1").await;
+    served = DemoProcess::start_at(port, &envs, inherit()).await;
+    browser.expect("got 2").await;
+
+    // Down again, mid-stream: the browser resumes from the last composite id.
+    served.stop().await;
+    say(&b, "b2").await;
+    say(&a, "a2").await;
+    served = DemoProcess::start_at(port, &envs, inherit()).await;
+    let seen: Value = serde_json::from_str(&browser.expect("json").await).unwrap();
+    let status = browser.child.wait().await.unwrap();
+    assert!(status.success(), "{seen:#}");
+
+    let messages = seen["messages"].as_array().unwrap();
+    let texts = |ch: &str| -> Vec<&str> {
+        messages
+            .iter()
+            .filter(|m| m["channel"] == ch)
+            .map(|m| m["text"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(texts(&a), ["a1", "a2"], "{seen:#}");
+    assert_eq!(texts(&b), ["b1", "b2"], "{seen:#}");
+    assert_eq!(messages.len(), 4, "no duplicate: {seen:#}");
+    assert!(
+        seen["opens"].as_u64().unwrap() >= 3,
+        "reconnected twice: {seen:#}"
+    );
+    for m in messages {
+        assert!(m["lastEventId"].as_str().unwrap().starts_with("m:"), "{m}");
+    }
+    served.stop().await;
+    poster.stop().await;
+}
