@@ -5,7 +5,9 @@
 //! newest event, so every backend's hand-over from history to live (no gap, no duplicate)
 //! applies unchanged, and the single-topic hot path costs nothing more. Should events be
 //! published between reading the newest position and subscribing, they are delivered too, in
-//! order: the subscriber may start a few events back, never after a hole.
+//! order: the subscriber may start a few events back, never after a hole. (Should the window
+//! trim the newest event in between, a tiny window under a fast publisher, the stream starts
+//! with an `expired` gap, as any resume would: said, not silent.)
 
 use super::{EventHub, HubError, Position, Subscription};
 
