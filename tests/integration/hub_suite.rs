@@ -1587,3 +1587,36 @@ async fn merged_streams_are_bounded_and_refusals_are_400s() {
         assert!(gaps >= 1, "{name}: {items:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_value_while_publishing_is_contiguous_with_the_live_feed() {
+    for (name, hub) in backends(HubConfig::default()).await {
+        for n in 0..20u64 {
+            hub.publish("busy", &n).await.unwrap();
+        }
+        let publisher = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for n in 20..220u64 {
+                    hub.publish("busy", &n).await.unwrap();
+                    if n % 10 == 0 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Subscribed mid-burst: the newest at that moment, then every later event once.
+        let mut sub = hub.subscribe_latest("busy", None).await.unwrap();
+        publisher.await.unwrap();
+        let first = next_event(&mut sub).await;
+        let mut expected = first.seq() + 1;
+        assert!(first.seq() >= 20, "{name}: at least the newest before it");
+        while expected <= 220 {
+            let e = next_event(&mut sub).await;
+            assert_eq!(e.seq(), expected, "{name}: no gap, no duplicate");
+            expected += 1;
+        }
+        assert!(drain_quiet(&mut sub).await.is_empty(), "{name}");
+    }
+}
