@@ -419,6 +419,177 @@ pub async fn post_notification(
     Ok(Published { id })
 }
 
+/// A ticker's topic: `ticker:{name}`.
+pub fn ticker_topic(name: &str) -> String {
+    event_hub::topic(&["ticker", name])
+}
+
+/// Path of the ticker routes.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TickerPath {
+    /// The ticker's name (letters, digits, `-`, `_`; at most 64).
+    pub ticker: String,
+}
+
+/// Input of `POST /tickers/{ticker}`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct NewTick {
+    /// The ticker's name.
+    pub ticker: String,
+    /// The new value.
+    pub value: i64,
+}
+
+/// One value of a ticker, as published and as streamed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Tick {
+    /// Which ticker.
+    pub ticker: String,
+    /// Its value.
+    pub value: i64,
+    /// Who set it.
+    pub by: String,
+}
+
+/// Set a ticker's value
+///
+/// Publishes the value to `ticker:{ticker}`; every open stream of the ticker receives it.
+#[pikku_func(route = "/tickers/{ticker}", method = "post", rate_limit = "20/s", tags = ["realtime"])]
+pub async fn post_tick(
+    services: &Services,
+    input: NewTick,
+    session: &UserSession,
+) -> Result<Published, PikkuError> {
+    if !valid_user_id(&input.ticker) {
+        return Err(
+            PikkuError::unprocessable("ticker must be 1-64 letters, digits, `-` or `_`")
+                .with_field("ticker"),
+        );
+    }
+    let tick = Tick {
+        ticker: input.ticker,
+        value: input.value,
+        by: session.user_id.clone(),
+    };
+    let id = services
+        .hub
+        .publish(&ticker_topic(&tick.ticker), &tick)
+        .await?;
+    Ok(Published { id })
+}
+
+/// Stream a ticker, latest value first
+///
+/// A new subscriber first receives the ticker's current value (its newest event, with its
+/// real id), then every change: no separate fetch. Reconnecting with `Last-Event-ID` resumes
+/// after the last value seen, without repeating it.
+#[pikku_func(route = "/tickers/{ticker}/latest", response = "stream", auth = false, tags = ["realtime"])]
+pub async fn stream_ticker(
+    services: &Services,
+    input: TickerPath,
+    ctx: &Context,
+) -> Result<impl Stream<Item = Frame<Tick>>, PikkuError> {
+    if !valid_user_id(&input.ticker) {
+        return Err(PikkuError::unprocessable("no such ticker").with_field("ticker"));
+    }
+    let subscription = services
+        .hub
+        .subscribe_latest(&ticker_topic(&input.ticker), ctx.last_event_id())
+        .await?;
+    Ok(subscription.frames())
+}
+
+/// A channel's topic: `channel:{name}`.
+pub fn channel_topic(name: &str) -> String {
+    event_hub::topic(&["channel", name])
+}
+
+/// Path of `POST /channels/{channel}/messages`, and the message.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct NewChannelMessage {
+    /// The channel (letters, digits, `-`, `_`; at most 64).
+    pub channel: String,
+    /// The text.
+    pub text: String,
+}
+
+/// One message of a channel, as published and as streamed: it names its channel, so a
+/// client of a merged stream knows where each message belongs.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ChannelMessage {
+    /// The channel it was posted to.
+    pub channel: String,
+    /// The text.
+    pub text: String,
+    /// Who posted it.
+    pub from: String,
+}
+
+/// Query of `GET /channels/stream`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelsQuery {
+    /// The channels to follow, comma-separated (`?channels=a,b,c`; at most 16 by default).
+    pub channels: String,
+}
+
+/// Post to a channel
+///
+/// Publishes to `channel:{channel}`, with the sender named.
+#[pikku_func(route = "/channels/{channel}/messages", method = "post", rate_limit = "20/s", tags = ["realtime"])]
+pub async fn post_channel_message(
+    services: &Services,
+    input: NewChannelMessage,
+    session: &UserSession,
+) -> Result<Published, PikkuError> {
+    if !valid_user_id(&input.channel) {
+        return Err(
+            PikkuError::unprocessable("channel must be 1-64 letters, digits, `-` or `_`")
+                .with_field("channel"),
+        );
+    }
+    let message = ChannelMessage {
+        channel: input.channel,
+        text: input.text,
+        from: session.user_id.clone(),
+    };
+    let id = services
+        .hub
+        .publish(&channel_topic(&message.channel), &message)
+        .await?;
+    Ok(Published { id })
+}
+
+/// Stream several channels on one connection
+///
+/// Merges the channels' messages into one stream (one connection instead of one per channel,
+/// which browsers cap at six per origin over HTTP/1.1). Each event's id is a composite
+/// (`m:<position>,<position>,...`, one per channel in the order asked), so reconnecting with
+/// `Last-Event-ID` resumes every channel exactly where it stopped. Too many channels (over the
+/// hub's `max_topics_per_stream`) or a channel named twice is a 400.
+#[pikku_func(route = "/channels/stream", response = "stream", auth = false, tags = ["realtime"])]
+pub async fn stream_channels(
+    services: &Services,
+    input: ChannelsQuery,
+    ctx: &Context,
+) -> Result<impl Stream<Item = Frame<ChannelMessage>>, PikkuError> {
+    let mut topics = Vec::new();
+    for name in input.channels.split(',') {
+        if !valid_user_id(name) {
+            return Err(PikkuError::unprocessable(
+                "channels must be comma-separated names of 1-64 letters, digits, `-` or `_`",
+            )
+            .with_field("channels"));
+        }
+        topics.push(channel_topic(name));
+    }
+    // The hub refuses more topics than its bound, or one named twice (a 400).
+    let subscription = services
+        .hub
+        .subscribe_many(&topics, ctx.last_event_id())
+        .await?;
+    Ok(subscription.frames())
+}
+
 /// Readiness
 ///
 /// 200 with the event hub's status when it can publish and deliver, 503 when not.

@@ -5,6 +5,25 @@
 // ---------------------------------------------------------------------------------------------
 // Types, from the JSON Schemas of the inputs, outputs and stream items.
 
+/**
+ * One message of a channel, as published and as streamed: it names its channel, so a
+ * client of a merged stream knows where each message belongs.
+ */
+export interface ChannelMessage {
+  /** The channel it was posted to. */
+  channel: string;
+  /** Who posted it. */
+  from: string;
+  /** The text. */
+  text: string;
+}
+
+/** Query of `GET /channels/stream`. */
+export interface ChannelsQuery {
+  /** The channels to follow, comma-separated (`?channels=a,b,c`; at most 16 by default). */
+  channels: string;
+}
+
 /** Query of `/data`. */
 export interface DataQuery {
   /** Milliseconds between streamed updates (default 1000, at least 50). */
@@ -43,6 +62,14 @@ export interface LogoutOutput {
   loggedOut: boolean;
 }
 
+/** Path of `POST /channels/{channel}/messages`, and the message. */
+export interface NewChannelMessage {
+  /** The channel (letters, digits, `-`, `_`; at most 64). */
+  channel: string;
+  /** The text. */
+  text: string;
+}
+
 /** Input of `POST /users/{userId}/notifications`. */
 export interface NewNotification {
   /** The text. */
@@ -51,6 +78,14 @@ export interface NewNotification {
   type: string;
   /** To whom. */
   userId: string;
+}
+
+/** Input of `POST /tickers/{ticker}`. */
+export interface NewTick {
+  /** The ticker's name. */
+  ticker: string;
+  /** The new value. */
+  value: number;
 }
 
 /** One notification, as published and as streamed. */
@@ -99,6 +134,22 @@ export type StatusUpdate =
     error: string;
     status: "error";
   };
+
+/** One value of a ticker, as published and as streamed. */
+export interface Tick {
+  /** Who set it. */
+  by: string;
+  /** Which ticker. */
+  ticker: string;
+  /** Its value. */
+  value: number;
+}
+
+/** Path of the ticker routes. */
+export interface TickerPath {
+  /** The ticker's name (letters, digits, `-`, `_`; at most 64). */
+  ticker: string;
+}
 
 /** One update of `/stream/updates`. */
 export interface Update {
@@ -757,8 +808,12 @@ export const OPERATIONS = {
   login: { name: "login", method: "POST", path: "/auth/login", body: true },
   logout: { name: "logout", method: "POST", path: "/auth/logout", body: true },
   notifications_snapshot: { name: "notifications_snapshot", method: "GET", path: "/users/{userId}/notifications/snapshot", body: false },
+  post_channel_message: { name: "post_channel_message", method: "POST", path: "/channels/{channel}/messages", body: true },
   post_notification: { name: "post_notification", method: "POST", path: "/users/{userId}/notifications", body: true },
+  post_tick: { name: "post_tick", method: "POST", path: "/tickers/{ticker}", body: true },
   ready: { name: "ready", method: "GET", path: "/health/ready", body: false },
+  stream_channels: { name: "stream_channels", method: "GET", path: "/channels/stream", body: false },
+  stream_ticker: { name: "stream_ticker", method: "GET", path: "/tickers/{ticker}/latest", body: false },
   stream_updates: { name: "stream_updates", method: "GET", path: "/stream/updates", body: false },
   stream_user_notifications: { name: "stream_user_notifications", method: "GET", path: "/users/{userId}/notifications", body: false },
   stream_with_errors: { name: "stream_with_errors", method: "GET", path: "/stream/with-errors", body: false },
@@ -812,6 +867,14 @@ export interface PikkuClient {
    */
   notificationsSnapshot(input: UserPath, options?: PikkuCallOptions): Promise<NotificationsSnapshot>;
   /**
+   * Post to a channel
+   *
+   * Publishes to `channel:{channel}`, with the sender named.
+   *
+   * `POST /channels/{channel}/messages`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  postChannelMessage(input: NewChannelMessage, options?: PikkuCallOptions): Promise<Published>;
+  /**
    * Send a notification
    *
    * Publishes to the user's own topic, with the sender named; every open stream of that user
@@ -821,6 +884,14 @@ export interface PikkuClient {
    */
   postNotification(input: NewNotification, options?: PikkuCallOptions): Promise<Published>;
   /**
+   * Set a ticker's value
+   *
+   * Publishes the value to `ticker:{ticker}`; every open stream of the ticker receives it.
+   *
+   * `POST /tickers/{ticker}`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  postTick(input: NewTick, options?: PikkuCallOptions): Promise<Published>;
+  /**
    * Readiness
    *
    * 200 with the event hub's status when it can publish and deliver, 503 when not.
@@ -828,6 +899,28 @@ export interface PikkuClient {
    * `GET /health/ready`.
    */
   ready(options?: PikkuCallOptions): Promise<HubStatus>;
+  /**
+   * Stream several channels on one connection
+   *
+   * Merges the channels' messages into one stream (one connection instead of one per channel,
+   * which browsers cap at six per origin over HTTP/1.1). Each event's id is a composite
+   * (`m:<position>,<position>,...`, one per channel in the order asked), so reconnecting with
+   * `Last-Event-ID` resumes every channel exactly where it stopped. Too many channels (over the
+   * hub's `max_topics_per_stream`) or a channel named twice is a 400.
+   *
+   * `GET /channels/stream`.
+   */
+  streamChannels(input: ChannelsQuery, options?: PikkuStreamOptions): PikkuStream<ChannelMessage>;
+  /**
+   * Stream a ticker, latest value first
+   *
+   * A new subscriber first receives the ticker's current value (its newest event, with its
+   * real id), then every change: no separate fetch. Reconnecting with `Last-Event-ID` resumes
+   * after the last value seen, without repeating it.
+   *
+   * `GET /tickers/{ticker}/latest`.
+   */
+  streamTicker(input: TickerPath, options?: PikkuStreamOptions): PikkuStream<Tick>;
   /**
    * Stream live updates
    *
@@ -866,8 +959,12 @@ export function createClient(config: PikkuClientConfig = {}): PikkuClient {
     login: (input, options) => t.json<LoginOutput>(OPERATIONS.login, input, options),
     logout: (options) => t.json<LogoutOutput>(OPERATIONS.logout, undefined, options),
     notificationsSnapshot: (input, options) => t.json<NotificationsSnapshot>(OPERATIONS.notifications_snapshot, input, options),
+    postChannelMessage: (input, options) => t.json<Published>(OPERATIONS.post_channel_message, input, options),
     postNotification: (input, options) => t.json<Published>(OPERATIONS.post_notification, input, options),
+    postTick: (input, options) => t.json<Published>(OPERATIONS.post_tick, input, options),
     ready: (options) => t.json<HubStatus>(OPERATIONS.ready, undefined, options),
+    streamChannels: (input, options) => t.stream<ChannelMessage>(OPERATIONS.stream_channels, input, options),
+    streamTicker: (input, options) => t.stream<Tick>(OPERATIONS.stream_ticker, input, options),
     streamUpdates: (input, options) => t.stream<Update>(OPERATIONS.stream_updates, input, options),
     streamUserNotifications: (input, options) => t.stream<Notification>(OPERATIONS.stream_user_notifications, input, options),
     streamWithErrors: (input, options) => t.stream<StatusUpdate>(OPERATIONS.stream_with_errors, input, options),
@@ -949,6 +1046,17 @@ export function notificationsSnapshot(input: UserPath, options?: PikkuCallOption
 }
 
 /**
+ * Post to a channel
+ *
+ * Publishes to `channel:{channel}`, with the sender named.
+ *
+ * `POST /channels/{channel}/messages`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function postChannelMessage(input: NewChannelMessage, options?: PikkuCallOptions): Promise<Published> {
+  return defaultClient().postChannelMessage(input, options);
+}
+
+/**
  * Send a notification
  *
  * Publishes to the user's own topic, with the sender named; every open stream of that user
@@ -961,6 +1069,17 @@ export function postNotification(input: NewNotification, options?: PikkuCallOpti
 }
 
 /**
+ * Set a ticker's value
+ *
+ * Publishes the value to `ticker:{ticker}`; every open stream of the ticker receives it.
+ *
+ * `POST /tickers/{ticker}`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function postTick(input: NewTick, options?: PikkuCallOptions): Promise<Published> {
+  return defaultClient().postTick(input, options);
+}
+
+/**
  * Readiness
  *
  * 200 with the event hub's status when it can publish and deliver, 503 when not.
@@ -969,6 +1088,34 @@ export function postNotification(input: NewNotification, options?: PikkuCallOpti
  */
 export function ready(options?: PikkuCallOptions): Promise<HubStatus> {
   return defaultClient().ready(options);
+}
+
+/**
+ * Stream several channels on one connection
+ *
+ * Merges the channels' messages into one stream (one connection instead of one per channel,
+ * which browsers cap at six per origin over HTTP/1.1). Each event's id is a composite
+ * (`m:<position>,<position>,...`, one per channel in the order asked), so reconnecting with
+ * `Last-Event-ID` resumes every channel exactly where it stopped. Too many channels (over the
+ * hub's `max_topics_per_stream`) or a channel named twice is a 400.
+ *
+ * `GET /channels/stream`.
+ */
+export function streamChannels(input: ChannelsQuery, options?: PikkuStreamOptions): PikkuStream<ChannelMessage> {
+  return defaultClient().streamChannels(input, options);
+}
+
+/**
+ * Stream a ticker, latest value first
+ *
+ * A new subscriber first receives the ticker's current value (its newest event, with its
+ * real id), then every change: no separate fetch. Reconnecting with `Last-Event-ID` resumes
+ * after the last value seen, without repeating it.
+ *
+ * `GET /tickers/{ticker}/latest`.
+ */
+export function streamTicker(input: TickerPath, options?: PikkuStreamOptions): PikkuStream<Tick> {
+  return defaultClient().streamTicker(input, options);
 }
 
 /**

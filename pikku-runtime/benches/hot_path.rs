@@ -3,6 +3,8 @@
 //! - `encode/*`: one event to wire bytes (plain data, with an id, pre-serialized);
 //! - `hub_publish/N`: publishing one event through the embedded hub to `N` subscribers and
 //!   each subscriber taking it (serialize + encode once, then shared bytes);
+//! - `hub_merged/*`: the same delivery as SSE frames, to `N` single-topic subscribers and to
+//!   `N` streams each merging 16 topics (`subscribe_many`: a composite id per event);
 //! - `pipeline/*`: a 1,000-event stream through the whole in-process stack (axum router,
 //!   the generated handler, `SseBody`) against the same stream through axum's own `Sse`,
 //!   with no socket: the runtime's per-event cost beside the hand-written baseline.
@@ -128,6 +130,64 @@ fn hub_publish(c: &mut Criterion) {
     g.finish();
 }
 
+/// Frames of one subscriber, boxed so single and merged streams bench alike.
+type Frames = std::pin::Pin<Box<dyn futures_util::Stream<Item = Frame<Tick>> + Send>>;
+
+fn hub_merged(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut g = c.benchmark_group("hub_merged");
+    let topics: Vec<String> = (0..16).map(|i| format!("t{i}")).collect();
+    for n in [100usize, 1_000] {
+        for merged in [false, true] {
+            let name = if merged { "merged16" } else { "single" };
+            let hub = MemoryHub::new();
+            let mut subs: Vec<Frames> = rt.block_on(async {
+                let mut v: Vec<Frames> = Vec::with_capacity(n);
+                for _ in 0..n {
+                    if merged {
+                        let sub = hub.subscribe_many(&topics, None).await.expect("subscribe");
+                        let mut frames: Frames = Box::pin(sub.frames());
+                        // The opening id-only frame.
+                        std::hint::black_box(frames.next().await);
+                        v.push(frames);
+                    } else {
+                        let sub = hub.subscribe("t0").await.expect("subscribe");
+                        v.push(Box::pin(sub.frames()));
+                    }
+                }
+                v
+            });
+            for round in 0..2 {
+                let _ = hub.publish("t0", &TICK).now_or_never();
+                let before = ALLOCATIONS.load(Ordering::Relaxed);
+                for s in subs.iter_mut() {
+                    std::hint::black_box(s.next().now_or_never());
+                }
+                let after = ALLOCATIONS.load(Ordering::Relaxed);
+                if round == 1 {
+                    eprintln!(
+                        "allocations/hub_merged/{name}/{n}: {:.2} per delivery",
+                        (after - before) as f64 / n as f64
+                    );
+                }
+            }
+            g.throughput(Throughput::Elements(n as u64));
+            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| {
+                    let _ = hub.publish("t0", &TICK).now_or_never();
+                    for s in subs.iter_mut() {
+                        std::hint::black_box(s.next().now_or_never());
+                    }
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 /// Services of the pipeline bench.
 pub struct BenchServices;
 
@@ -221,5 +281,5 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, hub_publish, pipeline);
+criterion_group!(benches, encode, hub_publish, hub_merged, pipeline);
 criterion_main!(benches);

@@ -27,6 +27,14 @@ pub const LAST_EVENT_ID_QUERY: &str = "lastEventId";
 /// convention); [`LastEventId::parse`] reads it as `0`.
 pub const EARLIEST: &str = "earliest";
 
+/// How a composite id (the id of a stream merging several hub topics) starts: `m:` and one
+/// position per topic.
+pub const COMPOSITE_ID_PREFIX: &str = "m:";
+
+/// Longest composite `Last-Event-ID` accepted (one that starts with [`COMPOSITE_ID_PREFIX`]):
+/// room for a position per topic of the largest merged stream the hub allows.
+pub const MAX_COMPOSITE_LAST_EVENT_ID_LEN: usize = 2560;
+
 /// The `Last-Event-ID` a reconnecting client sent: where its stream should resume.
 ///
 /// ```
@@ -41,11 +49,17 @@ pub const EARLIEST: &str = "earliest";
 pub struct LastEventId(String);
 
 impl LastEventId {
-    /// Reads a header (or query) value; `None` for empty or over-long ids. [`EARLIEST`]
-    /// reads as `0`, the id that asks a stream for everything it keeps.
+    /// Reads a header (or query) value; `None` for empty or over-long ids (over
+    /// [`MAX_LAST_EVENT_ID_LEN`] bytes, or [`MAX_COMPOSITE_LAST_EVENT_ID_LEN`] for a composite).
+    /// [`EARLIEST`] reads as `0`, the id that asks a stream for everything it keeps.
     pub fn parse(raw: &str) -> Option<Self> {
         let raw = raw.trim();
-        if raw.is_empty() || raw.len() > MAX_LAST_EVENT_ID_LEN {
+        let max = if raw.starts_with(COMPOSITE_ID_PREFIX) {
+            MAX_COMPOSITE_LAST_EVENT_ID_LEN
+        } else {
+            MAX_LAST_EVENT_ID_LEN
+        };
+        if raw.is_empty() || raw.len() > max {
             return None;
         }
         if raw == EARLIEST {

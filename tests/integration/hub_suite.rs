@@ -1398,3 +1398,269 @@ async fn ten_thousand_topics_on_a_few_redis_connections() {
     let held = small.connected_clients().await - 1;
     assert!(held <= 16, "two instances hold {held} connections");
 }
+
+// ---- Latest value on subscribe and many topics on one stream ----
+
+/// The events a subscription yields until it is quiet for 300 ms (at most 10 s).
+async fn drain_quiet<S: futures_util::Stream + Unpin>(sub: &mut S) -> Vec<S::Item> {
+    let mut out = Vec::new();
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+        out.push(item);
+        assert!(out.len() < 100_000, "runaway stream");
+    }
+    out
+}
+
+async fn next_multi(sub: &mut pikku::event_hub::MultiSubscription) -> pikku::event_hub::MultiItem {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("an item in time")
+        .expect("subscription open")
+}
+
+#[tokio::test]
+async fn latest_value_comes_first_then_live_without_duplicate() {
+    for (name, hub) in backends(HubConfig::default()).await {
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            ids.push(hub.publish("ticker", &n).await.unwrap());
+        }
+        let mut sub = hub.subscribe_latest("ticker", None).await.unwrap();
+        let first = next_event(&mut sub).await;
+        assert_eq!(first.id(), ids[2], "{name}: the newest, with its real id");
+        assert_eq!(first.json().as_ref(), b"2", "{name}");
+        let live = hub.publish("ticker", &3).await.unwrap();
+        assert_eq!(next_event(&mut sub).await.id(), live, "{name}: then live");
+        assert!(
+            drain_quiet(&mut sub).await.is_empty(),
+            "{name}: no duplicate, nothing older"
+        );
+        // A topic with nothing retained: live only, and nothing is created by asking.
+        assert_eq!(hub.newest("nothing-yet").await.unwrap(), None, "{name}");
+        let mut empty = hub.subscribe_latest("nothing-yet", None).await.unwrap();
+        let first = hub.publish("nothing-yet", &"a").await.unwrap();
+        assert_eq!(next_event(&mut empty).await.id(), first, "{name}");
+        assert!(drain_quiet(&mut empty).await.is_empty(), "{name}");
+        drop((sub, empty));
+        assert!(until_no_subscriptions(&hub).await, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn latest_value_with_a_resume_point_is_a_plain_resume() {
+    for (name, hub) in backends(HubConfig::default()).await {
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(hub.publish("gauge", &n).await.unwrap());
+        }
+        let resume = pikku::LastEventId::parse(&ids[2]).unwrap();
+        let mut sub = hub.subscribe_latest("gauge", Some(&resume)).await.unwrap();
+        let live = hub.publish("gauge", &5).await.unwrap();
+        let got: Vec<String> = drain_quiet(&mut sub)
+            .await
+            .into_iter()
+            .map(|i| match i {
+                HubItem::Event(e) => e.id().to_string(),
+                other => panic!("{name}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [ids[3].clone(), ids[4].clone(), live],
+            "{name}: exactly the missed events, no extra latest"
+        );
+    }
+}
+
+/// Events of a merged stream as (topic index, id) pairs, and the stream's id after the last.
+fn merged_ids(items: Vec<pikku::event_hub::MultiItem>, name: &str) -> Vec<(usize, String)> {
+    items
+        .into_iter()
+        .map(|m| match m.item {
+            HubItem::Event(e) => (m.topic, e.id().to_string()),
+            other => panic!("{name}: {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn merged_topics_deliver_every_event_of_every_topic_exactly_once() {
+    for (name, hub) in backends(HubConfig::default()).await {
+        let topics: Vec<String> = ["m:a", "m:b", "m:c"].map(String::from).to_vec();
+        // Published before the stream opened: not delivered (a merged stream starts live).
+        hub.publish("m:a", &"old").await.unwrap();
+        let mut sub = hub.subscribe_many(&topics, None).await.unwrap();
+        assert_eq!(sub.topics(), 3);
+        let mut published: Vec<Vec<String>> = vec![Vec::new(); 3];
+        for n in 0..30usize {
+            let t = n % 3;
+            published[t].push(hub.publish(&topics[t], &n).await.unwrap());
+        }
+        let mut got: Vec<Vec<String>> = vec![Vec::new(); 3];
+        for _ in 0..30 {
+            let m = next_multi(&mut sub).await;
+            match m.item {
+                HubItem::Event(e) => got[m.topic].push(e.id().to_string()),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            got, published,
+            "{name}: every event once, in order per topic"
+        );
+        assert!(
+            drain_quiet(&mut sub).await.is_empty(),
+            "{name}: no duplicate"
+        );
+        let id = sub.id().clone();
+        for (t, ids) in published.iter().enumerate() {
+            assert_eq!(
+                id.slots()[t].map(|p| p.to_string()).as_deref(),
+                ids.last().map(String::as_str),
+                "{name}: the composite names each topic's last event"
+            );
+        }
+        drop(sub);
+        assert!(until_no_subscriptions(&hub).await, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn merged_resume_from_a_composite_id_delivers_exactly_the_missed_events() {
+    for (name, hub) in backends(HubConfig::default()).await {
+        // `seen` gets events before the disconnect; `quiet` had events retained before the
+        // stream opened but none since; `fresh` had none at all (its slot is `_`).
+        let topics: Vec<String> = ["x:seen", "x:quiet", "x:fresh"].map(String::from).to_vec();
+        hub.publish("x:quiet", &"before").await.unwrap();
+        let mut sub = hub.subscribe_many(&topics, None).await.unwrap();
+        let opened = sub.id().to_string();
+        assert!(
+            opened.starts_with("m:") && opened.ends_with(",_"),
+            "{name}: {opened}"
+        );
+        let mut before = Vec::new();
+        for n in 0..4 {
+            before.push(hub.publish("x:seen", &n).await.unwrap());
+        }
+        // Read two of them, then disconnect: the other two are missed too.
+        let delivered = merged_ids(
+            vec![next_multi(&mut sub).await, next_multi(&mut sub).await],
+            name,
+        );
+        assert_eq!(
+            delivered,
+            [(0, before[0].clone()), (0, before[1].clone())],
+            "{name}"
+        );
+        let last_id = sub.id().to_string();
+        drop(sub);
+        // While disconnected: events on every topic.
+        let mut missed: Vec<Vec<String>> = vec![before[2..].to_vec(), Vec::new(), Vec::new()];
+        for n in 0..3 {
+            for (t, topic) in topics.iter().enumerate() {
+                missed[t].push(hub.publish(topic, &n).await.unwrap());
+            }
+        }
+        let resume = pikku::LastEventId::parse(&last_id).unwrap();
+        let mut sub = hub.subscribe_many(&topics, Some(&resume)).await.unwrap();
+        let mut got: Vec<Vec<String>> = vec![Vec::new(); 3];
+        for (t, id) in merged_ids(drain_quiet(&mut sub).await, name) {
+            got[t].push(id);
+        }
+        assert_eq!(got, missed, "{name}: exactly the missed events, per topic");
+        // And live after the hand-over, once.
+        let live = hub.publish("x:fresh", &"live").await.unwrap();
+        assert_eq!(
+            merged_ids(drain_quiet(&mut sub).await, name),
+            [(2, live)],
+            "{name}"
+        );
+        // Resuming from the latest composite delivers nothing again.
+        let again = pikku::LastEventId::parse(&sub.id().to_string()).unwrap();
+        drop(sub);
+        let mut sub = hub.subscribe_many(&topics, Some(&again)).await.unwrap();
+        assert!(
+            drain_quiet(&mut sub).await.is_empty(),
+            "{name}: no duplicate"
+        );
+        drop(sub);
+        assert!(until_no_subscriptions(&hub).await, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn merged_streams_are_bounded_and_refusals_are_400s() {
+    let cfg = HubConfig {
+        max_topics_per_stream: 3,
+        ..HubConfig::default()
+    };
+    for (name, hub) in backends(cfg).await {
+        assert_eq!(hub.max_topics_per_stream(), 3, "{name}");
+        let four: Vec<String> = (0..4).map(|n| format!("k{n}")).collect();
+        let err = hub.subscribe_many(&four, None).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HubError::TooManyTopicsPerStream {
+                    requested: 4,
+                    max: 3
+                }
+            ),
+            "{name}: {err:?}"
+        );
+        assert_eq!(pikku::PikkuError::from(err).status(), 400, "{name}");
+        for bad in [vec![], vec!["k".to_string(), "k".to_string()]] {
+            let err = hub.subscribe_many(&bad, None).await.unwrap_err();
+            assert!(
+                matches!(err, HubError::InvalidTopicList(_)),
+                "{name}: {err:?}"
+            );
+            assert_eq!(pikku::PikkuError::from(err).status(), 400, "{name}");
+        }
+        assert_eq!(hub.live_subscriptions(), 0, "{name}: nothing left open");
+        // A composite id of another topic list: each topic says it cannot resume.
+        let two: Vec<String> = ["k0", "k1"].map(String::from).to_vec();
+        hub.publish("k0", &1).await.unwrap();
+        let foreign = pikku::LastEventId::parse("m:beef-1").unwrap();
+        let mut sub = hub.subscribe_many(&two, Some(&foreign)).await.unwrap();
+        let items = drain_quiet(&mut sub).await;
+        let gaps = items
+            .iter()
+            .filter(|m| matches!(m.item, HubItem::Gap { .. }))
+            .count();
+        assert!(gaps >= 1, "{name}: {items:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_value_while_publishing_is_contiguous_with_the_live_feed() {
+    for (name, hub) in backends(HubConfig::default()).await {
+        for n in 0..20u64 {
+            hub.publish("busy", &n).await.unwrap();
+        }
+        let publisher = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for n in 20..220u64 {
+                    hub.publish("busy", &n).await.unwrap();
+                    if n % 10 == 0 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Subscribed mid-burst: the newest at that moment, then every later event once.
+        let mut sub = hub.subscribe_latest("busy", None).await.unwrap();
+        publisher.await.unwrap();
+        let first = next_event(&mut sub).await;
+        let mut expected = first.seq() + 1;
+        assert!(first.seq() >= 20, "{name}: at least the newest before it");
+        while expected <= 220 {
+            let e = next_event(&mut sub).await;
+            assert_eq!(e.seq(), expected, "{name}: no gap, no duplicate");
+            expected += 1;
+        }
+        assert!(drain_quiet(&mut sub).await.is_empty(), "{name}");
+    }
+}

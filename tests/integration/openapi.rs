@@ -184,10 +184,14 @@ async fn demo_document_says_what_the_declarations_say() {
         [
             "/auth/login",
             "/auth/logout",
+            "/channels/stream",
+            "/channels/{channel}/messages",
             "/data",
             "/health/ready",
             "/stream/updates",
             "/stream/with-errors",
+            "/tickers/{ticker}",
+            "/tickers/{ticker}/latest",
             "/users/{userId}/notifications",
             "/users/{userId}/notifications/snapshot"
         ]
@@ -204,6 +208,7 @@ async fn demo_document_says_what_the_declarations_say() {
             &json!("auth"),
             &json!("health"),
             &json!("notifications"),
+            &json!("realtime"),
             &json!("streaming")
         ]
     );
@@ -670,7 +675,7 @@ async fn docs_page_in_headless_chromium_lists_operations_and_streams_live_events
     let tags: Vec<&str> = groups.iter().map(|g| g["tag"].as_str().unwrap()).collect();
     assert_eq!(
         tags,
-        ["auth", "health", "notifications", "streaming"],
+        ["auth", "health", "notifications", "realtime", "streaming"],
         "{groups:#?}"
     );
     let streaming = groups.iter().find(|g| g["tag"] == "streaming").unwrap();

@@ -482,3 +482,68 @@ pub mod otel {
     }
     // /README
 }
+
+/// Latest value and merged streams (README, "Latest value on subscribe", "Many topics on one
+/// stream").
+pub mod realtime {
+    use pikku::event_hub;
+    use pikku::prelude::*;
+    use std::sync::Arc;
+
+    pub struct Services {
+        pub hub: Arc<dyn EventHub>,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    pub struct TickerPath {
+        pub ticker: String,
+    }
+
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    pub struct Tick {
+        pub value: i64,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    pub struct ChannelsQuery {
+        pub channels: String,
+    }
+
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    pub struct ChannelMessage {
+        pub channel: String,
+        pub text: String,
+    }
+
+    // README
+    /// Stream a ticker, latest value first
+    #[pikku_func(route = "/tickers/{ticker}/latest", response = "stream", auth = false)]
+    async fn stream_ticker(
+        services: &Services,
+        input: TickerPath,
+        ctx: &Context,
+    ) -> Result<impl Stream<Item = Frame<Tick>>, PikkuError> {
+        let topic = event_hub::topic(&["ticker", &input.ticker]);
+        // No `Last-Event-ID`: the newest retained event first, then live. With one: a plain resume.
+        let subscription = services.hub.subscribe_latest(&topic, ctx.last_event_id()).await?;
+        Ok(subscription.frames())
+    }
+
+    /// Stream several channels on one connection
+    #[pikku_func(route = "/channels/stream", response = "stream", auth = false)]
+    async fn stream_channels(
+        services: &Services,
+        input: ChannelsQuery, // `?channels=a,b,c`
+        ctx: &Context,
+    ) -> Result<impl Stream<Item = Frame<ChannelMessage>>, PikkuError> {
+        let topics: Vec<String> = input
+            .channels
+            .split(',')
+            .map(|name| event_hub::topic(&["channel", name]))
+            .collect();
+        // Over `max_topics_per_stream` topics, none, or one named twice: a 400.
+        let subscription = services.hub.subscribe_many(&topics, ctx.last_event_id()).await?;
+        Ok(subscription.frames()) // each event's id: a composite of every topic's position
+    }
+    // /README
+}

@@ -49,10 +49,25 @@ pub struct HubConfig {
     /// Connections a remote backend opens for live delivery, whatever the number of topics.
     /// Default 2.
     pub connections: usize,
+    /// Topics one merged stream may subscribe to ([`EventHubExt::subscribe_many`]); more are
+    /// refused with [`HubError::TooManyTopicsPerStream`]. Default 16, at most
+    /// [`MAX_TOPICS_PER_STREAM_CEILING`] (which keeps a composite id under
+    /// [`MAX_COMPOSITE_LAST_EVENT_ID_LEN`]).
+    ///
+    /// [`EventHubExt::subscribe_many`]: super::EventHubExt::subscribe_many
+    /// [`HubError::TooManyTopicsPerStream`]: super::HubError::TooManyTopicsPerStream
+    /// [`MAX_COMPOSITE_LAST_EVENT_ID_LEN`]: crate::context::MAX_COMPOSITE_LAST_EVENT_ID_LEN
+    pub max_topics_per_stream: usize,
 }
 
+/// The most topics one merged stream can ever hold, whatever the configuration: a composite id
+/// holds a position per topic (at most 38 bytes each) and must fit
+/// [`MAX_COMPOSITE_LAST_EVENT_ID_LEN`](crate::context::MAX_COMPOSITE_LAST_EVENT_ID_LEN), and a
+/// merged stream tracks which topics are ready in one 64-bit set.
+pub const MAX_TOPICS_PER_STREAM_CEILING: usize = 64;
+
 /// Env vars read by [`HubConfig::from_env`].
-pub const HUB_ENV_VARS: [&str; 8] = [
+pub const HUB_ENV_VARS: [&str; 9] = [
     "PIKKU_HUB_SUBSCRIBER_QUEUE",
     "PIKKU_HUB_REPLAY_MAX_EVENTS",
     "PIKKU_HUB_REPLAY_MAX_AGE_MS",
@@ -61,6 +76,7 @@ pub const HUB_ENV_VARS: [&str; 8] = [
     "PIKKU_HUB_MAX_RETAINED_BYTES",
     "PIKKU_HUB_MAX_EVENT_BYTES",
     "PIKKU_HUB_CONNECTIONS",
+    "PIKKU_HUB_MAX_TOPICS_PER_STREAM",
 ];
 
 impl HubConfig {
@@ -68,7 +84,7 @@ impl HubConfig {
     /// `PIKKU_HUB_SUBSCRIBER_QUEUE`, `PIKKU_HUB_REPLAY_MAX_EVENTS`,
     /// `PIKKU_HUB_REPLAY_MAX_AGE_MS`, `PIKKU_HUB_SLOW_CONSUMER` (`disconnect` or `skip`),
     /// `PIKKU_HUB_MAX_TOPICS`, `PIKKU_HUB_MAX_RETAINED_BYTES`, `PIKKU_HUB_MAX_EVENT_BYTES` and
-    /// `PIKKU_HUB_CONNECTIONS`. Unparsable values are ignored with a warning.
+    /// `PIKKU_HUB_CONNECTIONS`, `PIKKU_HUB_MAX_TOPICS_PER_STREAM`. Unparsable values are ignored with a warning.
     pub fn from_env() -> Self {
         fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
             let v = std::env::var(name).ok()?;
@@ -107,6 +123,9 @@ impl HubConfig {
         if let Some(n) = var::<usize>(HUB_ENV_VARS[7]) {
             cfg.connections = n.clamp(1, 64);
         }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[8]) {
+            cfg.max_topics_per_stream = n;
+        }
         cfg
     }
 
@@ -119,6 +138,12 @@ impl HubConfig {
     /// laggard can always resume from it.
     pub(crate) fn max_lag(&self) -> usize {
         self.subscriber_queue.clamp(1, self.window())
+    }
+
+    /// Topics per merged stream, within `1..=`[`MAX_TOPICS_PER_STREAM_CEILING`].
+    pub fn topics_per_stream(&self) -> usize {
+        self.max_topics_per_stream
+            .clamp(1, MAX_TOPICS_PER_STREAM_CEILING)
     }
 }
 
@@ -133,6 +158,7 @@ impl Default for HubConfig {
             max_retained_bytes: 256 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
             connections: 2,
+            max_topics_per_stream: 16,
         }
     }
 }

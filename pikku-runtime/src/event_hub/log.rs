@@ -308,6 +308,11 @@ impl TopicLog {
             st.last_pos = Some(pos);
         }
     }
+
+    /// The position of the newest event this log retains (latest value on subscribe).
+    pub(crate) fn newest(&self) -> Option<Position> {
+        self.state.lock().events.back().map(HubEvent::position)
+    }
 }
 
 impl Drop for TopicLog {

@@ -210,6 +210,21 @@ impl EventHub for MemoryHub {
         self.inner.counter.live()
     }
 
+    fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        // A lookup only: asking does not create the topic.
+        let newest = self
+            .inner
+            .topics
+            .lock()
+            .get(topic)
+            .and_then(|log| log.newest());
+        Box::pin(futures_util::future::ready(Ok(newest)))
+    }
+
+    fn max_topics_per_stream(&self) -> usize {
+        self.inner.cfg.topics_per_stream()
+    }
+
     fn status(&self) -> HubStatus {
         HubStatus {
             backend: "memory".into(),

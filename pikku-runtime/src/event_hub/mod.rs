@@ -68,6 +68,7 @@ use crate::error::PikkuError;
 use crate::sse::{self, Event, Frame};
 
 mod config;
+mod latest;
 // Parts of the log only the remote backends use (their readers append, they replay).
 #[cfg_attr(
     not(any(feature = "redis", feature = "nats", feature = "postgres")),
@@ -75,6 +76,7 @@ mod config;
 )]
 mod log;
 mod memory;
+mod multi;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod position;
@@ -85,8 +87,9 @@ pub mod redis;
 
 /// Why a subscription missed events (the `reason` of an `event: gap`).
 pub use crate::sse::GapReason;
-pub use config::{HUB_ENV_VARS, HubConfig, SlowConsumerPolicy};
+pub use config::{HUB_ENV_VARS, HubConfig, MAX_TOPICS_PER_STREAM_CEILING, SlowConsumerPolicy};
 pub use memory::MemoryHub;
+pub use multi::{CompositeId, MultiItem, MultiSubscription};
 pub use position::{Position, Resume};
 
 /// Builds a topic name from parts, escaping each so that a user-controlled part (a user id,
@@ -262,6 +265,18 @@ pub enum HubError {
         /// The budget.
         max: usize,
     },
+    /// A merged stream asked for more topics than [`HubConfig::max_topics_per_stream`]
+    /// (a 400).
+    #[error("{requested} topics asked for one stream; at most {max} are allowed")]
+    TooManyTopicsPerStream {
+        /// Topics asked for.
+        requested: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A merged stream's topic list is empty or names a topic twice (a 400).
+    #[error("invalid topic list: {0}")]
+    InvalidTopicList(String),
 }
 
 impl HubError {
@@ -289,6 +304,12 @@ impl From<HubError> for PikkuError {
                 "event_too_large",
                 e.to_string(),
             ),
+            HubError::TooManyTopicsPerStream { .. } => {
+                PikkuError::new(StatusCode::BAD_REQUEST, "too_many_topics", e.to_string())
+            }
+            HubError::InvalidTopicList(_) => {
+                PikkuError::new(StatusCode::BAD_REQUEST, "invalid_topics", e.to_string())
+            }
             HubError::TooManyTopics { .. } | HubError::Full { .. } => {
                 tracing::warn!(error = %e, "event hub budget refused a publish");
                 PikkuError::new(StatusCode::SERVICE_UNAVAILABLE, "hub_full", e.to_string())
@@ -364,6 +385,20 @@ pub trait EventHub: Send + Sync + 'static {
     fn check(&self) -> BoxFuture<'_, HubStatus> {
         Box::pin(futures_util::future::ready(self.status()))
     }
+
+    /// The position of the newest event `topic` retains (`None` when it retains none); it
+    /// creates nothing. [`EventHubExt::subscribe_latest`] starts from it. The default knows
+    /// no event, so a backend that does not implement it serves latest-value subscriptions as
+    /// live ones.
+    fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        let _ = topic;
+        Box::pin(futures_util::future::ready(Ok(None)))
+    }
+
+    /// How many topics one merged stream may hold ([`HubConfig::max_topics_per_stream`]).
+    fn max_topics_per_stream(&self) -> usize {
+        HubConfig::default().topics_per_stream()
+    }
 }
 
 /// The typed conveniences every hub has.
@@ -395,6 +430,40 @@ pub trait EventHubExt: EventHub {
     ) -> BoxFuture<'a, Result<Subscription, HubError>> {
         self.subscribe_from(topic, last_event_id.map(LastEventId::as_str))
     }
+
+    /// Subscribes with the latest value first: without a resume point, the topic's newest
+    /// retained event (with its real id, so a reconnect resumes after it), then live events,
+    /// with no gap or duplicate between them; with one, a plain [`resume`](Self::resume).
+    /// See [`EventHub::newest`].
+    fn subscribe_latest<'a>(
+        &'a self,
+        topic: &'a str,
+        last_event_id: Option<&'a LastEventId>,
+    ) -> BoxFuture<'a, Result<Subscription, HubError>> {
+        Box::pin(latest::subscribe_latest(
+            self,
+            topic,
+            last_event_id.map(LastEventId::as_str),
+        ))
+    }
+
+    /// One stream merging several topics, resumable per topic: each event's id is a
+    /// [`CompositeId`] holding every topic's last delivered position, so a reconnect with it
+    /// resumes each topic exactly where it stopped. Topics are identified by their order in
+    /// `topics`, so a reconnect must ask for the same list. Refused
+    /// ([`HubError::TooManyTopicsPerStream`], [`HubError::InvalidTopicList`]) over
+    /// [`EventHub::max_topics_per_stream`] topics, with none, or with one named twice.
+    fn subscribe_many<'a>(
+        &'a self,
+        topics: &'a [String],
+        last_event_id: Option<&'a LastEventId>,
+    ) -> BoxFuture<'a, Result<MultiSubscription, HubError>> {
+        Box::pin(multi::subscribe_many(
+            self,
+            topics,
+            last_event_id.map(LastEventId::as_str),
+        ))
+    }
 }
 
 impl<H: EventHub + ?Sized> EventHubExt for H {}
@@ -425,6 +494,12 @@ impl<H: EventHub + ?Sized> EventHub for Arc<H> {
     }
     fn check(&self) -> BoxFuture<'_, HubStatus> {
         (**self).check()
+    }
+    fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        (**self).newest(topic)
+    }
+    fn max_topics_per_stream(&self) -> usize {
+        (**self).max_topics_per_stream()
     }
 }
 

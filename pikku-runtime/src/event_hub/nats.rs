@@ -1034,6 +1034,22 @@ impl EventHub for NatsHub {
         })
     }
 
+    fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        Box::pin(async move {
+            // The subject's last message (a direct get) carries its position in headers.
+            let subject = self.inner.stored_subject(&encode(topic));
+            Ok(self
+                .inner
+                .last_message(&subject)
+                .await?
+                .and_then(|m| header_position(&m.headers)))
+        })
+    }
+
+    fn max_topics_per_stream(&self) -> usize {
+        self.inner.cfg.topics_per_stream()
+    }
+
     fn status(&self) -> HubStatus {
         let healthy = self.inner.health.healthy.load(Ordering::SeqCst);
         HubStatus {

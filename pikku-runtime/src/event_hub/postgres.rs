@@ -548,6 +548,36 @@ impl Inner {
         }))
     }
 
+    /// The position of the topic's newest event within the window's age (the read statement
+    /// with a limit of one: the `max(event_offset)` row).
+    async fn newest(&self, topic: &str) -> Result<Option<Position>, HubError> {
+        let was_ready = self.schema_ready.load(Ordering::Acquire);
+        match self.newest_once(topic).await {
+            Err(_) if was_ready && !self.schema_ready.load(Ordering::Acquire) => {
+                self.newest_once(topic).await
+            }
+            newest => newest,
+        }
+    }
+
+    async fn newest_once(&self, topic: &str) -> Result<Option<Position>, HubError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.read_sql)
+            .await
+            .map_err(|e| self.db_fail(&client, &e))?;
+        let max_age_ms = self.cfg.replay_max_age.as_millis().max(1) as i64;
+        let rows = client
+            .query(&stmt, &[&topic, &-1i64, &max_age_ms, &1i64])
+            .await
+            .map_err(|e| self.db_fail(&client, &e))?;
+        self.ok();
+        Ok(History::from_rows(rows)
+            .events
+            .last()
+            .map(HubEvent::position))
+    }
+
     /// [`Inner::read`] for the listener, which has no caller to retry for it: a read on a
     /// pooled connection that was just killed is tried again on a fresh one.
     async fn read_retrying(
@@ -1089,6 +1119,14 @@ impl EventHub for PgHub {
             let _ = self.ping().await;
             self.status()
         })
+    }
+
+    fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        Box::pin(self.inner.newest(topic))
+    }
+
+    fn max_topics_per_stream(&self) -> usize {
+        self.inner.cfg.topics_per_stream()
     }
 
     fn status(&self) -> HubStatus {

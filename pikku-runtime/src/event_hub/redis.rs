@@ -340,6 +340,25 @@ impl Inner {
             .ok_or_else(|| HubError::unavailable(format!("unexpected reply reading {key}")))
     }
 
+    /// The position of the topic's newest entry (`XREVRANGE ... COUNT 1` in the read script).
+    async fn newest(&self, key: &str) -> Result<Option<Position>, HubError> {
+        let mut conn = self.publisher.clone();
+        let reply: Value = self
+            .read
+            .key(key)
+            .key(format!("{key}:m"))
+            .arg("")
+            .arg(-1)
+            .arg(1)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.fail(&e))?;
+        self.ok();
+        let history = History::parse(reply)
+            .ok_or_else(|| HubError::unavailable(format!("unexpected reply reading {key}")))?;
+        Ok(history.events.last().map(HubEvent::position))
+    }
+
     /// Items a resume from `resume` yields before the live feed, and the last position they
     /// cover (later live events at or before it are duplicates).
     async fn replay(
@@ -867,6 +886,14 @@ impl EventHub for RedisHub {
             let _ = self.ping().await;
             self.status()
         })
+    }
+
+    fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        Box::pin(async move { self.inner.newest(&self.key(topic)).await })
+    }
+
+    fn max_topics_per_stream(&self) -> usize {
+        self.inner.cfg.topics_per_stream()
     }
 
     fn status(&self) -> HubStatus {
