@@ -1354,3 +1354,195 @@ async fn ten_thousand_topics_on_a_few_redis_connections() {
     let held = small.connected_clients().await - 1;
     assert!(held <= 16, "two instances hold {held} connections");
 }
+
+// Presence: members of a topic across instances, `join`/`leave` announcements, expiry of a
+// dead instance's members, bounds.
+
+use pikku::event_hub::{PresenceChange, PresenceGuard};
+
+/// Two instances of each backend with presence, sharing its data (the memory hub is one
+/// process: both are the same hub).
+async fn presence_pairs(
+    cfg: HubConfig,
+) -> Vec<(&'static str, Arc<dyn EventHub>, Arc<dyn EventHub>)> {
+    let memory: Arc<dyn EventHub> = Arc::new(MemoryHub::with_config(cfg.clone()));
+    let redis_prefix = unique_prefix("presence");
+    let redis = |cfg: HubConfig| -> Arc<dyn EventHub> {
+        Arc::new(RedisHub::open(REDIS_URL, &redis_prefix, cfg).unwrap())
+    };
+    vec![
+        ("memory", memory.clone(), memory),
+        ("redis", redis(cfg.clone()), redis(cfg)),
+    ]
+}
+
+/// The next presence announcement on `sub` (other events are skipped).
+async fn next_change(sub: &mut Subscription) -> PresenceChange {
+    loop {
+        if let Some(change) = PresenceChange::of(&next_event(sub).await) {
+            return change;
+        }
+    }
+}
+
+/// Whether `sub` yields no announcement for `ms`.
+async fn no_change_for(sub: &mut Subscription, ms: u64) -> bool {
+    tokio::time::timeout(Duration::from_millis(ms), next_change(sub))
+        .await
+        .is_err()
+}
+
+fn change(joined: bool, user: &str) -> PresenceChange {
+    PresenceChange {
+        joined,
+        user_id: user.into(),
+    }
+}
+
+async fn join(hub: &Arc<dyn EventHub>, topic: &str, member: &str) -> PresenceGuard {
+    hub.join(topic, member).await.unwrap()
+}
+
+async fn present(hub: &Arc<dyn EventHub>, topic: &str) -> Vec<String> {
+    hub.presence(topic).await.unwrap()
+}
+
+/// Waits until `topic`'s members on `hub` are `want` (leaves are applied in the background).
+async fn until_present(hub: &Arc<dyn EventHub>, topic: &str, want: &[&str], within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let now = present(hub, topic).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "members {now:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn presence_lists_counts_and_announces_with_tabs_and_instances_as_one_member() {
+    for (name, a, b) in presence_pairs(HubConfig::default()).await {
+        let mut sub = b.subscribe("room").await.unwrap();
+        let alice_tab1 = join(&a, "room", "alice").await;
+        let alice_tab2 = join(&a, "room", "alice").await;
+        let bob = join(&b, "room", "bob").await;
+        assert_eq!(next_change(&mut sub).await, change(true, "alice"), "{name}");
+        assert_eq!(next_change(&mut sub).await, change(true, "bob"), "{name}");
+        assert_eq!(present(&a, "room").await, ["alice", "bob"], "{name}");
+        assert_eq!(present(&b, "room").await, ["alice", "bob"], "{name}");
+        assert_eq!(b.presence_count("room").await.unwrap(), 2, "{name}");
+        assert!(present(&a, "other").await.is_empty(), "{name}");
+        // Alice on the other instance too: still one member, no second join.
+        let alice_on_b = join(&b, "room", "alice").await;
+        drop(alice_tab1);
+        assert!(
+            no_change_for(&mut sub, 300).await,
+            "{name}: one tab left, one stays"
+        );
+        drop(alice_tab2);
+        assert!(
+            no_change_for(&mut sub, 300).await,
+            "{name}: present on B still"
+        );
+        assert_eq!(present(&b, "room").await, ["alice", "bob"], "{name}");
+        drop(alice_on_b);
+        assert_eq!(
+            next_change(&mut sub).await,
+            change(false, "alice"),
+            "{name}"
+        );
+        until_present(&a, "room", &["bob"], Duration::from_secs(5)).await;
+        drop(bob);
+        assert_eq!(next_change(&mut sub).await, change(false, "bob"), "{name}");
+        until_present(&b, "room", &[], Duration::from_secs(5)).await;
+        // Announcements are events of the topic: ordinary subscribers see them with ids.
+        let id = b
+            .publish("room", &json!({"userId": "x", "text": "hi"}))
+            .await;
+        assert!(id.is_ok(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn presence_of_an_instance_that_stops_refreshing_expires_and_its_leave_is_announced() {
+    let cfg = HubConfig {
+        presence_ttl: Duration::from_millis(800),
+        presence_heartbeat: Duration::from_millis(150),
+        ..HubConfig::default()
+    };
+    for (name, a, b) in presence_pairs(cfg).await {
+        if name == "memory" {
+            continue; // one process: its members cannot outlive it
+        }
+        let bob = join(&b, "room", "bob").await;
+        let alice = join(&a, "room", "alice").await;
+        let mut sub = b.subscribe("room").await.unwrap();
+        // Refreshed: present well past the TTL.
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(present(&b, "room").await, ["alice", "bob"], "{name}");
+        // A dies: its hub is gone before its guard (nothing left to leave or refresh with).
+        drop(a);
+        drop(alice);
+        let started = std::time::Instant::now();
+        until_present(&b, "room", &["bob"], Duration::from_secs(3)).await;
+        let gone_after = started.elapsed();
+        assert_eq!(
+            next_change(&mut sub).await,
+            change(false, "alice"),
+            "{name}"
+        );
+        eprintln!("{name}: a dead instance's member disappeared after {gone_after:?} (ttl 800 ms)");
+        assert!(
+            gone_after < Duration::from_millis(800 + 300),
+            "{name}: {gone_after:?}"
+        );
+        drop(bob);
+    }
+}
+
+#[tokio::test]
+async fn presence_bounds_refuse_with_errors() {
+    let cfg = HubConfig {
+        max_presence_members: 2,
+        max_presence_topics: 1,
+        ..HubConfig::default()
+    };
+    for (name, a, b) in presence_pairs(cfg).await {
+        let _alice = join(&a, "room", "alice").await;
+        let bob = join(&a, "room", "bob").await;
+        let _bob_again = join(&a, "room", "bob").await; // a tab of a present member is fine
+        assert!(
+            matches!(
+                a.join("room", "carol").await,
+                Err(HubError::TooManyMembers { max: 2 })
+            ),
+            "{name}"
+        );
+        // Across instances: the topic's members are counted where they are shared.
+        assert!(
+            matches!(
+                b.join("room", "carol").await,
+                Err(HubError::TooManyMembers { max: 2 })
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                a.join("lobby", "alice").await,
+                Err(HubError::TooManyPresenceTopics { max: 1 })
+            ),
+            "{name}"
+        );
+        let http: pikku::PikkuError = HubError::TooManyMembers { max: 2 }.into();
+        assert_eq!(http.status(), 503);
+        drop(bob);
+        drop(_bob_again);
+        until_present(&a, "room", &["alice"], Duration::from_secs(5)).await;
+        let _carol = join(&b, "room", "carol").await;
+        assert_eq!(present(&a, "room").await, ["alice", "carol"], "{name}");
+    }
+}

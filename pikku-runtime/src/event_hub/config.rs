@@ -49,10 +49,23 @@ pub struct HubConfig {
     /// Connections a remote backend opens for live delivery, whatever the number of topics.
     /// Default 2.
     pub connections: usize,
+    /// How long an instance's presence entries live without a refresh: members of an instance
+    /// that died without leaving disappear within this. Default 15 s.
+    pub presence_ttl: Duration,
+    /// How often an instance refreshes its presence entries (and reaps expired ones); keep it
+    /// well under [`HubConfig::presence_ttl`]. Default 5 s.
+    pub presence_heartbeat: Duration,
+    /// Members present in one topic at once (across instances); a join past it is refused
+    /// with [`HubError::TooManyMembers`](super::HubError::TooManyMembers). Default 10,000.
+    pub max_presence_members: usize,
+    /// Topics this instance holds presence in at once; a join in one more is refused with
+    /// [`HubError::TooManyPresenceTopics`](super::HubError::TooManyPresenceTopics).
+    /// Default 10,000.
+    pub max_presence_topics: usize,
 }
 
 /// Env vars read by [`HubConfig::from_env`].
-pub const HUB_ENV_VARS: [&str; 8] = [
+pub const HUB_ENV_VARS: [&str; 12] = [
     "PIKKU_HUB_SUBSCRIBER_QUEUE",
     "PIKKU_HUB_REPLAY_MAX_EVENTS",
     "PIKKU_HUB_REPLAY_MAX_AGE_MS",
@@ -61,14 +74,20 @@ pub const HUB_ENV_VARS: [&str; 8] = [
     "PIKKU_HUB_MAX_RETAINED_BYTES",
     "PIKKU_HUB_MAX_EVENT_BYTES",
     "PIKKU_HUB_CONNECTIONS",
+    "PIKKU_HUB_PRESENCE_TTL_MS",
+    "PIKKU_HUB_PRESENCE_HEARTBEAT_MS",
+    "PIKKU_HUB_MAX_PRESENCE_MEMBERS",
+    "PIKKU_HUB_MAX_PRESENCE_TOPICS",
 ];
 
 impl HubConfig {
     /// The defaults, overridden by the [`HUB_ENV_VARS`] that are set:
     /// `PIKKU_HUB_SUBSCRIBER_QUEUE`, `PIKKU_HUB_REPLAY_MAX_EVENTS`,
     /// `PIKKU_HUB_REPLAY_MAX_AGE_MS`, `PIKKU_HUB_SLOW_CONSUMER` (`disconnect` or `skip`),
-    /// `PIKKU_HUB_MAX_TOPICS`, `PIKKU_HUB_MAX_RETAINED_BYTES`, `PIKKU_HUB_MAX_EVENT_BYTES` and
-    /// `PIKKU_HUB_CONNECTIONS`. Unparsable values are ignored with a warning.
+    /// `PIKKU_HUB_MAX_TOPICS`, `PIKKU_HUB_MAX_RETAINED_BYTES`, `PIKKU_HUB_MAX_EVENT_BYTES`,
+    /// `PIKKU_HUB_CONNECTIONS`, `PIKKU_HUB_PRESENCE_TTL_MS`, `PIKKU_HUB_PRESENCE_HEARTBEAT_MS`,
+    /// `PIKKU_HUB_MAX_PRESENCE_MEMBERS` and `PIKKU_HUB_MAX_PRESENCE_TOPICS`. Unparsable values
+    /// are ignored with a warning.
     pub fn from_env() -> Self {
         fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
             let v = std::env::var(name).ok()?;
@@ -107,6 +126,18 @@ impl HubConfig {
         if let Some(n) = var::<usize>(HUB_ENV_VARS[7]) {
             cfg.connections = n.clamp(1, 64);
         }
+        if let Some(ms) = var::<u64>(HUB_ENV_VARS[8]) {
+            cfg.presence_ttl = Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = var::<u64>(HUB_ENV_VARS[9]) {
+            cfg.presence_heartbeat = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[10]) {
+            cfg.max_presence_members = n;
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[11]) {
+            cfg.max_presence_topics = n;
+        }
         cfg
     }
 
@@ -133,6 +164,10 @@ impl Default for HubConfig {
             max_retained_bytes: 256 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
             connections: 2,
+            presence_ttl: Duration::from_secs(15),
+            presence_heartbeat: Duration::from_secs(5),
+            max_presence_members: 10_000,
+            max_presence_topics: 10_000,
         }
     }
 }

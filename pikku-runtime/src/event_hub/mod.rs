@@ -80,6 +80,7 @@ pub mod nats;
 mod position;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod presence;
 #[cfg(feature = "redis")]
 pub mod redis;
 
@@ -88,6 +89,7 @@ pub use crate::sse::GapReason;
 pub use config::{HUB_ENV_VARS, HubConfig, SlowConsumerPolicy};
 pub use memory::MemoryHub;
 pub use position::{Position, Resume};
+pub use presence::{PRESENCE_JOIN, PRESENCE_LEAVE, PresenceChange, PresenceGuard, presence_frames};
 
 /// Builds a topic name from parts, escaping each so that a user-controlled part (a user id,
 /// say) cannot change the topic's structure: `:` and `%` in a part are percent-encoded.
@@ -262,6 +264,21 @@ pub enum HubError {
         /// The budget.
         max: usize,
     },
+    /// A join would exceed [`HubConfig::max_presence_members`] in its topic (a 503).
+    #[error("the topic holds its maximum of {max} present members")]
+    TooManyMembers {
+        /// The limit.
+        max: usize,
+    },
+    /// A join would exceed [`HubConfig::max_presence_topics`] on this instance (a 503).
+    #[error("this instance holds presence in its maximum of {max} topics")]
+    TooManyPresenceTopics {
+        /// The limit.
+        max: usize,
+    },
+    /// The backend has no presence (a 501).
+    #[error("this event hub backend does not support presence")]
+    PresenceUnsupported,
 }
 
 impl HubError {
@@ -289,11 +306,19 @@ impl From<HubError> for PikkuError {
                 "event_too_large",
                 e.to_string(),
             ),
-            HubError::TooManyTopics { .. } | HubError::Full { .. } => {
-                tracing::warn!(error = %e, "event hub budget refused a publish");
+            HubError::TooManyTopics { .. }
+            | HubError::Full { .. }
+            | HubError::TooManyMembers { .. }
+            | HubError::TooManyPresenceTopics { .. } => {
+                tracing::warn!(error = %e, "event hub budget refused an operation");
                 PikkuError::new(StatusCode::SERVICE_UNAVAILABLE, "hub_full", e.to_string())
                     .with_retry_after(5)
             }
+            HubError::PresenceUnsupported => PikkuError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "presence_unsupported",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -339,6 +364,38 @@ pub trait EventHub: Send + Sync + 'static {
     /// Checks the backend now (e.g. a round trip to its server) and returns its health.
     fn check(&self) -> BoxFuture<'_, HubStatus> {
         Box::pin(futures_util::future::ready(self.status()))
+    }
+
+    /// Makes `member` (a user id) present in `topic` until the returned guard is dropped.
+    ///
+    /// Several joins of one member (tabs) are one member: the first publishes a
+    /// [`PresenceChange`] `join` on the topic, the drop of the last guard (on every instance)
+    /// a `leave`. Entries are refreshed every [`HubConfig::presence_heartbeat`]; an instance
+    /// that dies without leaving loses its members after [`HubConfig::presence_ttl`].
+    /// Refusals: [`HubError::TooManyMembers`], [`HubError::TooManyPresenceTopics`]; backends
+    /// without presence answer [`HubError::PresenceUnsupported`].
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        let _ = (topic, member);
+        Box::pin(futures_util::future::ready(Err(
+            HubError::PresenceUnsupported,
+        )))
+    }
+
+    /// The members present in `topic` (on every instance, expired entries left out), sorted.
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        let _ = topic;
+        Box::pin(futures_util::future::ready(Err(
+            HubError::PresenceUnsupported,
+        )))
+    }
+
+    /// How many members are present in `topic`.
+    fn presence_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<usize, HubError>> {
+        Box::pin(async move { self.presence(topic).await.map(|m| m.len()) })
     }
 }
 
@@ -398,6 +455,19 @@ impl<H: EventHub + ?Sized> EventHub for Arc<H> {
     }
     fn check(&self) -> BoxFuture<'_, HubStatus> {
         (**self).check()
+    }
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        (**self).join(topic, member)
+    }
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        (**self).presence(topic)
+    }
+    fn presence_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<usize, HubError>> {
+        (**self).presence_count(topic)
     }
 }
 
