@@ -1370,9 +1370,14 @@ async fn presence_pairs(
     let redis = |cfg: HubConfig| -> Arc<dyn EventHub> {
         Arc::new(RedisHub::open(REDIS_URL, &redis_prefix, cfg).unwrap())
     };
+    let pg_prefix = unique_pg_prefix();
+    let pg = |cfg: HubConfig| -> Arc<dyn EventHub> {
+        Arc::new(PgHub::open(PG_URL, &pg_prefix, cfg).unwrap())
+    };
     vec![
         ("memory", memory.clone(), memory),
-        ("redis", redis(cfg.clone()), redis(cfg)),
+        ("redis", redis(cfg.clone()), redis(cfg.clone())),
+        ("postgres", pg(cfg.clone()), pg(cfg)),
     ]
 }
 

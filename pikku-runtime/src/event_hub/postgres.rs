@@ -61,6 +61,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::log::{Budget, LogOwner, TopicLog};
+use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
 use super::{
     EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume,
     Subscription, SubscriptionCounter,
@@ -83,6 +84,7 @@ const MAX_NOTIFIED_TOPIC: usize = 200;
 /// A PostgreSQL-backed [`EventHub`].
 pub struct PgHub {
     inner: Arc<Inner>,
+    presence: Presence,
 }
 
 /// The SQL names of one prefix, quoted.
@@ -95,6 +97,9 @@ struct Names {
     publish_fn: String,
     /// The `NOTIFY` channel (the prefix as given).
     channel: String,
+    /// Presence entries: `(topic, member, instance, expires_at)`.
+    presence: String,
+    presence_expiry_index: String,
 }
 
 impl Names {
@@ -122,6 +127,8 @@ impl Names {
             events_age_index: format!("\"{name}_events_age\""),
             publish_fn: qualify("publish"),
             channel: prefix.to_string(),
+            presence: qualify("presence"),
+            presence_expiry_index: format!("\"{name}_presence_expiry\""),
         })
     }
 
@@ -134,6 +141,8 @@ impl Names {
             events_age_index,
             publish_fn,
             channel,
+            presence,
+            presence_expiry_index,
         } = self;
         let create_schema = schema
             .as_ref()
@@ -159,6 +168,14 @@ CREATE TABLE IF NOT EXISTS {events} (
   PRIMARY KEY (topic, event_offset)
 );
 CREATE INDEX IF NOT EXISTS {events_age_index} ON {events} (topic, created_at);
+CREATE TABLE IF NOT EXISTS {presence} (
+  topic text NOT NULL,
+  member text NOT NULL,
+  instance text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (topic, member, instance)
+);
+CREATE INDEX IF NOT EXISTS {presence_expiry_index} ON {presence} (expires_at);
 CREATE OR REPLACE FUNCTION {publish_fn}(
   p_topic text, p_key text, p_payload bytea, p_window bigint, p_max_age_ms bigint, p_epoch bigint
 ) RETURNS TABLE (o_epoch bigint, o_offset bigint) LANGUAGE plpgsql AS $fn$
@@ -321,7 +338,13 @@ impl PgHub {
         let every =
             (inner.cfg.replay_max_age / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         rt.spawn(sweeper(Arc::downgrade(&inner), every));
-        Ok(Self { inner })
+        let presence = Presence::new(
+            PgPresence {
+                inner: inner.clone(),
+            },
+            &inner.cfg,
+        );
+        Ok(Self { inner, presence })
     }
 
     /// Checks the database now (`SELECT 1`) and updates [`EventHub::status`].
@@ -1066,6 +1089,245 @@ impl EventHub for PgHub {
             detail: self.inner.detail.lock().clone(),
             subscriptions: self.inner.counter.live(),
         }
+    }
+
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        Box::pin(self.presence.join(topic, member))
+    }
+
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(self.presence.members(topic))
+    }
+}
+
+// Presence: one row per (topic, member, instance) in `<prefix>_presence` with its
+// `expires_at` (the database's clock, so instances' clocks never matter). A member is present
+// while one of its rows is unexpired. Joins and leaves of a topic take a transaction-scoped
+// advisory lock on it, so the member bound and "last one out" hold across instances.
+
+struct PgPresence {
+    inner: Arc<Inner>,
+}
+
+impl PgPresence {
+    /// Runs `f` in a transaction holding the topic's advisory lock.
+    async fn locked<T>(
+        &self,
+        topic: &str,
+        f: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, HubError> {
+        let mut client = self.inner.client().await?;
+        let r = async {
+            let tx = client.transaction().await?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('pikku_presence'), hashtext($1))",
+                &[&topic],
+            )
+            .await?;
+            let r = f(&tx).await?;
+            tx.commit().await?;
+            Ok(r)
+        }
+        .await;
+        match r {
+            Ok(r) => {
+                self.inner.ok();
+                Ok(r)
+            }
+            Err(e) => Err(self.inner.db_fail(&client, &e)),
+        }
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(millis(ttl).max(1)).unwrap_or(i64::MAX)
+}
+
+impl PresenceStore for PgPresence {
+    fn add<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        instance: &'a str,
+        ttl: Duration,
+        max: usize,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        Box::pin(async move {
+            let table = &self.inner.names.presence;
+            let max_i = i64::try_from(max).unwrap_or(i64::MAX);
+            let added = self
+                .locked(topic, async |tx| {
+                    let row = tx
+                        .query_one(
+                            &format!(
+                                "SELECT bool_or(member = $2), count(DISTINCT member) FROM {table} \
+                                 WHERE topic = $1 AND expires_at > clock_timestamp()"
+                            ),
+                            &[&topic, &member],
+                        )
+                        .await?;
+                    let present: Option<bool> = row.get(0);
+                    let present = present.unwrap_or(false);
+                    let count: i64 = row.get(1);
+                    if !present && count >= max_i {
+                        return Ok(None);
+                    }
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO {table} (topic, member, instance, expires_at) \
+                             VALUES ($1, $2, $3, clock_timestamp() + $4::bigint * interval '1 millisecond') \
+                             ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at"
+                        ),
+                        &[&topic, &member, &instance, &ttl_ms(ttl)],
+                    )
+                    .await?;
+                    Ok(Some(!present))
+                })
+                .await?;
+            added.ok_or(HubError::TooManyMembers { max })
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        Box::pin(async move {
+            let table = &self.inner.names.presence;
+            self.locked(topic, async |tx| {
+                let mine = tx
+                    .execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE topic = $1 AND member = $2 AND instance = $3"
+                        ),
+                        &[&topic, &member, &instance],
+                    )
+                    .await?;
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "SELECT count(*) FROM {table} \
+                             WHERE topic = $1 AND member = $2 AND expires_at > clock_timestamp()"
+                        ),
+                        &[&topic, &member],
+                    )
+                    .await?;
+                let others: i64 = row.get(0);
+                if others > 0 {
+                    return Ok(false);
+                }
+                // Gone: its expired rows go too, so no reaper announces it again.
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE topic = $1 AND member = $2"),
+                    &[&topic, &member],
+                )
+                .await?;
+                Ok(mine > 0)
+            })
+            .await
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        topic: &'a str,
+        members: &'a [Arc<str>],
+        instance: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), HubError>> {
+        Box::pin(async move {
+            let table = &self.inner.names.presence;
+            let members: Vec<&str> = members.iter().map(|m| &**m).collect();
+            let client = self.inner.client().await?;
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (topic, member, instance, expires_at) \
+                         SELECT $1, m, $3, clock_timestamp() + $4::bigint * interval '1 millisecond' \
+                         FROM unnest($2::text[]) AS m \
+                         ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at"
+                    ),
+                    &[&topic, &members, &instance, &ttl_ms(ttl)],
+                )
+                .await
+                .map_err(|e| self.inner.db_fail(&client, &e))?;
+            self.inner.ok();
+            Ok(())
+        })
+    }
+
+    fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let table = &self.inner.names.presence;
+            let client = self.inner.client().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT DISTINCT member FROM {table} \
+                         WHERE topic = $1 AND expires_at > clock_timestamp() ORDER BY member"
+                    ),
+                    &[&topic],
+                )
+                .await
+                .map_err(|e| self.inner.db_fail(&client, &e))?;
+            self.inner.ok();
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn reap<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let table = &self.inner.names.presence;
+            let gone = self
+                .locked(topic, async |tx| {
+                    let rows = tx
+                        .query(
+                            &format!(
+                                "DELETE FROM {table} p WHERE topic = $1 AND expires_at <= clock_timestamp() \
+                                 RETURNING member, NOT EXISTS (SELECT 1 FROM {table} q \
+                                   WHERE q.topic = p.topic AND q.member = p.member \
+                                     AND q.expires_at > clock_timestamp())"
+                            ),
+                            &[&topic],
+                        )
+                        .await?;
+                    // Now and then, rows of topics no live instance reaps (bounded per call).
+                    if rand::random::<u8>() < 8 {
+                        tx.execute(
+                            &format!(
+                                "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} \
+                                 WHERE expires_at < clock_timestamp() - interval '1 minute' LIMIT 1000)"
+                            ),
+                            &[],
+                        )
+                        .await?;
+                    }
+                    Ok(rows)
+                })
+                .await?;
+            let mut members: Vec<String> = gone
+                .iter()
+                .filter(|r| r.get::<_, bool>(1))
+                .map(|r| r.get(0))
+                .collect();
+            members.sort();
+            members.dedup();
+            Ok(members)
+        })
+    }
+
+    fn announce<'a>(
+        &'a self,
+        topic: &'a str,
+        json: Bytes,
+    ) -> BoxFuture<'a, Result<String, HubError>> {
+        Box::pin(async move { self.inner.publish(topic, json).await })
     }
 }
 
