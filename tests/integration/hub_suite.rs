@@ -61,7 +61,11 @@ async fn sweep_old_test_streams() {
     let mut old = Vec::new();
     while let Some(Ok(info)) = streams.next().await {
         let created = std::time::SystemTime::from(info.created);
-        if info.config.name.starts_with("pikku-test_") && created < cutoff {
+        // `KV_...`: the presence buckets of test hubs.
+        let test = ["pikku-test_", "KV_pikku-test_"]
+            .iter()
+            .any(|p| info.config.name.starts_with(p));
+        if test && created < cutoff {
             old.push(info.config.name);
         }
     }
@@ -1365,6 +1369,7 @@ use pikku::event_hub::{PresenceChange, PresenceGuard};
 async fn presence_pairs(
     cfg: HubConfig,
 ) -> Vec<(&'static str, Arc<dyn EventHub>, Arc<dyn EventHub>)> {
+    sweep_old_test_streams().await;
     let memory: Arc<dyn EventHub> = Arc::new(MemoryHub::with_config(cfg.clone()));
     let redis_prefix = unique_prefix("presence");
     let redis = |cfg: HubConfig| -> Arc<dyn EventHub> {
@@ -1374,9 +1379,17 @@ async fn presence_pairs(
     let pg = |cfg: HubConfig| -> Arc<dyn EventHub> {
         Arc::new(PgHub::open(PG_URL, &pg_prefix, cfg).unwrap())
     };
+    let nats_prefix = unique_nats_prefix("presence");
+    let nats_a = NatsHub::connect(NATS_URL, &nats_prefix, cfg.clone())
+        .await
+        .unwrap();
+    let nats_b = NatsHub::connect(NATS_URL, &nats_prefix, cfg.clone())
+        .await
+        .unwrap();
     vec![
         ("memory", memory.clone(), memory),
         ("redis", redis(cfg.clone()), redis(cfg.clone())),
+        ("nats", Arc::new(nats_a), Arc::new(nats_b)),
         ("postgres", pg(cfg.clone()), pg(cfg)),
     ]
 }
