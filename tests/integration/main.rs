@@ -23,6 +23,7 @@ mod readme;
 mod readme_blocks;
 mod registration;
 mod reliability;
+mod rooms;
 mod scale_out;
 mod security;
 mod sse;
