@@ -53,6 +53,14 @@ export interface NewNotification {
   userId: string;
 }
 
+/** Input of `POST /rooms/{room}/messages`. */
+export interface NewRoomMessage {
+  /** The room. */
+  room: string;
+  /** The message (at most 2000 characters). */
+  text: string;
+}
+
 /** One notification, as published and as streamed. */
 export interface Notification {
   /** Who sent it (the sender's session, never the client's say-so). */
@@ -75,6 +83,38 @@ export interface Reading {
   call: number;
   /** The value read. */
   value: number;
+}
+
+/**
+ * One event of a room's stream: a message (no `event:` name), or a member's arrival
+ * (`event: join`) or departure (`event: leave`).
+ */
+export type RoomEvent = RoomMessage | RoomMember;
+
+/** The data of a room's `event: join` and `event: leave`. */
+export interface RoomMember {
+  /** Who joined or left. */
+  userId: string;
+}
+
+/** A message in a room, as published and streamed. */
+export interface RoomMessage {
+  /** The text. */
+  text: string;
+  /** Who wrote it (the sender's session, never the client's say-so). */
+  userId: string;
+}
+
+/** Path of the room routes. */
+export interface RoomPath {
+  /** The room (letters, digits, `-`, `_`; at most 64). */
+  room: string;
+}
+
+/** Answer of `GET /rooms/{room}/presence`. */
+export interface RoomPresence {
+  /** The users with an open stream of the room, on any instance, sorted. */
+  users: string[];
 }
 
 /** One item of `/stream/with-errors`: the seed's `{ status, data?, error? }`. */
@@ -747,7 +787,10 @@ export const OPERATIONS = {
   login: { name: "login", method: "POST", path: "/auth/login", body: true },
   logout: { name: "logout", method: "POST", path: "/auth/logout", body: true },
   post_notification: { name: "post_notification", method: "POST", path: "/users/{userId}/notifications", body: true },
+  post_room_message: { name: "post_room_message", method: "POST", path: "/rooms/{room}/messages", body: true },
   ready: { name: "ready", method: "GET", path: "/health/ready", body: false },
+  room_presence: { name: "room_presence", method: "GET", path: "/rooms/{room}/presence", body: false },
+  stream_room: { name: "stream_room", method: "GET", path: "/rooms/{room}/events", body: false },
   stream_updates: { name: "stream_updates", method: "GET", path: "/stream/updates", body: false },
   stream_user_notifications: { name: "stream_user_notifications", method: "GET", path: "/users/{userId}/notifications", body: false },
   stream_with_errors: { name: "stream_with_errors", method: "GET", path: "/stream/with-errors", body: false },
@@ -799,6 +842,14 @@ export interface PikkuClient {
    */
   postNotification(input: NewNotification, options?: PikkuCallOptions): Promise<Published>;
   /**
+   * Post to a room
+   *
+   * Publishes `{"userId", "text"}` (the user from the session) to every stream of the room.
+   *
+   * `POST /rooms/{room}/messages`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  postRoomMessage(input: NewRoomMessage, options?: PikkuCallOptions): Promise<Published>;
+  /**
    * Readiness
    *
    * 200 with the event hub's status when it can publish and deliver, 503 when not.
@@ -806,6 +857,26 @@ export interface PikkuClient {
    * `GET /health/ready`.
    */
   ready(options?: PikkuCallOptions): Promise<HubStatus>;
+  /**
+   * Who is in a room
+   *
+   * The users with an open stream of the room, across instances.
+   *
+   * `GET /rooms/{room}/presence`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  roomPresence(input: RoomPath, options?: PikkuCallOptions): Promise<RoomPresence>;
+  /**
+   * Stream a room
+   *
+   * The room's messages, and `event: join` / `event: leave` (`{"userId"}`) as members open
+   * their first stream of the room or close their last (on any instance; several tabs are one
+   * member). Opening this stream makes the session's user present until it closes; an instance
+   * that dies loses its members within `PIKKU_HUB_PRESENCE_TTL_MS` (15 s by default).
+   * Reconnecting with `Last-Event-ID` resumes.
+   *
+   * `GET /rooms/{room}/events`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  streamRoom(input: RoomPath, options?: PikkuStreamOptions): PikkuStream<RoomEvent>;
   /**
    * Stream live updates
    *
@@ -843,7 +914,10 @@ export function createClient(config: PikkuClientConfig = {}): PikkuClient {
     login: (input, options) => t.json<LoginOutput>(OPERATIONS.login, input, options),
     logout: (options) => t.json<LogoutOutput>(OPERATIONS.logout, undefined, options),
     postNotification: (input, options) => t.json<Published>(OPERATIONS.post_notification, input, options),
+    postRoomMessage: (input, options) => t.json<Published>(OPERATIONS.post_room_message, input, options),
     ready: (options) => t.json<HubStatus>(OPERATIONS.ready, undefined, options),
+    roomPresence: (input, options) => t.json<RoomPresence>(OPERATIONS.room_presence, input, options),
+    streamRoom: (input, options) => t.stream<RoomEvent>(OPERATIONS.stream_room, input, options),
     streamUpdates: (input, options) => t.stream<Update>(OPERATIONS.stream_updates, input, options),
     streamUserNotifications: (input, options) => t.stream<Notification>(OPERATIONS.stream_user_notifications, input, options),
     streamWithErrors: (input, options) => t.stream<StatusUpdate>(OPERATIONS.stream_with_errors, input, options),
@@ -923,6 +997,17 @@ export function postNotification(input: NewNotification, options?: PikkuCallOpti
 }
 
 /**
+ * Post to a room
+ *
+ * Publishes `{"userId", "text"}` (the user from the session) to every stream of the room.
+ *
+ * `POST /rooms/{room}/messages`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function postRoomMessage(input: NewRoomMessage, options?: PikkuCallOptions): Promise<Published> {
+  return defaultClient().postRoomMessage(input, options);
+}
+
+/**
  * Readiness
  *
  * 200 with the event hub's status when it can publish and deliver, 503 when not.
@@ -931,6 +1016,32 @@ export function postNotification(input: NewNotification, options?: PikkuCallOpti
  */
 export function ready(options?: PikkuCallOptions): Promise<HubStatus> {
   return defaultClient().ready(options);
+}
+
+/**
+ * Who is in a room
+ *
+ * The users with an open stream of the room, across instances.
+ *
+ * `GET /rooms/{room}/presence`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function roomPresence(input: RoomPath, options?: PikkuCallOptions): Promise<RoomPresence> {
+  return defaultClient().roomPresence(input, options);
+}
+
+/**
+ * Stream a room
+ *
+ * The room's messages, and `event: join` / `event: leave` (`{"userId"}`) as members open
+ * their first stream of the room or close their last (on any instance; several tabs are one
+ * member). Opening this stream makes the session's user present until it closes; an instance
+ * that dies loses its members within `PIKKU_HUB_PRESENCE_TTL_MS` (15 s by default).
+ * Reconnecting with `Last-Event-ID` resumes.
+ *
+ * `GET /rooms/{room}/events`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function streamRoom(input: RoomPath, options?: PikkuStreamOptions): PikkuStream<RoomEvent> {
+  return defaultClient().streamRoom(input, options);
 }
 
 /**

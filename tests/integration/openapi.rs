@@ -186,6 +186,9 @@ async fn demo_document_says_what_the_declarations_say() {
             "/auth/logout",
             "/data",
             "/health/ready",
+            "/rooms/{room}/events",
+            "/rooms/{room}/messages",
+            "/rooms/{room}/presence",
             "/stream/updates",
             "/stream/with-errors",
             "/users/{userId}/notifications"
@@ -203,6 +206,7 @@ async fn demo_document_says_what_the_declarations_say() {
             &json!("auth"),
             &json!("health"),
             &json!("notifications"),
+            &json!("rooms"),
             &json!("streaming")
         ]
     );
