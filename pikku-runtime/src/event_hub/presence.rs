@@ -13,6 +13,7 @@
 //! client-supplied JSON verbatim on a topic with presence should not let it start with the
 //! `pikkuPresence` key.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -49,10 +50,11 @@ pub struct PresenceChange {
 
 #[derive(Serialize, Deserialize)]
 struct Announcement<'a> {
-    #[serde(rename = "pikkuPresence")]
-    kind: &'a str,
-    #[serde(rename = "userId")]
-    user_id: &'a str,
+    #[serde(rename = "pikkuPresence", borrow)]
+    kind: Cow<'a, str>,
+    /// Borrowed unless it has escapes.
+    #[serde(rename = "userId", borrow)]
+    user_id: Cow<'a, str>,
 }
 
 #[derive(Serialize)]
@@ -72,14 +74,14 @@ impl PresenceChange {
             return None;
         }
         let a: Announcement<'_> = serde_json::from_slice(json).ok()?;
-        let joined = match a.kind {
+        let joined = match &*a.kind {
             PRESENCE_JOIN => true,
             PRESENCE_LEAVE => false,
             _ => return None,
         };
         Some(Self {
             joined,
-            user_id: a.user_id.to_string(),
+            user_id: a.user_id.into_owned(),
         })
     }
 
@@ -100,7 +102,11 @@ impl PresenceChange {
             PRESENCE_LEAVE
         };
         // Two strings: serialization cannot fail.
-        Bytes::from(serde_json::to_vec(&Announcement { kind, user_id }).unwrap_or_default())
+        let a = Announcement {
+            kind: Cow::Borrowed(kind),
+            user_id: Cow::Borrowed(user_id),
+        };
+        Bytes::from(serde_json::to_vec(&a).unwrap_or_default())
     }
 }
 
