@@ -1564,3 +1564,37 @@ async fn presence_bounds_refuse_with_errors() {
         assert_eq!(present(&a, "room").await, ["alice", "carol"], "{name}");
     }
 }
+
+#[tokio::test]
+async fn redis_presence_wiped_behind_the_hubs_back_heals_on_the_next_heartbeat() {
+    let hub = RedisHub::open(
+        REDIS_URL,
+        &unique_prefix("presence-heal"),
+        HubConfig {
+            presence_ttl: Duration::from_millis(800),
+            presence_heartbeat: Duration::from_millis(150),
+            ..HubConfig::default()
+        },
+    )
+    .unwrap();
+    let mut sub = hub.subscribe("room").await.unwrap();
+    let _alice = hub.join("room", "alice").await.unwrap();
+    assert_eq!(next_change(&mut sub).await, change(true, "alice"));
+    // Deleted (FLUSHDB, eviction, a failover without persistence): a reaper would have
+    // announced the leave; the instance that still holds her adds her back and says so.
+    let set = format!("{}:p", hub.key("room"));
+    let mut conn = redis::Client::open(REDIS_URL)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&set)
+        .arg(format!("{set}:alice"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(hub.presence("room").await.unwrap().is_empty());
+    assert_eq!(next_change(&mut sub).await, change(true, "alice"));
+    assert_eq!(hub.presence("room").await.unwrap(), ["alice"]);
+}

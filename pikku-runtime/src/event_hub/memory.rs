@@ -282,8 +282,8 @@ impl PresenceStore for MemoryPresence {
         _members: &'a [Arc<str>],
         _instance: &'a str,
         _ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), HubError>> {
-        Box::pin(futures_util::future::ready(Ok(())))
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(futures_util::future::ready(Ok(Vec::new())))
     }
 
     fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {

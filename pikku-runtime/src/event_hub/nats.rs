@@ -1218,14 +1218,17 @@ impl PresenceStore for NatsPresence {
         members: &'a [Arc<str>],
         instance: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), HubError>> {
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
         Box::pin(self.modify(topic, move |doc, now| {
+            let mut back = Vec::new();
             for m in members {
-                doc.entry(m.to_string())
-                    .or_default()
-                    .insert(instance.to_string(), now + millis(ttl));
+                let instances = doc.entry(m.to_string()).or_insert_with(|| {
+                    back.push(m.to_string());
+                    Default::default()
+                });
+                instances.insert(instance.to_string(), now + millis(ttl));
             }
-            Ok(())
+            Ok(back)
         }))
     }
 

@@ -1240,25 +1240,31 @@ impl PresenceStore for PgPresence {
         members: &'a [Arc<str>],
         instance: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), HubError>> {
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
         Box::pin(async move {
             let table = &self.inner.names.presence;
             let members: Vec<&str> = members.iter().map(|m| &**m).collect();
             let client = self.inner.client().await?;
-            client
-                .execute(
+            // `existing` reads the table as it was before the upsert (one snapshot); the upsert
+            // in `WITH` runs whether or not the query reads it.
+            let rows = client
+                .query(
                     &format!(
-                        "INSERT INTO {table} (topic, member, instance, expires_at) \
-                         SELECT $1, m, $3, clock_timestamp() + $4::bigint * interval '1 millisecond' \
-                         FROM unnest($2::text[]) AS m \
-                         ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at"
+                        "WITH existing AS (SELECT DISTINCT member FROM {table} \
+                           WHERE topic = $1 AND member = ANY($2::text[])), \
+                         upsert AS (INSERT INTO {table} (topic, member, instance, expires_at) \
+                           SELECT $1, m, $3, clock_timestamp() + $4::bigint * interval '1 millisecond' \
+                           FROM unnest($2::text[]) AS m \
+                           ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at) \
+                         SELECT m FROM unnest($2::text[]) AS m \
+                         WHERE m NOT IN (SELECT member FROM existing)"
                     ),
                     &[&topic, &members, &instance, &ttl_ms(ttl)],
                 )
                 .await
                 .map_err(|e| self.inner.db_fail(&client, &e))?;
             self.inner.ok();
-            Ok(())
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
 

@@ -199,14 +199,16 @@ pub(crate) trait PresenceStore: Send + Sync + 'static {
         instance: &'a str,
     ) -> BoxFuture<'a, Result<bool, HubError>>;
 
-    /// Extends this instance's entries of `members` in `topic` by `ttl`.
+    /// Extends this instance's entries of `members` in `topic` by `ttl`, adding them again
+    /// where they are gone (reaped while this instance could not refresh: its leave was
+    /// announced); returns those, for the caller to announce their join again.
     fn refresh<'a>(
         &'a self,
         topic: &'a str,
         members: &'a [Arc<str>],
         instance: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), HubError>>;
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>>;
 
     /// The members with an unexpired entry, sorted.
     fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>>;
@@ -404,20 +406,38 @@ async fn heartbeat(shared: Weak<Shared>, every: Duration) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        // Only members the store holds: a join or leave in flight (its lock taken) writes its
+        // own entry, and a refused join must not be added behind the bound's back.
         let topics: Vec<(Arc<str>, Vec<Arc<str>>)> = shared
             .local
             .lock()
             .iter()
-            .map(|(t, m)| (t.clone(), m.keys().cloned().collect()))
+            .map(|(t, m)| {
+                let stored = m
+                    .iter()
+                    .filter(|(_, slot)| slot.stored.try_lock().is_ok_and(|s| *s))
+                    .map(|(member, _)| member.clone());
+                (t.clone(), stored.collect())
+            })
             .collect();
         for (topic, members) in topics {
             let store = &shared.store;
-            if let Err(e) = store
+            match store
                 .refresh(&topic, &members, &shared.instance, shared.ttl)
                 .await
             {
-                tracing::warn!(error = %e, topic = &*topic, "could not refresh presence");
-                continue;
+                Ok(revived) => {
+                    for member in revived {
+                        let json = PresenceChange::announcement(true, &member);
+                        if let Err(e) = store.announce(&topic, json).await {
+                            tracing::warn!(error = %e, "could not announce a join");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, topic = &*topic, "could not refresh presence");
+                    continue;
+                }
             }
             match store.reap(&topic).await {
                 Ok(gone) => {

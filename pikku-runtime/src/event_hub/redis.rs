@@ -915,17 +915,21 @@ redis.call('ZADD', set, 'XX', top[2], m)
 return 0
 ";
 
-/// KEYS: the topic's set. ARGV: instance, ttl ms, members...
+/// KEYS: the topic's set. ARGV: instance, ttl ms, members... Returns the members that were
+/// gone (reaped: their leave was announced) and are back.
 const PRESENCE_REFRESH_LUA: &str = r"
 local set, ttl = KEYS[1], tonumber(ARGV[2])
+local back = {}
 for i = 3, #ARGV do
-  local mk = set .. ':' .. ARGV[i]
+  local m = ARGV[i]
+  local mk = set .. ':' .. m
+  if not redis.call('ZSCORE', set, m) then table.insert(back, m) end
   redis.call('ZADD', mk, now + ttl, ARGV[1])
   redis.call('PEXPIRE', mk, ttl * 2)
-  redis.call('ZADD', set, 'GT', now + ttl, ARGV[i])
+  redis.call('ZADD', set, 'GT', now + ttl, m)
 end
 redis.call('PEXPIRE', set, ttl * 2)
-return 0
+return back
 ";
 
 /// KEYS: the topic's set. Returns the present members.
@@ -1067,18 +1071,20 @@ impl PresenceStore for RedisPresence {
         members: &'a [Arc<str>],
         instance: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), HubError>> {
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
         Box::pin(async move {
             let key = self.set_key(topic);
+            let mut back = Vec::new();
             for batch in members.chunks(REFRESH_BATCH) {
                 let mut inv = self.refresh.prepare_invoke();
                 inv.key(&key).arg(instance).arg(millis(ttl).max(1));
                 for m in batch {
                     inv.arg(encode_member(m));
                 }
-                self.run::<i64>(inv).await?;
+                let raw: Vec<String> = self.run(inv).await?;
+                back.extend(raw.iter().map(|m| decode_member(m)));
             }
-            Ok(())
+            Ok(back)
         })
     }
 
