@@ -1598,3 +1598,32 @@ async fn redis_presence_wiped_behind_the_hubs_back_heals_on_the_next_heartbeat()
     assert_eq!(next_change(&mut sub).await, change(true, "alice"));
     assert_eq!(hub.presence("room").await.unwrap(), ["alice"]);
 }
+
+#[tokio::test]
+async fn presence_of_500_members_joins_lists_and_leaves_on_every_backend() {
+    use futures_util::stream::{self, StreamExt as _};
+    for (name, a, b) in presence_pairs(HubConfig::default()).await {
+        let started = std::time::Instant::now();
+        let guards: Vec<PresenceGuard> = stream::iter(0..500)
+            .map(|i| {
+                let hub = if i % 2 == 0 { a.clone() } else { b.clone() };
+                async move { hub.join("big", &format!("user-{i:04}")).await.unwrap() }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let joined = started.elapsed();
+        let started = std::time::Instant::now();
+        let members = present(&a, "big").await;
+        let listed = started.elapsed();
+        assert_eq!(members.len(), 500, "{name}");
+        assert_eq!(b.presence_count("big").await.unwrap(), 500, "{name}");
+        let started = std::time::Instant::now();
+        drop(guards);
+        until_present(&b, "big", &[], Duration::from_secs(30)).await;
+        let left = started.elapsed();
+        eprintln!(
+            "{name}: 500 members on two instances: joined in {joined:?} (32 at once), listed in {listed:?}, all left in {left:?}"
+        );
+    }
+}

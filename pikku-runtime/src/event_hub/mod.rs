@@ -33,6 +33,16 @@
 //!   the same pre-encoded SSE frame).
 //! - A subscription is removed when it is dropped, and the hub reports how many are live.
 //!
+//! # Presence
+//! [`EventHub::join`] makes a member (a user id) present in a topic until its
+//! [`PresenceGuard`] is dropped; [`EventHub::presence`] lists a topic's members across
+//! instances. Tabs and instances of one member are one member: its first join and its last
+//! leave are announced on the topic as events that [`presence_frames`] writes as
+//! `event: join` / `event: leave` (`{"userId": ...}`). Entries of an instance that dies expire
+//! after [`HubConfig::presence_ttl`] (refreshed every [`HubConfig::presence_heartbeat`]), and
+//! a surviving instance announces their leave. Members per topic and topics per instance are
+//! bounded ([`HubConfig::max_presence_members`], [`HubConfig::max_presence_topics`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use futures_util::StreamExt;

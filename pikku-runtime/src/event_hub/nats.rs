@@ -289,6 +289,9 @@ impl NatsHub {
             NatsPresence {
                 inner: inner.clone(),
                 store: tokio::sync::OnceCell::new(),
+                stripes: (0..CAS_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
             },
             &inner.cfg,
         );
@@ -1068,9 +1071,15 @@ type Doc = std::collections::BTreeMap<String, std::collections::BTreeMap<String,
 /// Tries of a compare-and-set before giving up.
 const CAS_ATTEMPTS: usize = 32;
 
+/// Stripes of the per-topic locks (a fixed number: bounded whatever the topics).
+const CAS_STRIPES: usize = 64;
+
 struct NatsPresence {
     inner: Arc<Inner>,
     store: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
+    /// Serializes this instance's changes of a topic, so compare-and-set only ever races
+    /// other instances.
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 fn now_ms() -> u64 {
@@ -1145,7 +1154,18 @@ impl NatsPresence {
         use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
         let store = self.store().await?;
         let key = Self::key(topic);
-        for _ in 0..CAS_ATTEMPTS {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let _serial = self.stripes[(h.finish() % CAS_STRIPES as u64) as usize]
+            .lock()
+            .await;
+        for attempt in 0..CAS_ATTEMPTS {
+            if attempt > 0 {
+                // Another instance wrote meanwhile: back off a little, randomly, so two
+                // instances do not keep colliding.
+                let ms = rand::random::<u64>() % (2 + 2 * attempt as u64).min(50);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             let (mut doc, revision) = self.read(topic).await?;
             let out = change(&mut doc, now_ms())?;
             let json = Bytes::from(serde_json::to_vec(&doc).map_err(HubError::unavailable)?);
