@@ -1418,11 +1418,17 @@ fn change(joined: bool, user: &str) -> PresenceChange {
 }
 
 async fn join(hub: &Arc<dyn EventHub>, topic: &str, member: &str) -> PresenceGuard {
-    hub.join(topic, member).await.unwrap()
+    let backend = hub.status().backend;
+    hub.join(topic, member)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: join {member} to {topic}: {e}"))
 }
 
 async fn present(hub: &Arc<dyn EventHub>, topic: &str) -> Vec<String> {
-    hub.presence(topic).await.unwrap()
+    let backend = hub.status().backend;
+    hub.presence(topic)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: presence of {topic}: {e}"))
 }
 
 /// Waits until `topic`'s members on `hub` are `want` (leaves are applied in the background).
@@ -1607,7 +1613,7 @@ async fn presence_of_500_members_joins_lists_and_leaves_on_every_backend() {
         let guards: Vec<PresenceGuard> = stream::iter(0..500)
             .map(|i| {
                 let hub = if i % 2 == 0 { a.clone() } else { b.clone() };
-                async move { hub.join("big", &format!("user-{i:04}")).await.unwrap() }
+                async move { join(&hub, "big", &format!("user-{i:04}")).await }
             })
             .buffer_unordered(32)
             .collect()

@@ -341,6 +341,9 @@ impl PgHub {
         let presence = Presence::new(
             PgPresence {
                 inner: inner.clone(),
+                stripes: (0..PRESENCE_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
             },
             &inner.cfg,
         );
@@ -1109,8 +1112,15 @@ impl EventHub for PgHub {
 // while one of its rows is unexpired. Joins and leaves of a topic take a transaction-scoped
 // advisory lock on it, so the member bound and "last one out" hold across instances.
 
+/// Stripes of the per-topic locks (a fixed number: bounded whatever the topics).
+const PRESENCE_STRIPES: usize = 64;
+
 struct PgPresence {
     inner: Arc<Inner>,
+    /// Serializes this instance's joins and leaves of a topic before they take a pooled
+    /// connection: waiting on the advisory lock would otherwise hold the whole pool (and
+    /// starve publishes) when many join one topic at once.
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl PgPresence {
@@ -1120,6 +1130,12 @@ impl PgPresence {
         topic: &str,
         f: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, HubError> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        topic.hash(&mut h);
+        let _serial = self.stripes[(h.finish() % PRESENCE_STRIPES as u64) as usize]
+            .lock()
+            .await;
         let mut client = self.inner.client().await?;
         let r = async {
             let tx = client.transaction().await?;
