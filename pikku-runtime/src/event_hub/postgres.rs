@@ -100,6 +100,8 @@ struct Names {
     /// Presence entries: `(topic, member, instance, expires_at)`.
     presence: String,
     presence_expiry_index: String,
+    presence_add_fn: String,
+    presence_remove_fn: String,
 }
 
 impl Names {
@@ -129,6 +131,8 @@ impl Names {
             channel: prefix.to_string(),
             presence: qualify("presence"),
             presence_expiry_index: format!("\"{name}_presence_expiry\""),
+            presence_add_fn: qualify("presence_add"),
+            presence_remove_fn: qualify("presence_remove"),
         })
     }
 
@@ -143,6 +147,8 @@ impl Names {
             channel,
             presence,
             presence_expiry_index,
+            presence_add_fn,
+            presence_remove_fn,
         } = self;
         let create_schema = schema
             .as_ref()
@@ -176,6 +182,46 @@ CREATE TABLE IF NOT EXISTS {presence} (
   PRIMARY KEY (topic, member, instance)
 );
 CREATE INDEX IF NOT EXISTS {presence_expiry_index} ON {presence} (expires_at);
+-- Joins and leaves take the topic's advisory lock (held to the end of their statement's
+-- transaction), so the member bound and "last one out" hold across instances.
+CREATE OR REPLACE FUNCTION {presence_add_fn}(
+  p_topic text, p_member text, p_instance text, p_ttl_ms bigint, p_max bigint
+) RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_present boolean;
+  v_count bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('pikku_presence'), hashtext(p_topic));
+  SELECT coalesce(bool_or(member = p_member), false), count(DISTINCT member)
+  INTO v_present, v_count
+  FROM {presence} WHERE topic = p_topic AND expires_at > clock_timestamp();
+  IF NOT v_present AND v_count >= p_max THEN
+    RETURN -1;
+  END IF;
+  INSERT INTO {presence} (topic, member, instance, expires_at)
+  VALUES (p_topic, p_member, p_instance, clock_timestamp() + p_ttl_ms * interval '1 millisecond')
+  ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+  RETURN CASE WHEN v_present THEN 0 ELSE 1 END;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION {presence_remove_fn}(
+  p_topic text, p_member text, p_instance text
+) RETURNS boolean LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_mine integer;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('pikku_presence'), hashtext(p_topic));
+  DELETE FROM {presence} WHERE topic = p_topic AND member = p_member AND instance = p_instance;
+  GET DIAGNOSTICS v_mine = ROW_COUNT;
+  IF EXISTS (SELECT 1 FROM {presence} WHERE topic = p_topic AND member = p_member
+             AND expires_at > clock_timestamp()) THEN
+    RETURN false;
+  END IF;
+  -- Gone: its expired rows go too, so no reaper announces it again.
+  DELETE FROM {presence} WHERE topic = p_topic AND member = p_member;
+  RETURN v_mine > 0;
+END
+$fn$;
 CREATE OR REPLACE FUNCTION {publish_fn}(
   p_topic text, p_key text, p_payload bytea, p_window bigint, p_max_age_ms bigint, p_epoch bigint
 ) RETURNS TABLE (o_epoch bigint, o_offset bigint) LANGUAGE plpgsql AS $fn$
@@ -338,15 +384,7 @@ impl PgHub {
         let every =
             (inner.cfg.replay_max_age / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         rt.spawn(sweeper(Arc::downgrade(&inner), every));
-        let presence = Presence::new(
-            PgPresence {
-                inner: inner.clone(),
-                stripes: (0..PRESENCE_STRIPES)
-                    .map(|_| tokio::sync::Mutex::new(()))
-                    .collect(),
-            },
-            &inner.cfg,
-        );
+        let presence = Presence::new(PgPresence::new(inner.clone()), &inner.cfg);
         Ok(Self { inner, presence })
     }
 
@@ -1109,8 +1147,9 @@ impl EventHub for PgHub {
 
 // Presence: one row per (topic, member, instance) in `<prefix>_presence` with its
 // `expires_at` (the database's clock, so instances' clocks never matter). A member is present
-// while one of its rows is unexpired. Joins and leaves of a topic take a transaction-scoped
-// advisory lock on it, so the member bound and "last one out" hold across instances.
+// while one of its rows is unexpired. Joins and leaves are one call each of a function that
+// takes the topic's advisory lock (see the schema); statements are prepared once per
+// connection.
 
 /// Stripes of the per-topic locks (a fixed number: bounded whatever the topics).
 const PRESENCE_STRIPES: usize = 64;
@@ -1121,46 +1160,97 @@ struct PgPresence {
     /// connection: waiting on the advisory lock would otherwise hold the whole pool (and
     /// starve publishes) when many join one topic at once.
     stripes: Vec<tokio::sync::Mutex<()>>,
+    add_sql: String,
+    remove_sql: String,
+    refresh_sql: String,
+    members_sql: String,
+    reap_sql: String,
+    cleanup_sql: String,
 }
 
 impl PgPresence {
-    /// Runs `f` in a transaction holding the topic's advisory lock.
-    async fn locked<T>(
+    fn new(inner: Arc<Inner>) -> Self {
+        let Names {
+            presence: table,
+            presence_add_fn,
+            presence_remove_fn,
+            ..
+        } = &inner.names;
+        Self {
+            add_sql: format!("SELECT {presence_add_fn}($1, $2, $3, $4, $5)"),
+            remove_sql: format!("SELECT {presence_remove_fn}($1, $2, $3)"),
+            // `existing` reads the table as it was before the upsert (one snapshot); the
+            // upsert in `WITH` runs whether or not the query reads it.
+            refresh_sql: format!(
+                "WITH existing AS (SELECT DISTINCT member FROM {table} \
+                   WHERE topic = $1 AND member = ANY($2::text[])), \
+                 upsert AS (INSERT INTO {table} (topic, member, instance, expires_at) \
+                   SELECT $1, m, $3, clock_timestamp() + $4::bigint * interval '1 millisecond' \
+                   FROM unnest($2::text[]) AS m \
+                   ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at) \
+                 SELECT m FROM unnest($2::text[]) AS m WHERE m NOT IN (SELECT member FROM existing)"
+            ),
+            members_sql: format!(
+                "SELECT DISTINCT member FROM {table} \
+                 WHERE topic = $1 AND expires_at > clock_timestamp() ORDER BY member"
+            ),
+            // Concurrent reapers: a row is deleted (and returned) by one of them only.
+            reap_sql: format!(
+                "DELETE FROM {table} p WHERE topic = $1 AND expires_at <= clock_timestamp() \
+                 RETURNING member, NOT EXISTS (SELECT 1 FROM {table} q \
+                   WHERE q.topic = p.topic AND q.member = p.member \
+                     AND q.expires_at > clock_timestamp())"
+            ),
+            cleanup_sql: format!(
+                "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} \
+                 WHERE expires_at < clock_timestamp() - interval '1 minute' LIMIT 1000)"
+            ),
+            stripes: (0..PRESENCE_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            inner,
+        }
+    }
+
+    /// Runs one prepared statement, `serial` when it takes the topic's advisory lock.
+    async fn query(
         &self,
-        topic: &str,
-        f: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<T, tokio_postgres::Error>,
-    ) -> Result<T, HubError> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        topic.hash(&mut h);
-        let _serial = self.stripes[(h.finish() % PRESENCE_STRIPES as u64) as usize]
-            .lock()
-            .await;
-        let mut client = self.inner.client().await?;
-        let r = async {
-            let tx = client.transaction().await?;
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('pikku_presence'), hashtext($1))",
-                &[&topic],
-            )
-            .await?;
-            let r = f(&tx).await?;
-            tx.commit().await?;
-            Ok(r)
-        }
-        .await;
-        match r {
-            Ok(r) => {
-                self.inner.ok();
-                Ok(r)
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        serial: Option<&str>,
+    ) -> Result<Vec<tokio_postgres::Row>, HubError> {
+        let _serial = match serial {
+            Some(topic) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                topic.hash(&mut h);
+                let stripe = (h.finish() % PRESENCE_STRIPES as u64) as usize;
+                Some(self.stripes[stripe].lock().await)
             }
-            Err(e) => Err(self.inner.db_fail(&client, &e)),
+            None => None,
+        };
+        let client = self.inner.client().await?;
+        let rows = async {
+            let stmt = client.prepare_cached(sql).await?;
+            client.query(&stmt, params).await
         }
+        .await
+        .map_err(|e| self.inner.db_fail(&client, &e))?;
+        self.inner.ok();
+        Ok(rows)
     }
 }
 
 fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(millis(ttl).max(1)).unwrap_or(i64::MAX)
+}
+
+fn first<T: for<'r> tokio_postgres::types::FromSql<'r>>(
+    rows: &[tokio_postgres::Row],
+) -> Result<T, HubError> {
+    rows.first()
+        .and_then(|r| r.try_get(0).ok())
+        .ok_or_else(|| HubError::unavailable("presence: unexpected reply"))
 }
 
 impl PresenceStore for PgPresence {
@@ -1173,38 +1263,18 @@ impl PresenceStore for PgPresence {
         max: usize,
     ) -> BoxFuture<'a, Result<bool, HubError>> {
         Box::pin(async move {
-            let table = &self.inner.names.presence;
             let max_i = i64::try_from(max).unwrap_or(i64::MAX);
-            let added = self
-                .locked(topic, async |tx| {
-                    let row = tx
-                        .query_one(
-                            &format!(
-                                "SELECT bool_or(member = $2), count(DISTINCT member) FROM {table} \
-                                 WHERE topic = $1 AND expires_at > clock_timestamp()"
-                            ),
-                            &[&topic, &member],
-                        )
-                        .await?;
-                    let present: Option<bool> = row.get(0);
-                    let present = present.unwrap_or(false);
-                    let count: i64 = row.get(1);
-                    if !present && count >= max_i {
-                        return Ok(None);
-                    }
-                    tx.execute(
-                        &format!(
-                            "INSERT INTO {table} (topic, member, instance, expires_at) \
-                             VALUES ($1, $2, $3, clock_timestamp() + $4::bigint * interval '1 millisecond') \
-                             ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at"
-                        ),
-                        &[&topic, &member, &instance, &ttl_ms(ttl)],
-                    )
-                    .await?;
-                    Ok(Some(!present))
-                })
+            let rows = self
+                .query(
+                    &self.add_sql,
+                    &[&topic, &member, &instance, &ttl_ms(ttl), &max_i],
+                    Some(topic),
+                )
                 .await?;
-            added.ok_or(HubError::TooManyMembers { max })
+            match first::<i32>(&rows)? {
+                -1 => Err(HubError::TooManyMembers { max }),
+                n => Ok(n == 1),
+            }
         })
     }
 
@@ -1215,38 +1285,10 @@ impl PresenceStore for PgPresence {
         instance: &'a str,
     ) -> BoxFuture<'a, Result<bool, HubError>> {
         Box::pin(async move {
-            let table = &self.inner.names.presence;
-            self.locked(topic, async |tx| {
-                let mine = tx
-                    .execute(
-                        &format!(
-                            "DELETE FROM {table} WHERE topic = $1 AND member = $2 AND instance = $3"
-                        ),
-                        &[&topic, &member, &instance],
-                    )
-                    .await?;
-                let row = tx
-                    .query_one(
-                        &format!(
-                            "SELECT count(*) FROM {table} \
-                             WHERE topic = $1 AND member = $2 AND expires_at > clock_timestamp()"
-                        ),
-                        &[&topic, &member],
-                    )
-                    .await?;
-                let others: i64 = row.get(0);
-                if others > 0 {
-                    return Ok(false);
-                }
-                // Gone: its expired rows go too, so no reaper announces it again.
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE topic = $1 AND member = $2"),
-                    &[&topic, &member],
-                )
+            let rows = self
+                .query(&self.remove_sql, &[&topic, &member, &instance], Some(topic))
                 .await?;
-                Ok(mine > 0)
-            })
-            .await
+            first::<bool>(&rows)
         })
     }
 
@@ -1258,85 +1300,36 @@ impl PresenceStore for PgPresence {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
         Box::pin(async move {
-            let table = &self.inner.names.presence;
             let members: Vec<&str> = members.iter().map(|m| &**m).collect();
-            let client = self.inner.client().await?;
-            // `existing` reads the table as it was before the upsert (one snapshot); the upsert
-            // in `WITH` runs whether or not the query reads it.
-            let rows = client
+            let rows = self
                 .query(
-                    &format!(
-                        "WITH existing AS (SELECT DISTINCT member FROM {table} \
-                           WHERE topic = $1 AND member = ANY($2::text[])), \
-                         upsert AS (INSERT INTO {table} (topic, member, instance, expires_at) \
-                           SELECT $1, m, $3, clock_timestamp() + $4::bigint * interval '1 millisecond' \
-                           FROM unnest($2::text[]) AS m \
-                           ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at) \
-                         SELECT m FROM unnest($2::text[]) AS m \
-                         WHERE m NOT IN (SELECT member FROM existing)"
-                    ),
+                    &self.refresh_sql,
                     &[&topic, &members, &instance, &ttl_ms(ttl)],
+                    None,
                 )
-                .await
-                .map_err(|e| self.inner.db_fail(&client, &e))?;
-            self.inner.ok();
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+                .await?;
+            Ok(rows.iter().filter_map(|r| r.try_get(0).ok()).collect())
         })
     }
 
     fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
         Box::pin(async move {
-            let table = &self.inner.names.presence;
-            let client = self.inner.client().await?;
-            let rows = client
-                .query(
-                    &format!(
-                        "SELECT DISTINCT member FROM {table} \
-                         WHERE topic = $1 AND expires_at > clock_timestamp() ORDER BY member"
-                    ),
-                    &[&topic],
-                )
-                .await
-                .map_err(|e| self.inner.db_fail(&client, &e))?;
-            self.inner.ok();
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+            let rows = self.query(&self.members_sql, &[&topic], None).await?;
+            Ok(rows.iter().filter_map(|r| r.try_get(0).ok()).collect())
         })
     }
 
     fn reap<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
         Box::pin(async move {
-            let table = &self.inner.names.presence;
-            let gone = self
-                .locked(topic, async |tx| {
-                    let rows = tx
-                        .query(
-                            &format!(
-                                "DELETE FROM {table} p WHERE topic = $1 AND expires_at <= clock_timestamp() \
-                                 RETURNING member, NOT EXISTS (SELECT 1 FROM {table} q \
-                                   WHERE q.topic = p.topic AND q.member = p.member \
-                                     AND q.expires_at > clock_timestamp())"
-                            ),
-                            &[&topic],
-                        )
-                        .await?;
-                    // Now and then, rows of topics no live instance reaps (bounded per call).
-                    if rand::random::<u8>() < 8 {
-                        tx.execute(
-                            &format!(
-                                "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} \
-                                 WHERE expires_at < clock_timestamp() - interval '1 minute' LIMIT 1000)"
-                            ),
-                            &[],
-                        )
-                        .await?;
-                    }
-                    Ok(rows)
-                })
-                .await?;
-            let mut members: Vec<String> = gone
+            let rows = self.query(&self.reap_sql, &[&topic], None).await?;
+            // Now and then, rows of topics no live instance reaps (bounded per call).
+            if rand::random::<u8>() < 8 {
+                self.query(&self.cleanup_sql, &[], None).await?;
+            }
+            let mut members: Vec<String> = rows
                 .iter()
-                .filter(|r| r.get::<_, bool>(1))
-                .map(|r| r.get(0))
+                .filter(|r| r.try_get::<_, bool>(1).unwrap_or(false))
+                .filter_map(|r| r.try_get(0).ok())
                 .collect();
             members.sort();
             members.dedup();
