@@ -330,6 +330,9 @@ impl Presence {
         }
         drop(stored);
         Ok(PresenceGuard {
+            // Joined inside a runtime (this is async): the leave runs there, wherever the
+            // guard is dropped.
+            rt: tokio::runtime::Handle::try_current().ok(),
             shared: Arc::downgrade(shared),
             topic: Arc::from(topic),
             member: Arc::from(member),
@@ -458,6 +461,7 @@ async fn heartbeat(shared: Weak<Shared>, every: Duration) {
 /// is announced when its last guard, on every instance, is dropped. A guard outliving its hub
 /// leaves nothing behind to clean: the entry expires.
 pub struct PresenceGuard {
+    rt: Option<tokio::runtime::Handle>,
     shared: Weak<Shared>,
     topic: Arc<str>,
     member: Arc<str>,
@@ -489,12 +493,13 @@ impl Drop for PresenceGuard {
         let (Some(slot), Some(shared)) = (self.slot.take(), self.shared.upgrade()) else {
             return;
         };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            // No runtime to leave on: the entry expires after the TTL.
+        let Some(rt) = self.rt.take() else {
+            // Joined outside tokio: nothing can run the leave; the entry expires after the TTL.
             slot.tabs.fetch_sub(1, Ordering::SeqCst);
             return;
         };
         let (topic, member) = (self.topic.clone(), self.member.clone());
+        // A runtime shut down since cannot run it: the entry then expires after the TTL.
         rt.spawn(async move { shared.release(&topic, &member, &slot).await });
     }
 }
@@ -511,6 +516,22 @@ pub(crate) fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event_hub::{EventHub, MemoryHub};
+
+    #[tokio::test]
+    async fn a_guard_dropped_off_the_runtime_still_leaves() {
+        let hub = MemoryHub::new();
+        let guard = hub.join("room", "alice").await.unwrap();
+        assert_eq!(hub.presence("room").await.unwrap(), ["alice"]);
+        std::thread::spawn(move || drop(guard)).join().unwrap();
+        for _ in 0..200 {
+            if hub.presence_count("room").await.unwrap() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("alice is still present");
+    }
 
     #[test]
     fn announcements_round_trip_and_ordinary_events_are_not_ones() {
