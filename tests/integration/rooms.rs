@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use futures_util::Stream;
 use serde_json::{Value, json};
 
-use crate::hub_suite::{REDIS_URL, unique_prefix};
+use crate::hub_suite::{
+    NATS_URL, PG_URL, REDIS_URL, nats_admin, unique_nats_prefix, unique_pg_prefix, unique_prefix,
+};
 use crate::support::*;
 
 /// The presence TTL and heartbeat the instances run with (short, so the test is quick).
@@ -56,11 +58,28 @@ async fn presence(base: &str, token: &str, room: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_share_presence_and_messages_across_instances_and_a_killed_instance_leaves() {
-    let prefix = unique_prefix("rooms");
+    rooms_on_two_instances(REDIS_URL, &unique_prefix("rooms")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_on_nats_share_presence_across_instances_and_a_killed_instance_leaves() {
+    let prefix = unique_nats_prefix("rooms");
+    rooms_on_two_instances(NATS_URL, &prefix).await;
+    let js = nats_admin().await;
+    let _ = js.delete_stream(&prefix).await;
+    let _ = js.delete_stream(format!("KV_{prefix}_presence")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_on_postgres_share_presence_across_instances_and_a_killed_instance_leaves() {
+    rooms_on_two_instances(PG_URL, &unique_pg_prefix()).await;
+}
+
+async fn rooms_on_two_instances(url: &str, prefix: &str) {
     let (ttl, beat) = (TTL_MS.to_string(), HEARTBEAT_MS.to_string());
     let env = [
-        ("PIKKU_EVENT_HUB", REDIS_URL),
-        ("PIKKU_EVENT_HUB_PREFIX", prefix.as_str()),
+        ("PIKKU_EVENT_HUB", url),
+        ("PIKKU_EVENT_HUB_PREFIX", prefix),
         ("PIKKU_SESSION_SECRET", "shared-secret-of-the-two-instances"),
         ("PIKKU_HUB_PRESENCE_TTL_MS", ttl.as_str()),
         ("PIKKU_HUB_PRESENCE_HEARTBEAT_MS", beat.as_str()),
@@ -69,6 +88,20 @@ async fn rooms_share_presence_and_messages_across_instances_and_a_killed_instanc
     let b = DemoProcess::start(&env).await;
     let alice = demo_login(&a.base, "alice").await;
     let bob = demo_login(&b.base, "bob").await;
+    // Session routes: nothing without a session; room names are checked.
+    let res = client()
+        .get(b.url("/rooms/lobby/presence"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client()
+        .get(b.url("/rooms/no%20spaces/presence"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
 
     // Bob streams the room on B: his own join first.
     let mut on_b = open_room(&b.base, &bob, "lobby").await;
@@ -142,6 +175,6 @@ async fn rooms_share_presence_and_messages_across_instances_and_a_killed_instanc
         json!({"userId": "alice"})
     );
     eprintln!(
-        "a killed instance's member left B's presence after {gone_after:?} (ttl {TTL_MS} ms, heartbeat {HEARTBEAT_MS} ms)"
+        "{url}: a killed instance's member left B's presence after {gone_after:?} (ttl {TTL_MS} ms, heartbeat {HEARTBEAT_MS} ms)"
     );
 }
