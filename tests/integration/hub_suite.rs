@@ -1633,3 +1633,36 @@ async fn presence_of_500_members_joins_lists_and_leaves_on_every_backend() {
         );
     }
 }
+
+#[tokio::test]
+async fn presence_heartbeat_keeps_a_thousand_topics_alive_within_the_ttl() {
+    use futures_util::stream::{self, StreamExt as _};
+    let cfg = HubConfig {
+        presence_ttl: Duration::from_millis(1500),
+        presence_heartbeat: Duration::from_millis(300),
+        ..HubConfig::default()
+    };
+    for (name, a, _b) in presence_pairs(cfg).await {
+        if name == "memory" {
+            continue; // nothing expires
+        }
+        let guards: Vec<PresenceGuard> = stream::iter(0..1000)
+            .map(|i| {
+                let a = a.clone();
+                async move { join(&a, &format!("t{i}"), "alice").await }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        // Three TTLs: entries live only if every round refreshed every topic in time.
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        for i in (0..1000).step_by(50) {
+            assert_eq!(
+                present(&a, &format!("t{i}")).await,
+                ["alice"],
+                "{name}: t{i}"
+            );
+        }
+        drop(guards);
+    }
+}

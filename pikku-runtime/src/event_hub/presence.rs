@@ -225,6 +225,10 @@ pub(crate) trait PresenceStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<String, HubError>>;
 }
 
+/// Topics a heartbeat refreshes at once: rounds over many topics stay well within the TTL
+/// without taking a remote backend's whole connection pool.
+const HEARTBEAT_CONCURRENCY: usize = 4;
+
 /// One member on this instance: its tabs, and whether the store has its entry.
 struct Slot {
     tabs: AtomicUsize,
@@ -423,37 +427,61 @@ async fn heartbeat(shared: Weak<Shared>, every: Duration) {
                 (t.clone(), stored.collect())
             })
             .collect();
-        for (topic, members) in topics {
-            let store = &shared.store;
-            match store
-                .refresh(&topic, &members, &shared.instance, shared.ttl)
-                .await
-            {
-                Ok(revived) => {
-                    for member in revived {
-                        let json = PresenceChange::announcement(true, &member);
-                        if let Err(e) = store.announce(&topic, json).await {
-                            tracing::warn!(error = %e, "could not announce a join");
-                        }
+        let started = std::time::Instant::now();
+        let count = topics.len();
+        futures_util::StreamExt::for_each_concurrent(
+            futures_util::stream::iter(topics),
+            HEARTBEAT_CONCURRENCY,
+            |(topic, members)| {
+                let shared = &shared;
+                async move { beat(shared, &topic, &members).await }
+            },
+        )
+        .await;
+        let took = started.elapsed();
+        if took > shared.ttl / 2 {
+            tracing::warn!(
+                ?took,
+                topics = count,
+                ttl = ?shared.ttl,
+                "presence heartbeat is slow: entries may expire while their instance lives"
+            );
+        }
+    }
+}
+
+/// One topic's refresh and reap.
+async fn beat(shared: &Shared, topic: &str, members: &[Arc<str>]) {
+    let store = &shared.store;
+    if !members.is_empty() {
+        match store
+            .refresh(topic, members, &shared.instance, shared.ttl)
+            .await
+        {
+            Ok(revived) => {
+                for member in revived {
+                    let json = PresenceChange::announcement(true, &member);
+                    if let Err(e) = store.announce(topic, json).await {
+                        tracing::warn!(error = %e, "could not announce a join");
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, topic = &*topic, "could not refresh presence");
-                    continue;
                 }
             }
-            match store.reap(&topic).await {
-                Ok(gone) => {
-                    for member in gone {
-                        let json = PresenceChange::announcement(false, &member);
-                        if let Err(e) = store.announce(&topic, json).await {
-                            tracing::warn!(error = %e, "could not announce a leave");
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "could not reap presence"),
+            Err(e) => {
+                tracing::warn!(error = %e, topic, "could not refresh presence");
+                return;
             }
         }
+    }
+    match store.reap(topic).await {
+        Ok(gone) => {
+            for member in gone {
+                let json = PresenceChange::announcement(false, &member);
+                if let Err(e) = store.announce(topic, json).await {
+                    tracing::warn!(error = %e, "could not announce a leave");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not reap presence"),
     }
 }
 
