@@ -655,7 +655,7 @@ async fn docs_page_in_headless_chromium_lists_operations_and_streams_live_events
     let tags: Vec<&str> = groups.iter().map(|g| g["tag"].as_str().unwrap()).collect();
     assert_eq!(
         tags,
-        ["auth", "health", "notifications", "streaming"],
+        ["auth", "health", "notifications", "rooms", "streaming"],
         "{groups:#?}"
     );
     let streaming = groups.iter().find(|g| g["tag"] == "streaming").unwrap();
