@@ -1193,6 +1193,11 @@ impl NatsPresence {
 }
 
 impl PresenceStore for NatsPresence {
+    fn heartbeat_concurrency(&self) -> usize {
+        // Requests multiplex on the one client connection.
+        32
+    }
+
     fn add<'a>(
         &'a self,
         topic: &'a str,

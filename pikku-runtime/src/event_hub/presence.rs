@@ -217,6 +217,12 @@ pub(crate) trait PresenceStore: Send + Sync + 'static {
     /// returns those this call deleted, for the caller to announce their leave.
     fn reap<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>>;
 
+    /// Topics a heartbeat refreshes at once: enough that a round over many topics stays well
+    /// within the TTL, without taking the backend's whole connection pool.
+    fn heartbeat_concurrency(&self) -> usize {
+        4
+    }
+
     /// Publishes an announcement on the topic.
     fn announce<'a>(
         &'a self,
@@ -224,10 +230,6 @@ pub(crate) trait PresenceStore: Send + Sync + 'static {
         json: Bytes,
     ) -> BoxFuture<'a, Result<String, HubError>>;
 }
-
-/// Topics a heartbeat refreshes at once: rounds over many topics stay well within the TTL
-/// without taking a remote backend's whole connection pool.
-const HEARTBEAT_CONCURRENCY: usize = 4;
 
 /// One member on this instance: its tabs, and whether the store has its entry.
 struct Slot {
@@ -431,7 +433,7 @@ async fn heartbeat(shared: Weak<Shared>, every: Duration) {
         let count = topics.len();
         futures_util::StreamExt::for_each_concurrent(
             futures_util::stream::iter(topics),
-            HEARTBEAT_CONCURRENCY,
+            shared.store.heartbeat_concurrency().max(1),
             |(topic, members)| {
                 let shared = &shared;
                 async move { beat(shared, &topic, &members).await }

@@ -1028,6 +1028,11 @@ fn decode_member(encoded: &str) -> String {
 }
 
 impl PresenceStore for RedisPresence {
+    fn heartbeat_concurrency(&self) -> usize {
+        // Scripts pipeline on the multiplexed connection.
+        32
+    }
+
     fn add<'a>(
         &'a self,
         topic: &'a str,
