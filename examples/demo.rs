@@ -6,6 +6,9 @@
 //! cargo run --example demo -- --emit-ts-client examples/client/pikku-fetch.gen.ts
 //! ```
 //!
+//! Rooms with presence (README, "Presence and rooms"): `GET /rooms/{room}/events`,
+//! `POST /rooms/{room}/messages`, `GET /rooms/{room}/presence`, after `POST /auth/login`.
+//!
 //! Production settings (README, "Deploying"): `PIKKU_SESSION_SECRET`, `PIKKU_COOKIE_SECURE=always`
 //! behind TLS, and `PIKKU_CORS_ORIGINS` when a browser app on another origin calls it.
 //! With `PIKKU_TLS_CERT` and `PIKKU_TLS_KEY` (PEM files) it serves HTTPS itself, with HTTP/2
@@ -559,6 +562,126 @@ pub async fn post_channel_message(
     Ok(Published { id })
 }
 
+/// A room's topic: `room:{room}`, with the name escaped so it cannot change the topic's
+/// structure.
+pub fn room_topic(room: &str) -> String {
+    event_hub::topic(&["room", room])
+}
+
+/// Path of the room routes.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RoomPath {
+    /// The room (letters, digits, `-`, `_`; at most 64).
+    pub room: String,
+}
+
+/// Input of `POST /rooms/{room}/messages`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct NewRoomMessage {
+    /// The room.
+    pub room: String,
+    /// The message (at most 2000 characters).
+    #[schemars(length(max = 2000))]
+    pub text: String,
+}
+
+/// A message in a room, as published and streamed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMessage {
+    /// Who wrote it (the sender's session, never the client's say-so).
+    pub user_id: String,
+    /// The text.
+    pub text: String,
+}
+
+/// The data of a room's `event: join` and `event: leave`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMember {
+    /// Who joined or left.
+    pub user_id: String,
+}
+
+/// One event of a room's stream: a message (no `event:` name), or a member's arrival
+/// (`event: join`) or departure (`event: leave`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum RoomEvent {
+    /// A message.
+    Message(RoomMessage),
+    /// `join` or `leave`.
+    Member(RoomMember),
+}
+
+/// Answer of `GET /rooms/{room}/presence`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RoomPresence {
+    /// The users with an open stream of the room, on any instance, sorted.
+    pub users: Vec<String>,
+}
+
+fn valid_room(room: &str) -> Result<(), PikkuError> {
+    if valid_user_id(room) {
+        Ok(())
+    } else {
+        Err(
+            PikkuError::unprocessable("room must be 1-64 letters, digits, `-` or `_`")
+                .with_field("room"),
+        )
+    }
+}
+
+/// Stream a room
+///
+/// The room's messages, and `event: join` / `event: leave` (`{"userId"}`) as members open
+/// their first stream of the room or close their last (on any instance; several tabs are one
+/// member). Opening this stream makes the session's user present until it closes; an instance
+/// that dies loses its members within `PIKKU_HUB_PRESENCE_TTL_MS` (15 s by default).
+/// Reconnecting with `Last-Event-ID` resumes.
+#[pikku_func(route = "/rooms/{room}/events", response = "stream", tags = ["rooms"])]
+pub async fn stream_room(
+    services: &Services,
+    input: RoomPath,
+    session: &UserSession,
+    ctx: &Context,
+) -> Result<impl Stream<Item = Frame<RoomEvent>>, PikkuError> {
+    valid_room(&input.room)?;
+    let topic = room_topic(&input.room);
+    // Subscribed first, so the user's own `join` is on their stream too.
+    let subscription = services.hub.resume(&topic, ctx.last_event_id()).await?;
+    let presence = services.hub.join(&topic, &session.user_id).await?;
+    // The guard lives as long as the stream: when the client goes away, the user leaves.
+    Ok(event_hub::presence_frames(subscription).map(move |frame| {
+        let _present = &presence;
+        frame
+    }))
+}
+
+/// Post to a room
+///
+/// Publishes `{"userId", "text"}` (the user from the session) to every stream of the room.
+#[pikku_func(route = "/rooms/{room}/messages", method = "post", rate_limit = "20/s", tags = ["rooms"])]
+pub async fn post_room_message(
+    services: &Services,
+    input: NewRoomMessage,
+    session: &UserSession,
+) -> Result<Published, PikkuError> {
+    valid_room(&input.room)?;
+    if input.text.chars().count() > 2000 {
+        return Err(PikkuError::unprocessable("text is over 2000 characters").with_field("text"));
+    }
+    let message = RoomMessage {
+        user_id: session.user_id.clone(),
+        text: input.text,
+    };
+    let id = services
+        .hub
+        .publish(&room_topic(&input.room), &message)
+        .await?;
+    Ok(Published { id })
+}
+
 /// Stream several channels on one connection
 ///
 /// Merges the channels' messages into one stream (one connection instead of one per channel,
@@ -588,6 +711,20 @@ pub async fn stream_channels(
         .subscribe_many(&topics, ctx.last_event_id())
         .await?;
     Ok(subscription.frames())
+}
+
+/// Who is in a room
+///
+/// The users with an open stream of the room, across instances.
+#[pikku_func(route = "/rooms/{room}/presence", tags = ["rooms"])]
+pub async fn room_presence(
+    services: &Services,
+    input: RoomPath,
+    _session: &UserSession,
+) -> Result<RoomPresence, PikkuError> {
+    valid_room(&input.room)?;
+    let users = services.hub.presence(&room_topic(&input.room)).await?;
+    Ok(RoomPresence { users })
 }
 
 /// Readiness

@@ -80,6 +80,14 @@ export interface NewNotification {
   userId: string;
 }
 
+/** Input of `POST /rooms/{room}/messages`. */
+export interface NewRoomMessage {
+  /** The room. */
+  room: string;
+  /** The message (at most 2000 characters). */
+  text: string;
+}
+
 /** Input of `POST /tickers/{ticker}`. */
 export interface NewTick {
   /** The ticker's name. */
@@ -120,6 +128,38 @@ export interface Reading {
   call: number;
   /** The value read. */
   value: number;
+}
+
+/**
+ * One event of a room's stream: a message (no `event:` name), or a member's arrival
+ * (`event: join`) or departure (`event: leave`).
+ */
+export type RoomEvent = RoomMessage | RoomMember;
+
+/** The data of a room's `event: join` and `event: leave`. */
+export interface RoomMember {
+  /** Who joined or left. */
+  userId: string;
+}
+
+/** A message in a room, as published and streamed. */
+export interface RoomMessage {
+  /** The text. */
+  text: string;
+  /** Who wrote it (the sender's session, never the client's say-so). */
+  userId: string;
+}
+
+/** Path of the room routes. */
+export interface RoomPath {
+  /** The room (letters, digits, `-`, `_`; at most 64). */
+  room: string;
+}
+
+/** Answer of `GET /rooms/{room}/presence`. */
+export interface RoomPresence {
+  /** The users with an open stream of the room, on any instance, sorted. */
+  users: string[];
 }
 
 /** One item of `/stream/with-errors`: the seed's `{ status, data?, error? }`. */
@@ -810,9 +850,12 @@ export const OPERATIONS = {
   notifications_snapshot: { name: "notifications_snapshot", method: "GET", path: "/users/{userId}/notifications/snapshot", body: false },
   post_channel_message: { name: "post_channel_message", method: "POST", path: "/channels/{channel}/messages", body: true },
   post_notification: { name: "post_notification", method: "POST", path: "/users/{userId}/notifications", body: true },
+  post_room_message: { name: "post_room_message", method: "POST", path: "/rooms/{room}/messages", body: true },
   post_tick: { name: "post_tick", method: "POST", path: "/tickers/{ticker}", body: true },
   ready: { name: "ready", method: "GET", path: "/health/ready", body: false },
+  room_presence: { name: "room_presence", method: "GET", path: "/rooms/{room}/presence", body: false },
   stream_channels: { name: "stream_channels", method: "GET", path: "/channels/stream", body: false },
+  stream_room: { name: "stream_room", method: "GET", path: "/rooms/{room}/events", body: false },
   stream_ticker: { name: "stream_ticker", method: "GET", path: "/tickers/{ticker}/latest", body: false },
   stream_updates: { name: "stream_updates", method: "GET", path: "/stream/updates", body: false },
   stream_user_notifications: { name: "stream_user_notifications", method: "GET", path: "/users/{userId}/notifications", body: false },
@@ -884,6 +927,14 @@ export interface PikkuClient {
    */
   postNotification(input: NewNotification, options?: PikkuCallOptions): Promise<Published>;
   /**
+   * Post to a room
+   *
+   * Publishes `{"userId", "text"}` (the user from the session) to every stream of the room.
+   *
+   * `POST /rooms/{room}/messages`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  postRoomMessage(input: NewRoomMessage, options?: PikkuCallOptions): Promise<Published>;
+  /**
    * Set a ticker's value
    *
    * Publishes the value to `ticker:{ticker}`; every open stream of the ticker receives it.
@@ -900,6 +951,14 @@ export interface PikkuClient {
    */
   ready(options?: PikkuCallOptions): Promise<HubStatus>;
   /**
+   * Who is in a room
+   *
+   * The users with an open stream of the room, across instances.
+   *
+   * `GET /rooms/{room}/presence`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  roomPresence(input: RoomPath, options?: PikkuCallOptions): Promise<RoomPresence>;
+  /**
    * Stream several channels on one connection
    *
    * Merges the channels' messages into one stream (one connection instead of one per channel,
@@ -911,6 +970,18 @@ export interface PikkuClient {
    * `GET /channels/stream`.
    */
   streamChannels(input: ChannelsQuery, options?: PikkuStreamOptions): PikkuStream<ChannelMessage>;
+  /**
+   * Stream a room
+   *
+   * The room's messages, and `event: join` / `event: leave` (`{"userId"}`) as members open
+   * their first stream of the room or close their last (on any instance; several tabs are one
+   * member). Opening this stream makes the session's user present until it closes; an instance
+   * that dies loses its members within `PIKKU_HUB_PRESENCE_TTL_MS` (15 s by default).
+   * Reconnecting with `Last-Event-ID` resumes.
+   *
+   * `GET /rooms/{room}/events`; needs a session (`Authorization: Bearer` header or the session cookie).
+   */
+  streamRoom(input: RoomPath, options?: PikkuStreamOptions): PikkuStream<RoomEvent>;
   /**
    * Stream a ticker, latest value first
    *
@@ -961,9 +1032,12 @@ export function createClient(config: PikkuClientConfig = {}): PikkuClient {
     notificationsSnapshot: (input, options) => t.json<NotificationsSnapshot>(OPERATIONS.notifications_snapshot, input, options),
     postChannelMessage: (input, options) => t.json<Published>(OPERATIONS.post_channel_message, input, options),
     postNotification: (input, options) => t.json<Published>(OPERATIONS.post_notification, input, options),
+    postRoomMessage: (input, options) => t.json<Published>(OPERATIONS.post_room_message, input, options),
     postTick: (input, options) => t.json<Published>(OPERATIONS.post_tick, input, options),
     ready: (options) => t.json<HubStatus>(OPERATIONS.ready, undefined, options),
+    roomPresence: (input, options) => t.json<RoomPresence>(OPERATIONS.room_presence, input, options),
     streamChannels: (input, options) => t.stream<ChannelMessage>(OPERATIONS.stream_channels, input, options),
+    streamRoom: (input, options) => t.stream<RoomEvent>(OPERATIONS.stream_room, input, options),
     streamTicker: (input, options) => t.stream<Tick>(OPERATIONS.stream_ticker, input, options),
     streamUpdates: (input, options) => t.stream<Update>(OPERATIONS.stream_updates, input, options),
     streamUserNotifications: (input, options) => t.stream<Notification>(OPERATIONS.stream_user_notifications, input, options),
@@ -1069,6 +1143,17 @@ export function postNotification(input: NewNotification, options?: PikkuCallOpti
 }
 
 /**
+ * Post to a room
+ *
+ * Publishes `{"userId", "text"}` (the user from the session) to every stream of the room.
+ *
+ * `POST /rooms/{room}/messages`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function postRoomMessage(input: NewRoomMessage, options?: PikkuCallOptions): Promise<Published> {
+  return defaultClient().postRoomMessage(input, options);
+}
+
+/**
  * Set a ticker's value
  *
  * Publishes the value to `ticker:{ticker}`; every open stream of the ticker receives it.
@@ -1091,6 +1176,17 @@ export function ready(options?: PikkuCallOptions): Promise<HubStatus> {
 }
 
 /**
+ * Who is in a room
+ *
+ * The users with an open stream of the room, across instances.
+ *
+ * `GET /rooms/{room}/presence`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function roomPresence(input: RoomPath, options?: PikkuCallOptions): Promise<RoomPresence> {
+  return defaultClient().roomPresence(input, options);
+}
+
+/**
  * Stream several channels on one connection
  *
  * Merges the channels' messages into one stream (one connection instead of one per channel,
@@ -1103,6 +1199,21 @@ export function ready(options?: PikkuCallOptions): Promise<HubStatus> {
  */
 export function streamChannels(input: ChannelsQuery, options?: PikkuStreamOptions): PikkuStream<ChannelMessage> {
   return defaultClient().streamChannels(input, options);
+}
+
+/**
+ * Stream a room
+ *
+ * The room's messages, and `event: join` / `event: leave` (`{"userId"}`) as members open
+ * their first stream of the room or close their last (on any instance; several tabs are one
+ * member). Opening this stream makes the session's user present until it closes; an instance
+ * that dies loses its members within `PIKKU_HUB_PRESENCE_TTL_MS` (15 s by default).
+ * Reconnecting with `Last-Event-ID` resumes.
+ *
+ * `GET /rooms/{room}/events`; needs a session (`Authorization: Bearer` header or the session cookie).
+ */
+export function streamRoom(input: RoomPath, options?: PikkuStreamOptions): PikkuStream<RoomEvent> {
+  return defaultClient().streamRoom(input, options);
 }
 
 /**

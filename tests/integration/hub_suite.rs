@@ -61,7 +61,11 @@ async fn sweep_old_test_streams() {
     let mut old = Vec::new();
     while let Some(Ok(info)) = streams.next().await {
         let created = std::time::SystemTime::from(info.created);
-        if info.config.name.starts_with("pikku-test_") && created < cutoff {
+        // `KV_...`: the presence buckets of test hubs.
+        let test = ["pikku-test_", "KV_pikku-test_"]
+            .iter()
+            .any(|p| info.config.name.starts_with(p));
+        if test && created < cutoff {
             old.push(info.config.name);
         }
     }
@@ -1662,5 +1666,313 @@ async fn latest_value_while_publishing_is_contiguous_with_the_live_feed() {
             expected += 1;
         }
         assert!(drain_quiet(&mut sub).await.is_empty(), "{name}");
+    }
+}
+
+// Presence: members of a topic across instances, `join`/`leave` announcements, expiry of a
+// dead instance's members, bounds.
+
+use pikku::event_hub::{PresenceChange, PresenceGuard};
+
+/// Two instances of each backend with presence, sharing its data (the memory hub is one
+/// process: both are the same hub).
+async fn presence_pairs(
+    cfg: HubConfig,
+) -> Vec<(&'static str, Arc<dyn EventHub>, Arc<dyn EventHub>)> {
+    sweep_old_test_streams().await;
+    let memory: Arc<dyn EventHub> = Arc::new(MemoryHub::with_config(cfg.clone()));
+    let redis_prefix = unique_prefix("presence");
+    let redis = |cfg: HubConfig| -> Arc<dyn EventHub> {
+        Arc::new(RedisHub::open(REDIS_URL, &redis_prefix, cfg).unwrap())
+    };
+    let pg_prefix = unique_pg_prefix();
+    let pg = |cfg: HubConfig| -> Arc<dyn EventHub> {
+        Arc::new(PgHub::open(PG_URL, &pg_prefix, cfg).unwrap())
+    };
+    let nats_prefix = unique_nats_prefix("presence");
+    let nats_a = NatsHub::connect(NATS_URL, &nats_prefix, cfg.clone())
+        .await
+        .unwrap();
+    let nats_b = NatsHub::connect(NATS_URL, &nats_prefix, cfg.clone())
+        .await
+        .unwrap();
+    vec![
+        ("memory", memory.clone(), memory),
+        ("redis", redis(cfg.clone()), redis(cfg.clone())),
+        ("nats", Arc::new(nats_a), Arc::new(nats_b)),
+        ("postgres", pg(cfg.clone()), pg(cfg)),
+    ]
+}
+
+/// The next presence announcement on `sub` (other events are skipped).
+async fn next_change(sub: &mut Subscription) -> PresenceChange {
+    loop {
+        if let Some(change) = PresenceChange::of(&next_event(sub).await) {
+            return change;
+        }
+    }
+}
+
+/// Whether `sub` yields no announcement for `ms`.
+async fn no_change_for(sub: &mut Subscription, ms: u64) -> bool {
+    tokio::time::timeout(Duration::from_millis(ms), next_change(sub))
+        .await
+        .is_err()
+}
+
+fn change(joined: bool, user: &str) -> PresenceChange {
+    PresenceChange {
+        joined,
+        user_id: user.into(),
+    }
+}
+
+async fn join(hub: &Arc<dyn EventHub>, topic: &str, member: &str) -> PresenceGuard {
+    let backend = hub.status().backend;
+    hub.join(topic, member)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: join {member} to {topic}: {e}"))
+}
+
+async fn present(hub: &Arc<dyn EventHub>, topic: &str) -> Vec<String> {
+    let backend = hub.status().backend;
+    hub.presence(topic)
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: presence of {topic}: {e}"))
+}
+
+/// Waits until `topic`'s members on `hub` are `want` (leaves are applied in the background).
+async fn until_present(hub: &Arc<dyn EventHub>, topic: &str, want: &[&str], within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let now = present(hub, topic).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "members {now:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn presence_lists_counts_and_announces_with_tabs_and_instances_as_one_member() {
+    for (name, a, b) in presence_pairs(HubConfig::default()).await {
+        let mut sub = b.subscribe("room").await.unwrap();
+        let alice_tab1 = join(&a, "room", "alice").await;
+        let alice_tab2 = join(&a, "room", "alice").await;
+        let bob = join(&b, "room", "bob").await;
+        assert_eq!(next_change(&mut sub).await, change(true, "alice"), "{name}");
+        assert_eq!(next_change(&mut sub).await, change(true, "bob"), "{name}");
+        assert_eq!(present(&a, "room").await, ["alice", "bob"], "{name}");
+        assert_eq!(present(&b, "room").await, ["alice", "bob"], "{name}");
+        assert_eq!(b.presence_count("room").await.unwrap(), 2, "{name}");
+        assert!(present(&a, "other").await.is_empty(), "{name}");
+        // Alice on the other instance too: still one member, no second join.
+        let alice_on_b = join(&b, "room", "alice").await;
+        drop(alice_tab1);
+        assert!(
+            no_change_for(&mut sub, 300).await,
+            "{name}: one tab left, one stays"
+        );
+        drop(alice_tab2);
+        assert!(
+            no_change_for(&mut sub, 300).await,
+            "{name}: present on B still"
+        );
+        assert_eq!(present(&b, "room").await, ["alice", "bob"], "{name}");
+        drop(alice_on_b);
+        assert_eq!(
+            next_change(&mut sub).await,
+            change(false, "alice"),
+            "{name}"
+        );
+        until_present(&a, "room", &["bob"], Duration::from_secs(5)).await;
+        drop(bob);
+        assert_eq!(next_change(&mut sub).await, change(false, "bob"), "{name}");
+        until_present(&b, "room", &[], Duration::from_secs(5)).await;
+        // Announcements are events of the topic: ordinary subscribers see them with ids.
+        let id = b
+            .publish("room", &json!({"userId": "x", "text": "hi"}))
+            .await;
+        assert!(id.is_ok(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn presence_of_an_instance_that_stops_refreshing_expires_and_its_leave_is_announced() {
+    let cfg = HubConfig {
+        presence_ttl: Duration::from_millis(800),
+        presence_heartbeat: Duration::from_millis(150),
+        ..HubConfig::default()
+    };
+    for (name, a, b) in presence_pairs(cfg).await {
+        if name == "memory" {
+            continue; // one process: its members cannot outlive it
+        }
+        let bob = join(&b, "room", "bob").await;
+        let alice = join(&a, "room", "alice").await;
+        let mut sub = b.subscribe("room").await.unwrap();
+        // Refreshed: present well past the TTL.
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(present(&b, "room").await, ["alice", "bob"], "{name}");
+        // A dies: its hub is gone before its guard (nothing left to leave or refresh with).
+        drop(a);
+        drop(alice);
+        let started = std::time::Instant::now();
+        until_present(&b, "room", &["bob"], Duration::from_secs(3)).await;
+        let gone_after = started.elapsed();
+        assert_eq!(
+            next_change(&mut sub).await,
+            change(false, "alice"),
+            "{name}"
+        );
+        eprintln!("{name}: a dead instance's member disappeared after {gone_after:?} (ttl 800 ms)");
+        assert!(
+            gone_after < Duration::from_millis(800 + 300),
+            "{name}: {gone_after:?}"
+        );
+        drop(bob);
+    }
+}
+
+#[tokio::test]
+async fn presence_bounds_refuse_with_errors() {
+    let cfg = HubConfig {
+        max_presence_members: 2,
+        max_presence_topics: 1,
+        ..HubConfig::default()
+    };
+    for (name, a, b) in presence_pairs(cfg).await {
+        let _alice = join(&a, "room", "alice").await;
+        let bob = join(&a, "room", "bob").await;
+        let _bob_again = join(&a, "room", "bob").await; // a tab of a present member is fine
+        assert!(
+            matches!(
+                a.join("room", "carol").await,
+                Err(HubError::TooManyMembers { max: 2 })
+            ),
+            "{name}"
+        );
+        // Across instances: the topic's members are counted where they are shared.
+        assert!(
+            matches!(
+                b.join("room", "carol").await,
+                Err(HubError::TooManyMembers { max: 2 })
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                a.join("lobby", "alice").await,
+                Err(HubError::TooManyPresenceTopics { max: 1 })
+            ),
+            "{name}"
+        );
+        let http: pikku::PikkuError = HubError::TooManyMembers { max: 2 }.into();
+        assert_eq!(http.status(), 503);
+        drop(bob);
+        drop(_bob_again);
+        until_present(&a, "room", &["alice"], Duration::from_secs(5)).await;
+        let _carol = join(&b, "room", "carol").await;
+        assert_eq!(present(&a, "room").await, ["alice", "carol"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn redis_presence_wiped_behind_the_hubs_back_heals_on_the_next_heartbeat() {
+    let hub = RedisHub::open(
+        REDIS_URL,
+        &unique_prefix("presence-heal"),
+        HubConfig {
+            presence_ttl: Duration::from_millis(800),
+            presence_heartbeat: Duration::from_millis(150),
+            ..HubConfig::default()
+        },
+    )
+    .unwrap();
+    let mut sub = hub.subscribe("room").await.unwrap();
+    let _alice = hub.join("room", "alice").await.unwrap();
+    assert_eq!(next_change(&mut sub).await, change(true, "alice"));
+    // Deleted (FLUSHDB, eviction, a failover without persistence): a reaper would have
+    // announced the leave; the instance that still holds her adds her back and says so.
+    let set = format!("{}:p", hub.key("room"));
+    let mut conn = redis::Client::open(REDIS_URL)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&set)
+        .arg(format!("{set}:alice"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(hub.presence("room").await.unwrap().is_empty());
+    assert_eq!(next_change(&mut sub).await, change(true, "alice"));
+    assert_eq!(hub.presence("room").await.unwrap(), ["alice"]);
+}
+
+#[tokio::test]
+async fn presence_of_500_members_joins_lists_and_leaves_on_every_backend() {
+    use futures_util::stream::{self, StreamExt as _};
+    for (name, a, b) in presence_pairs(HubConfig::default()).await {
+        let started = std::time::Instant::now();
+        let guards: Vec<PresenceGuard> = stream::iter(0..500)
+            .map(|i| {
+                let hub = if i % 2 == 0 { a.clone() } else { b.clone() };
+                async move { join(&hub, "big", &format!("user-{i:04}")).await }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let joined = started.elapsed();
+        let started = std::time::Instant::now();
+        let members = present(&a, "big").await;
+        let listed = started.elapsed();
+        assert_eq!(members.len(), 500, "{name}");
+        assert_eq!(b.presence_count("big").await.unwrap(), 500, "{name}");
+        let started = std::time::Instant::now();
+        drop(guards);
+        until_present(&b, "big", &[], Duration::from_secs(30)).await;
+        let left = started.elapsed();
+        eprintln!(
+            "{name}: 500 members on two instances: joined in {joined:?} (32 at once), listed in {listed:?}, all left in {left:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn presence_heartbeat_keeps_a_thousand_topics_alive_within_the_ttl() {
+    use futures_util::stream::{self, StreamExt as _};
+    let cfg = HubConfig {
+        presence_ttl: Duration::from_millis(3000),
+        presence_heartbeat: Duration::from_millis(1000),
+        ..HubConfig::default()
+    };
+    for (name, a, _b) in presence_pairs(cfg).await {
+        if name == "memory" {
+            continue; // nothing expires
+        }
+        let guards: Vec<PresenceGuard> = stream::iter(0..1000)
+            .map(|i| {
+                let a = a.clone();
+                async move { join(&a, &format!("t{i}"), "alice").await }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        // Two TTLs: entries live only if every round refreshed every topic in time.
+        tokio::time::sleep(Duration::from_millis(6000)).await;
+        for i in (0..1000).step_by(50) {
+            assert_eq!(
+                present(&a, &format!("t{i}")).await,
+                ["alice"],
+                "{name}: t{i}"
+            );
+        }
+        drop(guards);
     }
 }

@@ -27,6 +27,7 @@ mod readme_blocks;
 mod registration;
 mod reliability;
 mod resume_metrics;
+mod rooms;
 mod scale_out;
 mod security;
 mod sse;

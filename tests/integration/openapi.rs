@@ -188,6 +188,9 @@ async fn demo_document_says_what_the_declarations_say() {
             "/channels/{channel}/messages",
             "/data",
             "/health/ready",
+            "/rooms/{room}/events",
+            "/rooms/{room}/messages",
+            "/rooms/{room}/presence",
             "/stream/updates",
             "/stream/with-errors",
             "/tickers/{ticker}",
@@ -209,6 +212,7 @@ async fn demo_document_says_what_the_declarations_say() {
             &json!("health"),
             &json!("notifications"),
             &json!("realtime"),
+            &json!("rooms"),
             &json!("streaming")
         ]
     );
@@ -675,7 +679,14 @@ async fn docs_page_in_headless_chromium_lists_operations_and_streams_live_events
     let tags: Vec<&str> = groups.iter().map(|g| g["tag"].as_str().unwrap()).collect();
     assert_eq!(
         tags,
-        ["auth", "health", "notifications", "realtime", "streaming"],
+        [
+            "auth",
+            "health",
+            "notifications",
+            "realtime",
+            "rooms",
+            "streaming"
+        ],
         "{groups:#?}"
     );
     let streaming = groups.iter().find(|g| g["tag"] == "streaming").unwrap();

@@ -547,3 +547,53 @@ pub mod realtime {
     }
     // /README
 }
+
+/// Presence in a room's stream (README, "Presence and rooms").
+pub mod presence {
+    use pikku::event_hub::{self, HubError};
+    use pikku::prelude::*;
+    use std::sync::Arc;
+
+    pub struct Services {
+        pub hub: Arc<dyn EventHub>,
+    }
+
+    pub struct UserSession {
+        pub user_id: String,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    pub struct RoomPath {
+        pub room: String,
+    }
+
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RoomEvent {
+        pub user_id: String,
+        pub text: Option<String>,
+    }
+
+    // README
+    /// Stream a room: its messages, and `event: join` / `event: leave` as members come and go
+    #[pikku_func(route = "/rooms/{room}/events", response = "stream")]
+    async fn stream_room(
+        services: &Services,
+        input: RoomPath,
+        session: &UserSession,
+        ctx: &Context,
+    ) -> Result<impl Stream<Item = Frame<RoomEvent>>, PikkuError> {
+        let topic = event_hub::topic(&["room", &input.room]);
+        let subscription = services.hub.resume(&topic, ctx.last_event_id()).await?;
+        let presence = services.hub.join(&topic, &session.user_id).await?; // leaves when dropped
+        Ok(event_hub::presence_frames(subscription).map(move |frame| {
+            let _present = &presence; // held as long as the stream: the client leaving is a leave
+            frame
+        }))
+    }
+
+    async fn who_is_here(services: &Services, room: &str) -> Result<Vec<String>, HubError> {
+        services.hub.presence(&event_hub::topic(&["room", room])).await // sorted user ids
+    }
+    // /README
+}

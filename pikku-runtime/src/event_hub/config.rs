@@ -58,6 +58,19 @@ pub struct HubConfig {
     /// [`HubError::TooManyTopicsPerStream`]: super::HubError::TooManyTopicsPerStream
     /// [`MAX_COMPOSITE_LAST_EVENT_ID_LEN`]: crate::context::MAX_COMPOSITE_LAST_EVENT_ID_LEN
     pub max_topics_per_stream: usize,
+    /// How long an instance's presence entries live without a refresh: members of an instance
+    /// that died without leaving disappear within this. Default 15 s.
+    pub presence_ttl: Duration,
+    /// How often an instance refreshes its presence entries (and reaps expired ones); keep it
+    /// well under [`HubConfig::presence_ttl`]. Default 5 s.
+    pub presence_heartbeat: Duration,
+    /// Members present in one topic at once (across instances); a join past it is refused
+    /// with [`HubError::TooManyMembers`](super::HubError::TooManyMembers). Default 10,000.
+    pub max_presence_members: usize,
+    /// Topics this instance holds presence in at once; a join in one more is refused with
+    /// [`HubError::TooManyPresenceTopics`](super::HubError::TooManyPresenceTopics).
+    /// Default 10,000.
+    pub max_presence_topics: usize,
 }
 
 /// The most topics one merged stream can ever hold, whatever the configuration: a composite id
@@ -67,7 +80,7 @@ pub struct HubConfig {
 pub const MAX_TOPICS_PER_STREAM_CEILING: usize = 64;
 
 /// Env vars read by [`HubConfig::from_env`].
-pub const HUB_ENV_VARS: [&str; 9] = [
+pub const HUB_ENV_VARS: [&str; 13] = [
     "PIKKU_HUB_SUBSCRIBER_QUEUE",
     "PIKKU_HUB_REPLAY_MAX_EVENTS",
     "PIKKU_HUB_REPLAY_MAX_AGE_MS",
@@ -77,14 +90,20 @@ pub const HUB_ENV_VARS: [&str; 9] = [
     "PIKKU_HUB_MAX_EVENT_BYTES",
     "PIKKU_HUB_CONNECTIONS",
     "PIKKU_HUB_MAX_TOPICS_PER_STREAM",
+    "PIKKU_HUB_PRESENCE_TTL_MS",
+    "PIKKU_HUB_PRESENCE_HEARTBEAT_MS",
+    "PIKKU_HUB_MAX_PRESENCE_MEMBERS",
+    "PIKKU_HUB_MAX_PRESENCE_TOPICS",
 ];
 
 impl HubConfig {
     /// The defaults, overridden by the [`HUB_ENV_VARS`] that are set:
     /// `PIKKU_HUB_SUBSCRIBER_QUEUE`, `PIKKU_HUB_REPLAY_MAX_EVENTS`,
     /// `PIKKU_HUB_REPLAY_MAX_AGE_MS`, `PIKKU_HUB_SLOW_CONSUMER` (`disconnect` or `skip`),
-    /// `PIKKU_HUB_MAX_TOPICS`, `PIKKU_HUB_MAX_RETAINED_BYTES`, `PIKKU_HUB_MAX_EVENT_BYTES` and
-    /// `PIKKU_HUB_CONNECTIONS`, `PIKKU_HUB_MAX_TOPICS_PER_STREAM`. Unparsable values are ignored with a warning.
+    /// `PIKKU_HUB_MAX_TOPICS`, `PIKKU_HUB_MAX_RETAINED_BYTES`, `PIKKU_HUB_MAX_EVENT_BYTES`,
+    /// `PIKKU_HUB_CONNECTIONS`, `PIKKU_HUB_MAX_TOPICS_PER_STREAM`, `PIKKU_HUB_PRESENCE_TTL_MS`,
+    /// `PIKKU_HUB_PRESENCE_HEARTBEAT_MS`, `PIKKU_HUB_MAX_PRESENCE_MEMBERS` and
+    /// `PIKKU_HUB_MAX_PRESENCE_TOPICS`. Unparsable values are ignored with a warning.
     pub fn from_env() -> Self {
         fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
             let v = std::env::var(name).ok()?;
@@ -126,6 +145,18 @@ impl HubConfig {
         if let Some(n) = var::<usize>(HUB_ENV_VARS[8]) {
             cfg.max_topics_per_stream = n;
         }
+        if let Some(ms) = var::<u64>(HUB_ENV_VARS[9]) {
+            cfg.presence_ttl = Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = var::<u64>(HUB_ENV_VARS[10]) {
+            cfg.presence_heartbeat = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[11]) {
+            cfg.max_presence_members = n;
+        }
+        if let Some(n) = var::<usize>(HUB_ENV_VARS[12]) {
+            cfg.max_presence_topics = n;
+        }
         cfg
     }
 
@@ -159,6 +190,10 @@ impl Default for HubConfig {
             max_event_bytes: 1024 * 1024,
             connections: 2,
             max_topics_per_stream: 16,
+            presence_ttl: Duration::from_secs(15),
+            presence_heartbeat: Duration::from_secs(5),
+            max_presence_members: 10_000,
+            max_presence_topics: 10_000,
         }
     }
 }

@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 
 use super::log::{Budget, LogOwner, TopicLog};
+use super::presence::{Presence, PresenceGuard, PresenceStore};
 use super::{
     EventHub, HubConfig, HubError, HubStatus, Position, Resume, Subscription, SubscriptionCounter,
 };
@@ -33,6 +34,7 @@ use super::{
 /// ```
 pub struct MemoryHub {
     inner: Arc<Inner>,
+    presence: Presence,
 }
 
 struct Inner {
@@ -70,14 +72,20 @@ impl MemoryHub {
 
     /// A hub with the given limits.
     pub fn with_config(cfg: HubConfig) -> Self {
+        let inner = Arc::new(Inner {
+            budget: Budget::new(cfg.max_retained_bytes),
+            cfg: cfg.clone(),
+            topics: Mutex::new(HashMap::new()),
+            counter: SubscriptionCounter::default(),
+            sweeping: AtomicBool::new(false),
+        });
+        let store = MemoryPresence {
+            hub: Arc::downgrade(&inner),
+            members: Mutex::new(HashMap::new()),
+        };
         Self {
-            inner: Arc::new(Inner {
-                budget: Budget::new(cfg.max_retained_bytes),
-                cfg,
-                topics: Mutex::new(HashMap::new()),
-                counter: SubscriptionCounter::default(),
-                sweeping: AtomicBool::new(false),
-            }),
+            presence: Presence::new(store, &cfg),
+            inner,
         }
     }
 
@@ -95,73 +103,78 @@ impl MemoryHub {
     /// Starts the expiry timer on first use inside a tokio runtime (a hub may be built
     /// outside one).
     fn ensure_sweeper(&self) {
-        if self.inner.sweeping.load(Ordering::Relaxed) {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.inner.sweeping.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let every = (self.inner.cfg.replay_max_age / 2)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1));
-        rt.spawn(sweep_loop(Arc::downgrade(&self.inner), every));
-    }
-
-    /// The topic's log, created when new (refused past [`HubConfig::max_topics`]).
-    fn log<'m>(
-        &self,
-        topics: &'m mut HashMap<Arc<str>, Arc<TopicLog>>,
-        topic: &str,
-    ) -> Result<&'m Arc<TopicLog>, HubError> {
-        if !topics.contains_key(topic) {
-            if topics.len() >= self.inner.cfg.max_topics {
-                return Err(HubError::TooManyTopics {
-                    max: self.inner.cfg.max_topics,
-                });
-            }
-            let owner: Weak<dyn LogOwner> = Arc::downgrade(&self.inner) as Weak<dyn LogOwner>;
-            let name: Arc<str> = Arc::from(topic);
-            let log = TopicLog::new(
-                name.clone(),
-                &self.inner.cfg,
-                self.inner.budget.clone(),
-                owner,
-            );
-            topics.insert(name, log);
-        }
-        topics
-            .get(topic)
-            .ok_or_else(|| HubError::unavailable("topic vanished"))
+        ensure_sweeper(&self.inner);
     }
 
     fn publish_now(&self, topic: &str, json: Bytes) -> Result<String, HubError> {
-        let max = self.inner.cfg.max_event_bytes;
-        if json.len() > max {
-            return Err(HubError::TooLarge {
-                size: json.len(),
-                max,
-            });
-        }
-        self.ensure_sweeper();
-        let (event, wakers): (_, Vec<Waker>) = {
-            let mut topics = self.inner.topics.lock();
-            let log = self.log(&mut topics, topic)?;
-            // Under the map lock, so the timer cannot drop the topic in between.
-            log.publish(json)?
-        };
-        wakers.into_iter().for_each(Waker::wake);
-        Ok(event.id().to_string())
+        publish_now(&self.inner, topic, json)
     }
 
     fn subscribe_now(&self, topic: &str, from: Option<&str>) -> Result<Subscription, HubError> {
         self.ensure_sweeper();
         let mut topics = self.inner.topics.lock();
-        let cursor = self.log(&mut topics, topic)?.cursor(Resume::parse(from));
+        let cursor = log(&self.inner, &mut topics, topic)?.cursor(Resume::parse(from));
         drop(topics);
         Ok(Subscription::new(cursor, self.inner.counter.guard()))
     }
+}
+
+/// Starts the expiry timer on first use inside a tokio runtime (a hub may be built outside
+/// one).
+fn ensure_sweeper(inner: &Arc<Inner>) {
+    if inner.sweeping.load(Ordering::Relaxed) {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if inner.sweeping.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let every =
+        (inner.cfg.replay_max_age / 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    rt.spawn(sweep_loop(Arc::downgrade(inner), every));
+}
+
+/// The topic's log, created when new (refused past [`HubConfig::max_topics`]).
+fn log<'m>(
+    inner: &Arc<Inner>,
+    topics: &'m mut HashMap<Arc<str>, Arc<TopicLog>>,
+    topic: &str,
+) -> Result<&'m Arc<TopicLog>, HubError> {
+    if !topics.contains_key(topic) {
+        if topics.len() >= inner.cfg.max_topics {
+            return Err(HubError::TooManyTopics {
+                max: inner.cfg.max_topics,
+            });
+        }
+        let owner: Weak<dyn LogOwner> = Arc::downgrade(inner) as Weak<dyn LogOwner>;
+        let name: Arc<str> = Arc::from(topic);
+        let log = TopicLog::new(name.clone(), &inner.cfg, inner.budget.clone(), owner);
+        topics.insert(name, log);
+    }
+    topics
+        .get(topic)
+        .ok_or_else(|| HubError::unavailable("topic vanished"))
+}
+
+fn publish_now(inner: &Arc<Inner>, topic: &str, json: Bytes) -> Result<String, HubError> {
+    let max = inner.cfg.max_event_bytes;
+    if json.len() > max {
+        return Err(HubError::TooLarge {
+            size: json.len(),
+            max,
+        });
+    }
+    ensure_sweeper(inner);
+    let (event, wakers): (_, Vec<Waker>) = {
+        let mut topics = inner.topics.lock();
+        let log = log(inner, &mut topics, topic)?;
+        // Under the map lock, so the timer cannot drop the topic in between.
+        log.publish(json)?
+    };
+    wakers.into_iter().for_each(Waker::wake);
+    Ok(event.id().to_string())
 }
 
 async fn sweep_loop(hub: Weak<Inner>, every: Duration) {
@@ -232,6 +245,100 @@ impl EventHub for MemoryHub {
             detail: None,
             subscriptions: self.inner.counter.live(),
         }
+    }
+
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        Box::pin(self.presence.join(topic, member))
+    }
+
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(self.presence.members(topic))
+    }
+}
+
+/// Presence of the embedded hub: one instance, so entries never expire (they leave with
+/// their guards, or with the process).
+struct MemoryPresence {
+    hub: Weak<Inner>,
+    members: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
+}
+
+impl PresenceStore for MemoryPresence {
+    fn add<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        _instance: &'a str,
+        _ttl: Duration,
+        max: usize,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        let mut all = self.members.lock();
+        let members = all.entry(topic.to_string()).or_default();
+        let r = if members.contains(member) {
+            Ok(false)
+        } else if members.len() >= max {
+            Err(HubError::TooManyMembers { max })
+        } else {
+            Ok(members.insert(member.to_string()))
+        };
+        if members.is_empty() {
+            all.remove(topic);
+        }
+        Box::pin(futures_util::future::ready(r))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        _instance: &'a str,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        let mut all = self.members.lock();
+        let removed = all.get_mut(topic).is_some_and(|m| m.remove(member));
+        if all.get(topic).is_some_and(|m| m.is_empty()) {
+            all.remove(topic);
+        }
+        Box::pin(futures_util::future::ready(Ok(removed)))
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        _topic: &'a str,
+        _members: &'a [Arc<str>],
+        _instance: &'a str,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(futures_util::future::ready(Ok(Vec::new())))
+    }
+
+    fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        let members = self
+            .members
+            .lock()
+            .get(topic)
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default();
+        Box::pin(futures_util::future::ready(Ok(members)))
+    }
+
+    fn reap<'a>(&'a self, _topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(futures_util::future::ready(Ok(Vec::new())))
+    }
+
+    fn announce<'a>(
+        &'a self,
+        topic: &'a str,
+        json: Bytes,
+    ) -> BoxFuture<'a, Result<String, HubError>> {
+        let r = match self.hub.upgrade() {
+            Some(inner) => publish_now(&inner, topic, json),
+            None => Err(HubError::unavailable("the hub was dropped")),
+        };
+        Box::pin(futures_util::future::ready(r))
     }
 }
 

@@ -33,6 +33,16 @@
 //!   the same pre-encoded SSE frame).
 //! - A subscription is removed when it is dropped, and the hub reports how many are live.
 //!
+//! # Presence
+//! [`EventHub::join`] makes a member (a user id) present in a topic until its
+//! [`PresenceGuard`] is dropped; [`EventHub::presence`] lists a topic's members across
+//! instances. Tabs and instances of one member are one member: its first join and its last
+//! leave are announced on the topic as events that [`presence_frames`] writes as
+//! `event: join` / `event: leave` (`{"userId": ...}`). Entries of an instance that dies expire
+//! after [`HubConfig::presence_ttl`] (refreshed every [`HubConfig::presence_heartbeat`]), and
+//! a surviving instance announces their leave. Members per topic and topics per instance are
+//! bounded ([`HubConfig::max_presence_members`], [`HubConfig::max_presence_topics`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use futures_util::StreamExt;
@@ -82,6 +92,7 @@ pub mod nats;
 mod position;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod presence;
 #[cfg(feature = "redis")]
 pub mod redis;
 
@@ -91,6 +102,7 @@ pub use config::{HUB_ENV_VARS, HubConfig, MAX_TOPICS_PER_STREAM_CEILING, SlowCon
 pub use memory::MemoryHub;
 pub use multi::{CompositeId, MultiItem, MultiSubscription};
 pub use position::{Position, Resume};
+pub use presence::{PRESENCE_JOIN, PRESENCE_LEAVE, PresenceChange, PresenceGuard, presence_frames};
 
 /// Builds a topic name from parts, escaping each so that a user-controlled part (a user id,
 /// say) cannot change the topic's structure: `:` and `%` in a part are percent-encoded.
@@ -277,6 +289,21 @@ pub enum HubError {
     /// A merged stream's topic list is empty or names a topic twice (a 400).
     #[error("invalid topic list: {0}")]
     InvalidTopicList(String),
+    /// A join would exceed [`HubConfig::max_presence_members`] in its topic (a 503).
+    #[error("the topic holds its maximum of {max} present members")]
+    TooManyMembers {
+        /// The limit.
+        max: usize,
+    },
+    /// A join would exceed [`HubConfig::max_presence_topics`] on this instance (a 503).
+    #[error("this instance holds presence in its maximum of {max} topics")]
+    TooManyPresenceTopics {
+        /// The limit.
+        max: usize,
+    },
+    /// The backend has no presence (a 501).
+    #[error("this event hub backend does not support presence")]
+    PresenceUnsupported,
 }
 
 impl HubError {
@@ -310,11 +337,19 @@ impl From<HubError> for PikkuError {
             HubError::InvalidTopicList(_) => {
                 PikkuError::new(StatusCode::BAD_REQUEST, "invalid_topics", e.to_string())
             }
-            HubError::TooManyTopics { .. } | HubError::Full { .. } => {
-                tracing::warn!(error = %e, "event hub budget refused a publish");
+            HubError::TooManyTopics { .. }
+            | HubError::Full { .. }
+            | HubError::TooManyMembers { .. }
+            | HubError::TooManyPresenceTopics { .. } => {
+                tracing::warn!(error = %e, "event hub budget refused an operation");
                 PikkuError::new(StatusCode::SERVICE_UNAVAILABLE, "hub_full", e.to_string())
                     .with_retry_after(5)
             }
+            HubError::PresenceUnsupported => PikkuError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "presence_unsupported",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -398,6 +433,38 @@ pub trait EventHub: Send + Sync + 'static {
     /// How many topics one merged stream may hold ([`HubConfig::max_topics_per_stream`]).
     fn max_topics_per_stream(&self) -> usize {
         HubConfig::default().topics_per_stream()
+    }
+
+    /// Makes `member` (a user id) present in `topic` until the returned guard is dropped.
+    ///
+    /// Several joins of one member (tabs) are one member: the first publishes a
+    /// [`PresenceChange`] `join` on the topic, the drop of the last guard (on every instance)
+    /// a `leave`. Entries are refreshed every [`HubConfig::presence_heartbeat`]; an instance
+    /// that dies without leaving loses its members after [`HubConfig::presence_ttl`].
+    /// Refusals: [`HubError::TooManyMembers`], [`HubError::TooManyPresenceTopics`]; backends
+    /// without presence answer [`HubError::PresenceUnsupported`].
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        let _ = (topic, member);
+        Box::pin(futures_util::future::ready(Err(
+            HubError::PresenceUnsupported,
+        )))
+    }
+
+    /// The members present in `topic` (on every instance, expired entries left out), sorted.
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        let _ = topic;
+        Box::pin(futures_util::future::ready(Err(
+            HubError::PresenceUnsupported,
+        )))
+    }
+
+    /// How many members are present in `topic`.
+    fn presence_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<usize, HubError>> {
+        Box::pin(async move { self.presence(topic).await.map(|m| m.len()) })
     }
 }
 
@@ -500,6 +567,19 @@ impl<H: EventHub + ?Sized> EventHub for Arc<H> {
     }
     fn max_topics_per_stream(&self) -> usize {
         (**self).max_topics_per_stream()
+    }
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        (**self).join(topic, member)
+    }
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        (**self).presence(topic)
+    }
+    fn presence_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<usize, HubError>> {
+        (**self).presence_count(topic)
     }
 }
 

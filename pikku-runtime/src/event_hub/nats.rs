@@ -59,6 +59,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::log::{Budget, LogOwner, TopicLog};
+use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
 use super::{
     EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume,
     Subscription, SubscriptionCounter,
@@ -92,6 +93,7 @@ const HEADER_ROOM: usize = 512;
 /// A NATS JetStream-backed [`EventHub`].
 pub struct NatsHub {
     inner: Arc<Inner>,
+    presence: Presence,
 }
 
 struct Inner {
@@ -283,7 +285,17 @@ impl NatsHub {
             health,
             catch_ups: tokio::sync::Semaphore::new(CATCH_UPS),
         });
-        Ok(Self { inner })
+        let presence = Presence::new(
+            NatsPresence {
+                inner: inner.clone(),
+                store: tokio::sync::OnceCell::new(),
+                stripes: (0..CAS_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+            },
+            &inner.cfg,
+        );
+        Ok(Self { inner, presence })
     }
 
     /// The subject a topic's events are stored on (`<prefix>.ev.<token>`). The topic becomes
@@ -1062,6 +1074,264 @@ impl EventHub for NatsHub {
             },
             subscriptions: self.inner.counter.live(),
         }
+    }
+
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        Box::pin(self.presence.join(topic, member))
+    }
+
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(self.presence.members(topic))
+    }
+}
+
+// Presence: a key-value bucket (`<stream>_presence`, created on first use) with one key per
+// topic holding `{member: {instance: expires_at_ms}}`, changed by compare-and-set on the key's
+// revision (retried on a conflict), so concurrent instances never overwrite each other. The
+// bucket's max age (4 TTLs, at least a minute) drops keys of topics nobody refreshes. Expiry
+// times are the instances' clocks: keep them synchronized (NTP) well within the TTL.
+
+/// Members and, for each, its instances' expiry (ms since the Unix epoch).
+type Doc = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
+
+/// Tries of a compare-and-set before giving up.
+const CAS_ATTEMPTS: usize = 32;
+
+/// Stripes of the per-topic locks (a fixed number: bounded whatever the topics).
+const CAS_STRIPES: usize = 64;
+
+struct NatsPresence {
+    inner: Arc<Inner>,
+    store: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
+    /// Serializes this instance's changes of a topic, so compare-and-set only ever races
+    /// other instances.
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
+
+fn live(instances: &std::collections::BTreeMap<String, u64>, now: u64) -> bool {
+    instances.values().any(|&exp| exp > now)
+}
+
+impl NatsPresence {
+    async fn store(&self) -> Result<&async_nats::jetstream::kv::Store, HubError> {
+        self.store
+            .get_or_try_init(|| async {
+                let bucket = format!("{}_presence", stream_name(&self.inner.prefix));
+                // The bucket's stream as `create_key_value` makes it, created directly:
+                // `create_key_value` first queries the account, whose reply the client cannot
+                // parse from NATS 2.9.
+                let config = stream::Config {
+                    name: format!("KV_{bucket}"),
+                    subjects: vec![format!("$KV.{bucket}.>")],
+                    max_messages_per_subject: 1,
+                    max_age: (self.inner.cfg.presence_ttl * 4).max(Duration::from_secs(60)),
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    discard: stream::DiscardPolicy::New,
+                    num_replicas: 1,
+                    ..Default::default()
+                };
+                create_stream(&self.inner.js, &config).await?;
+                self.inner
+                    .js
+                    .get_key_value(&bucket)
+                    .await
+                    .map_err(|e| self.inner.fail(&format!("presence bucket {bucket}: {e}")))
+            })
+            .await
+    }
+
+    /// The topic's key: its subject token, with `=` for `%` (which keys do not allow).
+    fn key(topic: &str) -> String {
+        encode(topic).replace('%', "=")
+    }
+
+    async fn read(&self, topic: &str) -> Result<(Doc, Option<u64>), HubError> {
+        use async_nats::jetstream::kv::Operation;
+        let store = self.store().await?;
+        let entry = store
+            .entry(Self::key(topic))
+            .await
+            .map_err(|e| self.inner.fail(&e))?;
+        Ok(match entry {
+            Some(e) if e.operation == Operation::Put => (
+                serde_json::from_slice(&e.value).unwrap_or_default(),
+                Some(e.revision),
+            ),
+            Some(e) => (Doc::new(), Some(e.revision)),
+            None => (Doc::new(), None),
+        })
+    }
+
+    /// Applies `change` to the topic's document and writes it back if nobody wrote since.
+    async fn modify<T>(
+        &self,
+        topic: &str,
+        mut change: impl FnMut(&mut Doc, u64) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
+        let store = self.store().await?;
+        let key = Self::key(topic);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let _serial = self.stripes[(h.finish() % CAS_STRIPES as u64) as usize]
+            .lock()
+            .await;
+        for attempt in 0..CAS_ATTEMPTS {
+            if attempt > 0 {
+                // Another instance wrote meanwhile: back off a little, randomly, so two
+                // instances do not keep colliding.
+                let ms = rand::random::<u64>() % (2 + 2 * attempt as u64).min(50);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            let (mut doc, revision) = self.read(topic).await?;
+            let out = change(&mut doc, now_ms())?;
+            let json = Bytes::from(serde_json::to_vec(&doc).map_err(HubError::unavailable)?);
+            let written = match revision {
+                Some(rev) => match store.update(&key, json, rev).await {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => false,
+                    Err(e) => return Err(self.inner.fail(&e)),
+                },
+                None => match store.create(&key, json).await {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(self.inner.fail(&e)),
+                },
+            };
+            if written {
+                self.inner.health.ok();
+                return Ok(out);
+            }
+        }
+        Err(HubError::unavailable(
+            "presence: too many concurrent changes of one topic",
+        ))
+    }
+}
+
+impl PresenceStore for NatsPresence {
+    fn heartbeat_concurrency(&self) -> usize {
+        // Requests multiplex on the one client connection.
+        32
+    }
+
+    fn add<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        instance: &'a str,
+        ttl: Duration,
+        max: usize,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        Box::pin(self.modify(topic, move |doc, now| {
+            let present = doc.get(member).is_some_and(|i| live(i, now));
+            if !present && doc.values().filter(|i| live(i, now)).count() >= max {
+                return Err(HubError::TooManyMembers { max });
+            }
+            doc.entry(member.to_string())
+                .or_default()
+                .insert(instance.to_string(), now + millis(ttl));
+            Ok(!present)
+        }))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        Box::pin(self.modify(topic, move |doc, now| {
+            let Some(instances) = doc.get_mut(member) else {
+                return Ok(false); // reaped meanwhile: whoever reaped it announced the leave
+            };
+            instances.remove(instance);
+            if live(instances, now) {
+                return Ok(false);
+            }
+            doc.remove(member);
+            Ok(true)
+        }))
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        topic: &'a str,
+        members: &'a [Arc<str>],
+        instance: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(self.modify(topic, move |doc, now| {
+            let mut back = Vec::new();
+            for m in members {
+                let instances = doc.entry(m.to_string()).or_insert_with(|| {
+                    back.push(m.to_string());
+                    Default::default()
+                });
+                instances.insert(instance.to_string(), now + millis(ttl));
+            }
+            Ok(back)
+        }))
+    }
+
+    fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let (doc, _) = self.read(topic).await?;
+            let now = now_ms();
+            // A BTreeMap: already sorted.
+            Ok(doc
+                .into_iter()
+                .filter(|(_, i)| live(i, now))
+                .map(|(m, _)| m)
+                .collect())
+        })
+    }
+
+    fn reap<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            // Most beats find nothing expired: read first, write only when there is.
+            let (doc, _) = self.read(topic).await?;
+            if doc.values().all(|i| i.values().all(|&exp| exp > now)) {
+                return Ok(Vec::new());
+            }
+            self.modify(topic, |doc, now| {
+                let gone: Vec<String> = doc
+                    .iter()
+                    .filter(|(_, i)| !live(i, now))
+                    .map(|(m, _)| m.clone())
+                    .collect();
+                for m in &gone {
+                    doc.remove(m);
+                }
+                for instances in doc.values_mut() {
+                    instances.retain(|_, exp| *exp > now);
+                }
+                Ok(gone)
+            })
+            .await
+        })
+    }
+
+    fn announce<'a>(
+        &'a self,
+        topic: &'a str,
+        json: Bytes,
+    ) -> BoxFuture<'a, Result<String, HubError>> {
+        Box::pin(self.inner.publish(topic, json))
     }
 }
 

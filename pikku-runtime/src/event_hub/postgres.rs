@@ -61,6 +61,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::log::{Budget, LogOwner, TopicLog};
+use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
 use super::{
     EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume,
     Subscription, SubscriptionCounter,
@@ -83,6 +84,7 @@ const MAX_NOTIFIED_TOPIC: usize = 200;
 /// A PostgreSQL-backed [`EventHub`].
 pub struct PgHub {
     inner: Arc<Inner>,
+    presence: Presence,
 }
 
 /// The SQL names of one prefix, quoted.
@@ -95,6 +97,11 @@ struct Names {
     publish_fn: String,
     /// The `NOTIFY` channel (the prefix as given).
     channel: String,
+    /// Presence entries: `(topic, member, instance, expires_at)`.
+    presence: String,
+    presence_expiry_index: String,
+    presence_add_fn: String,
+    presence_remove_fn: String,
 }
 
 impl Names {
@@ -122,6 +129,10 @@ impl Names {
             events_age_index: format!("\"{name}_events_age\""),
             publish_fn: qualify("publish"),
             channel: prefix.to_string(),
+            presence: qualify("presence"),
+            presence_expiry_index: format!("\"{name}_presence_expiry\""),
+            presence_add_fn: qualify("presence_add"),
+            presence_remove_fn: qualify("presence_remove"),
         })
     }
 
@@ -134,6 +145,10 @@ impl Names {
             events_age_index,
             publish_fn,
             channel,
+            presence,
+            presence_expiry_index,
+            presence_add_fn,
+            presence_remove_fn,
         } = self;
         let create_schema = schema
             .as_ref()
@@ -159,6 +174,54 @@ CREATE TABLE IF NOT EXISTS {events} (
   PRIMARY KEY (topic, event_offset)
 );
 CREATE INDEX IF NOT EXISTS {events_age_index} ON {events} (topic, created_at);
+CREATE TABLE IF NOT EXISTS {presence} (
+  topic text NOT NULL,
+  member text NOT NULL,
+  instance text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (topic, member, instance)
+);
+CREATE INDEX IF NOT EXISTS {presence_expiry_index} ON {presence} (expires_at);
+-- Joins and leaves take the topic's advisory lock (held to the end of their statement's
+-- transaction), so the member bound and "last one out" hold across instances.
+CREATE OR REPLACE FUNCTION {presence_add_fn}(
+  p_topic text, p_member text, p_instance text, p_ttl_ms bigint, p_max bigint
+) RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_present boolean;
+  v_count bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('pikku_presence'), hashtext(p_topic));
+  SELECT coalesce(bool_or(member = p_member), false), count(DISTINCT member)
+  INTO v_present, v_count
+  FROM {presence} WHERE topic = p_topic AND expires_at > clock_timestamp();
+  IF NOT v_present AND v_count >= p_max THEN
+    RETURN -1;
+  END IF;
+  INSERT INTO {presence} (topic, member, instance, expires_at)
+  VALUES (p_topic, p_member, p_instance, clock_timestamp() + p_ttl_ms * interval '1 millisecond')
+  ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at;
+  RETURN CASE WHEN v_present THEN 0 ELSE 1 END;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION {presence_remove_fn}(
+  p_topic text, p_member text, p_instance text
+) RETURNS boolean LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_mine integer;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('pikku_presence'), hashtext(p_topic));
+  DELETE FROM {presence} WHERE topic = p_topic AND member = p_member AND instance = p_instance;
+  GET DIAGNOSTICS v_mine = ROW_COUNT;
+  IF EXISTS (SELECT 1 FROM {presence} WHERE topic = p_topic AND member = p_member
+             AND expires_at > clock_timestamp()) THEN
+    RETURN false;
+  END IF;
+  -- Gone: its expired rows go too, so no reaper announces it again.
+  DELETE FROM {presence} WHERE topic = p_topic AND member = p_member;
+  RETURN v_mine > 0;
+END
+$fn$;
 CREATE OR REPLACE FUNCTION {publish_fn}(
   p_topic text, p_key text, p_payload bytea, p_window bigint, p_max_age_ms bigint, p_epoch bigint
 ) RETURNS TABLE (o_epoch bigint, o_offset bigint) LANGUAGE plpgsql AS $fn$
@@ -321,7 +384,8 @@ impl PgHub {
         let every =
             (inner.cfg.replay_max_age / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         rt.spawn(sweeper(Arc::downgrade(&inner), every));
-        Ok(Self { inner })
+        let presence = Presence::new(PgPresence::new(inner.clone()), &inner.cfg);
+        Ok(Self { inner, presence })
     }
 
     /// Checks the database now (`SELECT 1`) and updates [`EventHub::status`].
@@ -1136,6 +1200,219 @@ impl EventHub for PgHub {
             detail: self.inner.detail.lock().clone(),
             subscriptions: self.inner.counter.live(),
         }
+    }
+
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        Box::pin(self.presence.join(topic, member))
+    }
+
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(self.presence.members(topic))
+    }
+}
+
+// Presence: one row per (topic, member, instance) in `<prefix>_presence` with its
+// `expires_at` (the database's clock, so instances' clocks never matter). A member is present
+// while one of its rows is unexpired. Joins and leaves are one call each of a function that
+// takes the topic's advisory lock (see the schema); statements are prepared once per
+// connection.
+
+/// Stripes of the per-topic locks (a fixed number: bounded whatever the topics).
+const PRESENCE_STRIPES: usize = 64;
+
+struct PgPresence {
+    inner: Arc<Inner>,
+    /// Serializes this instance's joins and leaves of a topic before they take a pooled
+    /// connection: waiting on the advisory lock would otherwise hold the whole pool (and
+    /// starve publishes) when many join one topic at once.
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    add_sql: String,
+    remove_sql: String,
+    refresh_sql: String,
+    members_sql: String,
+    reap_sql: String,
+    cleanup_sql: String,
+}
+
+impl PgPresence {
+    fn new(inner: Arc<Inner>) -> Self {
+        let Names {
+            presence: table,
+            presence_add_fn,
+            presence_remove_fn,
+            ..
+        } = &inner.names;
+        Self {
+            add_sql: format!("SELECT {presence_add_fn}($1, $2, $3, $4, $5)"),
+            remove_sql: format!("SELECT {presence_remove_fn}($1, $2, $3)"),
+            // `existing` reads the table as it was before the upsert (one snapshot); the
+            // upsert in `WITH` runs whether or not the query reads it.
+            refresh_sql: format!(
+                "WITH existing AS (SELECT DISTINCT member FROM {table} \
+                   WHERE topic = $1 AND member = ANY($2::text[])), \
+                 upsert AS (INSERT INTO {table} (topic, member, instance, expires_at) \
+                   SELECT $1, m, $3, clock_timestamp() + $4::bigint * interval '1 millisecond' \
+                   FROM unnest($2::text[]) AS m \
+                   ON CONFLICT (topic, member, instance) DO UPDATE SET expires_at = EXCLUDED.expires_at) \
+                 SELECT m FROM unnest($2::text[]) AS m WHERE m NOT IN (SELECT member FROM existing)"
+            ),
+            members_sql: format!(
+                "SELECT DISTINCT member FROM {table} \
+                 WHERE topic = $1 AND expires_at > clock_timestamp() ORDER BY member"
+            ),
+            // Concurrent reapers: a row is deleted (and returned) by one of them only.
+            reap_sql: format!(
+                "DELETE FROM {table} p WHERE topic = $1 AND expires_at <= clock_timestamp() \
+                 RETURNING member, NOT EXISTS (SELECT 1 FROM {table} q \
+                   WHERE q.topic = p.topic AND q.member = p.member \
+                     AND q.expires_at > clock_timestamp())"
+            ),
+            cleanup_sql: format!(
+                "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} \
+                 WHERE expires_at < clock_timestamp() - interval '1 minute' LIMIT 1000)"
+            ),
+            stripes: (0..PRESENCE_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            inner,
+        }
+    }
+
+    /// Runs one prepared statement, `serial` when it takes the topic's advisory lock.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        serial: Option<&str>,
+    ) -> Result<Vec<tokio_postgres::Row>, HubError> {
+        let _serial = match serial {
+            Some(topic) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                topic.hash(&mut h);
+                let stripe = (h.finish() % PRESENCE_STRIPES as u64) as usize;
+                Some(self.stripes[stripe].lock().await)
+            }
+            None => None,
+        };
+        let client = self.inner.client().await?;
+        let rows = async {
+            let stmt = client.prepare_cached(sql).await?;
+            client.query(&stmt, params).await
+        }
+        .await
+        .map_err(|e| self.inner.db_fail(&client, &e))?;
+        self.inner.ok();
+        Ok(rows)
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(millis(ttl).max(1)).unwrap_or(i64::MAX)
+}
+
+fn first<T: for<'r> tokio_postgres::types::FromSql<'r>>(
+    rows: &[tokio_postgres::Row],
+) -> Result<T, HubError> {
+    rows.first()
+        .and_then(|r| r.try_get(0).ok())
+        .ok_or_else(|| HubError::unavailable("presence: unexpected reply"))
+}
+
+impl PresenceStore for PgPresence {
+    fn add<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        instance: &'a str,
+        ttl: Duration,
+        max: usize,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        Box::pin(async move {
+            let max_i = i64::try_from(max).unwrap_or(i64::MAX);
+            let rows = self
+                .query(
+                    &self.add_sql,
+                    &[&topic, &member, &instance, &ttl_ms(ttl), &max_i],
+                    Some(topic),
+                )
+                .await?;
+            match first::<i32>(&rows)? {
+                -1 => Err(HubError::TooManyMembers { max }),
+                n => Ok(n == 1),
+            }
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        Box::pin(async move {
+            let rows = self
+                .query(&self.remove_sql, &[&topic, &member, &instance], Some(topic))
+                .await?;
+            first::<bool>(&rows)
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        topic: &'a str,
+        members: &'a [Arc<str>],
+        instance: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let members: Vec<&str> = members.iter().map(|m| &**m).collect();
+            let rows = self
+                .query(
+                    &self.refresh_sql,
+                    &[&topic, &members, &instance, &ttl_ms(ttl)],
+                    None,
+                )
+                .await?;
+            Ok(rows.iter().filter_map(|r| r.try_get(0).ok()).collect())
+        })
+    }
+
+    fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let rows = self.query(&self.members_sql, &[&topic], None).await?;
+            Ok(rows.iter().filter_map(|r| r.try_get(0).ok()).collect())
+        })
+    }
+
+    fn reap<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let rows = self.query(&self.reap_sql, &[&topic], None).await?;
+            // Now and then, rows of topics no live instance reaps (bounded per call).
+            if rand::random::<u8>() < 8 {
+                self.query(&self.cleanup_sql, &[], None).await?;
+            }
+            let mut members: Vec<String> = rows
+                .iter()
+                .filter(|r| r.try_get::<_, bool>(1).unwrap_or(false))
+                .filter_map(|r| r.try_get(0).ok())
+                .collect();
+            members.sort();
+            members.dedup();
+            Ok(members)
+        })
+    }
+
+    fn announce<'a>(
+        &'a self,
+        topic: &'a str,
+        json: Bytes,
+    ) -> BoxFuture<'a, Result<String, HubError>> {
+        Box::pin(async move { self.inner.publish(topic, json).await })
     }
 }
 

@@ -46,6 +46,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, watch};
 
 use super::log::{Budget, LogOwner, TopicLog};
+use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
 use super::{
     EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume,
     Subscription, SubscriptionCounter,
@@ -100,6 +101,7 @@ const SUBSCRIBE_BATCH: usize = 512;
 /// A Redis-backed [`EventHub`].
 pub struct RedisHub {
     inner: Arc<Inner>,
+    presence: Presence,
 }
 
 struct Inner {
@@ -189,7 +191,8 @@ impl RedisHub {
         for rx in receivers {
             rt.spawn(reader(Arc::downgrade(&inner), rx));
         }
-        Ok(Self { inner })
+        let presence = Presence::new(RedisPresence::new(inner.clone()), &inner.cfg);
+        Ok(Self { inner, presence })
     }
 
     /// The Redis key of a topic's stream (its channel has the same name; its hash adds `:m`).
@@ -903,6 +906,269 @@ impl EventHub for RedisHub {
             detail: self.inner.detail.lock().clone(),
             subscriptions: self.inner.counter.live(),
         }
+    }
+
+    fn join<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
+        Box::pin(self.presence.join(topic, member))
+    }
+
+    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(self.presence.members(topic))
+    }
+}
+
+// Presence: a sorted set per topic (`<topic key>:p`) of members scored by their latest
+// expiry (ms, Redis's clock), and per member a sorted set (`<topic key>:p:<member>`) of the
+// instances holding it, scored by each one's expiry. Scripts read `TIME` so instances' clocks
+// never matter; a member whose score has passed has no live instance and is reaped.
+
+/// The server's clock in ms, as every presence script starts.
+const NOW_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
+
+/// KEYS: the topic's set. ARGV: member, instance, ttl ms, max members.
+/// Returns 1 (new member), 0 (was present) or -1 (refused: the topic is full).
+const PRESENCE_ADD_LUA: &str = r"
+local set, m, ttl = KEYS[1], ARGV[1], tonumber(ARGV[3])
+local score = redis.call('ZSCORE', set, m)
+local present = score and tonumber(score) > now
+if not present and redis.call('ZCOUNT', set, '(' .. now, '+inf') >= tonumber(ARGV[4]) then
+  return -1
+end
+local mk = set .. ':' .. m
+redis.call('ZADD', mk, now + ttl, ARGV[2])
+redis.call('PEXPIRE', mk, ttl * 2)
+redis.call('ZADD', set, 'GT', now + ttl, m)
+redis.call('PEXPIRE', set, ttl * 2)
+if present then return 0 end
+return 1
+";
+
+/// KEYS: the topic's set. ARGV: member, instance. Returns 1 when the member is gone now.
+const PRESENCE_REMOVE_LUA: &str = r"
+local set, m = KEYS[1], ARGV[1]
+local mk = set .. ':' .. m
+redis.call('ZREM', mk, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', mk, '-inf', now)
+local top = redis.call('ZREVRANGE', mk, 0, 0, 'WITHSCORES')
+if #top == 0 then
+  redis.call('DEL', mk)
+  return redis.call('ZREM', set, m)
+end
+redis.call('ZADD', set, 'XX', top[2], m)
+return 0
+";
+
+/// KEYS: the topic's set. ARGV: instance, ttl ms, members... Returns the members that were
+/// gone (reaped: their leave was announced) and are back.
+const PRESENCE_REFRESH_LUA: &str = r"
+local set, ttl = KEYS[1], tonumber(ARGV[2])
+local back = {}
+for i = 3, #ARGV do
+  local m = ARGV[i]
+  local mk = set .. ':' .. m
+  if not redis.call('ZSCORE', set, m) then table.insert(back, m) end
+  redis.call('ZADD', mk, now + ttl, ARGV[1])
+  redis.call('PEXPIRE', mk, ttl * 2)
+  redis.call('ZADD', set, 'GT', now + ttl, m)
+end
+redis.call('PEXPIRE', set, ttl * 2)
+return back
+";
+
+/// KEYS: the topic's set. Returns the present members.
+const PRESENCE_MEMBERS_LUA: &str = r"
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+";
+
+/// KEYS: the topic's set. ARGV: how many at most. Deletes and returns expired members.
+const PRESENCE_REAP_LUA: &str = r"
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('DEL', KEYS[1] .. ':' .. m)
+end
+return gone
+";
+
+/// Members refreshed per script call.
+const REFRESH_BATCH: usize = 512;
+
+struct RedisPresence {
+    inner: Arc<Inner>,
+    add: redis::Script,
+    remove: redis::Script,
+    refresh: redis::Script,
+    members: redis::Script,
+    reap: redis::Script,
+}
+
+impl RedisPresence {
+    fn new(inner: Arc<Inner>) -> Self {
+        let script = |body: &str| redis::Script::new(&format!("{NOW_LUA}{body}"));
+        Self {
+            inner,
+            add: script(PRESENCE_ADD_LUA),
+            remove: script(PRESENCE_REMOVE_LUA),
+            refresh: script(PRESENCE_REFRESH_LUA),
+            members: script(PRESENCE_MEMBERS_LUA),
+            reap: script(PRESENCE_REAP_LUA),
+        }
+    }
+
+    fn set_key(&self, topic: &str) -> String {
+        format!("{}:p", self.inner.key(topic))
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, HubError> {
+        let mut conn = self.inner.publisher.clone();
+        let r = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.inner.fail(&e))?;
+        self.inner.ok();
+        Ok(r)
+    }
+}
+
+/// A member id as a key part: the characters keys allow, the rest percent-encoded (so a
+/// member cannot reach another key).
+fn encode_member(member: &str) -> String {
+    let mut out = String::with_capacity(member.len());
+    for b in member.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode_member(encoded: &str) -> String {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl PresenceStore for RedisPresence {
+    fn heartbeat_concurrency(&self) -> usize {
+        // Scripts pipeline on the multiplexed connection.
+        32
+    }
+
+    fn add<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        instance: &'a str,
+        ttl: Duration,
+        max: usize,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        Box::pin(async move {
+            let mut inv = self.add.prepare_invoke();
+            inv.key(self.set_key(topic))
+                .arg(encode_member(member))
+                .arg(instance)
+                .arg(millis(ttl).max(1))
+                .arg(max);
+            match self.run::<i64>(inv).await? {
+                -1 => Err(HubError::TooManyMembers { max }),
+                n => Ok(n == 1),
+            }
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        topic: &'a str,
+        member: &'a str,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<bool, HubError>> {
+        Box::pin(async move {
+            let mut inv = self.remove.prepare_invoke();
+            inv.key(self.set_key(topic))
+                .arg(encode_member(member))
+                .arg(instance);
+            Ok(self.run::<i64>(inv).await? == 1)
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        topic: &'a str,
+        members: &'a [Arc<str>],
+        instance: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let key = self.set_key(topic);
+            let mut back = Vec::new();
+            for batch in members.chunks(REFRESH_BATCH) {
+                let mut inv = self.refresh.prepare_invoke();
+                inv.key(&key).arg(instance).arg(millis(ttl).max(1));
+                for m in batch {
+                    inv.arg(encode_member(m));
+                }
+                let raw: Vec<String> = self.run(inv).await?;
+                back.extend(raw.iter().map(|m| decode_member(m)));
+            }
+            Ok(back)
+        })
+    }
+
+    fn members<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let mut inv = self.members.prepare_invoke();
+            inv.key(self.set_key(topic));
+            let raw: Vec<String> = self.run(inv).await?;
+            let mut members: Vec<String> = raw.iter().map(|m| decode_member(m)).collect();
+            members.sort();
+            Ok(members)
+        })
+    }
+
+    fn reap<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
+        Box::pin(async move {
+            let mut inv = self.reap.prepare_invoke();
+            inv.key(self.set_key(topic)).arg(REFRESH_BATCH);
+            let raw: Vec<String> = self.run(inv).await?;
+            Ok(raw.iter().map(|m| decode_member(m)).collect())
+        })
+    }
+
+    fn announce<'a>(
+        &'a self,
+        topic: &'a str,
+        json: Bytes,
+    ) -> BoxFuture<'a, Result<String, HubError>> {
+        Box::pin(async move { self.inner.publish(&self.inner.key(topic), json).await })
     }
 }
 
