@@ -15,6 +15,7 @@
 //! | `pikku_route_streams_opened_total`, `pikku_route_streams_closed_total` | counter | `method`, `route` |
 //! | `pikku_route_requests_total`, `pikku_route_requests_rejected_total`, `pikku_route_panics_total` | counter | `method`, `route` |
 //! | `pikku_hub_subscriptions`, `pikku_hub_healthy` (with [`Exporter::with_hub`]) | gauge | `backend` |
+//! | `pikku_hub_delivered_total`, `pikku_hub_gaps_total`, `pikku_hub_lagged_total` (with [`Exporter::with_hub`]) | counter | `backend` |
 //!
 //! `route` is the path as declared (`/users/{userId}/notifications`), never the request's
 //! path, so the label's values are bounded by the app's routes.
@@ -188,6 +189,53 @@ impl Collector for HubCollector {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::from(status.healthy)).encode(family.encode_family(&labels)?)?;
+        let counts = self.0.counts();
+        for (name, help, value) in [
+            (
+                "pikku_hub_delivered",
+                "Events the hub delivered to subscribers in this process (one per subscriber).",
+                counts.delivered,
+            ),
+            (
+                "pikku_hub_gaps",
+                "Gaps subscribers in this process were told of (events they missed).",
+                counts.gaps,
+            ),
+            (
+                "pikku_hub_lagged",
+                "Subscribers in this process disconnected for falling behind.",
+                counts.lagged,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hub_deliveries_are_counted() {
+        use crate::event_hub::{EventHubExt, MemoryHub};
+        use futures_util::StreamExt as _;
+        let hub = Arc::new(MemoryHub::new());
+        let exporter = Exporter::new(Metrics::default()).with_hub(hub.clone());
+        let mut sub = hub.subscribe("t").await.unwrap();
+        hub.publish("t", &1).await.unwrap();
+        assert!(sub.next().await.is_some());
+        drop(sub);
+        let text = exporter.render().unwrap();
+        assert!(
+            text.contains("pikku_hub_delivered_total{backend=\"memory\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pikku_hub_gaps_total{backend=\"memory\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 
+use super::HubCounts;
 use super::log::{Budget, LogOwner, TopicLog};
 use super::presence::{Presence, PresenceGuard, PresenceStore};
 use super::{
@@ -247,6 +248,10 @@ impl EventHub for MemoryHub {
         }
     }
 
+    fn counts(&self) -> HubCounts {
+        self.inner.counter.counts()
+    }
+
     fn join<'a>(
         &'a self,
         topic: &'a str,
@@ -370,6 +375,33 @@ mod tests {
             );
         }
         out
+    }
+
+    #[tokio::test]
+    async fn counts_say_what_subscriptions_delivered() {
+        let hub = MemoryHub::new();
+        assert_eq!(hub.counts(), HubCounts::default());
+        let mut a = hub.subscribe("t").await.unwrap();
+        let mut b = hub.subscribe("t").await.unwrap();
+        for n in 1..=3 {
+            hub.publish("t", &n).await.unwrap();
+        }
+        take(&mut a, 3).await;
+        take(&mut b, 2).await;
+        drop((a, b));
+        assert_eq!(hub.counts().delivered, 5);
+        // An unknown resume point is a gap.
+        let mut c = hub.subscribe_from("t", Some("not-an-id")).await.unwrap();
+        assert!(matches!(take(&mut c, 1).await[0], HubItem::Gap { .. }));
+        drop(c);
+        assert_eq!(
+            hub.counts(),
+            HubCounts {
+                delivered: 5,
+                gaps: 1,
+                lagged: 0
+            }
+        );
     }
 
     #[tokio::test]

@@ -63,7 +63,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
@@ -466,6 +466,12 @@ pub trait EventHub: Send + Sync + 'static {
     fn presence_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<usize, HubError>> {
         Box::pin(async move { self.presence(topic).await.map(|m| m.len()) })
     }
+
+    /// What this hub's subscriptions in this process have delivered (events, gaps, lagged
+    /// disconnects). The default counts nothing.
+    fn counts(&self) -> HubCounts {
+        HubCounts::default()
+    }
 }
 
 /// The typed conveniences every hub has.
@@ -581,38 +587,74 @@ impl<H: EventHub + ?Sized> EventHub for Arc<H> {
     fn presence_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<usize, HubError>> {
         (**self).presence_count(topic)
     }
+    fn counts(&self) -> HubCounts {
+        (**self).counts()
+    }
 }
 
-/// Counts live subscriptions; backends hand one [`SubscriptionGuard`] to each subscription.
+/// What the subscriptions of one hub in this process have yielded, for monitoring
+/// ([`EventHub::counts`]; exported as `pikku_hub_*_total` with the `prometheus` feature).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubCounts {
+    /// Events delivered to subscribers (one per event per subscriber).
+    pub delivered: u64,
+    /// `gap` items: a subscriber learned that it missed events.
+    pub gaps: u64,
+    /// Subscribers disconnected for falling behind.
+    pub lagged: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    live: AtomicUsize,
+    delivered: AtomicU64,
+    gaps: AtomicU64,
+    lagged: AtomicU64,
+}
+
+/// Counts live subscriptions and what they yield; backends hand one [`SubscriptionGuard`] to
+/// each subscription.
 #[derive(Debug, Default, Clone)]
-pub struct SubscriptionCounter(Arc<AtomicUsize>);
+pub struct SubscriptionCounter(Arc<Counts>);
 
 impl SubscriptionCounter {
     /// Registers a subscription until the guard is dropped.
     pub fn guard(&self) -> SubscriptionGuard {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.live.fetch_add(1, Ordering::SeqCst);
         SubscriptionGuard(self.0.clone())
     }
     /// Live subscriptions.
     pub fn live(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.0.live.load(Ordering::SeqCst)
+    }
+    /// What the subscriptions have yielded so far (a subscription adds its share each time it
+    /// runs out of ready items, and when it ends).
+    pub fn counts(&self) -> HubCounts {
+        HubCounts {
+            delivered: self.0.delivered.load(Ordering::Relaxed),
+            gaps: self.0.gaps.load(Ordering::Relaxed),
+            lagged: self.0.lagged.load(Ordering::Relaxed),
+        }
     }
 }
 
 /// Decrements the live count when dropped.
 #[derive(Debug)]
-pub struct SubscriptionGuard(Arc<AtomicUsize>);
+pub struct SubscriptionGuard(Arc<Counts>);
 
 impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// A live subscription: a `Stream` of [`HubItem`]s. Dropping it unsubscribes.
 pub struct Subscription {
     items: Pin<Box<dyn Stream<Item = HubItem> + Send>>,
-    _guard: SubscriptionGuard,
+    guard: SubscriptionGuard,
+    // Counted here and added to the hub's shared counters once per batch, so a fan-out to many
+    // subscribers does not make every delivery contend on one atomic.
+    unflushed: (u64, u64),
 }
 
 impl Subscription {
@@ -623,7 +665,8 @@ impl Subscription {
     ) -> Self {
         Self {
             items: Box::pin(items),
-            _guard: guard,
+            guard,
+            unflushed: (0, 0),
         }
     }
 
@@ -678,10 +721,40 @@ impl<T> Stream for Frames<T> {
     }
 }
 
+impl Subscription {
+    fn flush_counts(&mut self) {
+        let (delivered, gaps) = std::mem::take(&mut self.unflushed);
+        if delivered > 0 {
+            self.guard
+                .0
+                .delivered
+                .fetch_add(delivered, Ordering::Relaxed);
+        }
+        if gaps > 0 {
+            self.guard.0.gaps.fetch_add(gaps, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Stream for Subscription {
     type Item = HubItem;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<HubItem>> {
-        self.items.as_mut().poll_next(cx)
+        let polled = self.items.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(HubItem::Event(_))) => self.unflushed.0 += 1,
+            Poll::Ready(Some(HubItem::Gap { .. })) => self.unflushed.1 += 1,
+            Poll::Ready(Some(HubItem::Lagged { .. })) => {
+                self.guard.0.lagged.fetch_add(1, Ordering::Relaxed);
+            }
+            Poll::Ready(None) | Poll::Pending => self.flush_counts(),
+        }
+        polled
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.flush_counts();
     }
 }
 

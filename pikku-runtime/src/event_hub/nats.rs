@@ -58,6 +58,7 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use super::HubCounts;
 use super::log::{Budget, LogOwner, TopicLog};
 use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
 use super::{
@@ -1074,6 +1075,10 @@ impl EventHub for NatsHub {
             },
             subscriptions: self.inner.counter.live(),
         }
+    }
+
+    fn counts(&self) -> HubCounts {
+        self.inner.counter.counts()
     }
 
     fn join<'a>(

@@ -60,6 +60,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use super::HubCounts;
 use super::log::{Budget, LogOwner, TopicLog};
 use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
 use super::{
@@ -1200,6 +1201,10 @@ impl EventHub for PgHub {
             detail: self.inner.detail.lock().clone(),
             subscriptions: self.inner.counter.live(),
         }
+    }
+
+    fn counts(&self) -> HubCounts {
+        self.inner.counter.counts()
     }
 
     fn join<'a>(

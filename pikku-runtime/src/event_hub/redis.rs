@@ -45,6 +45,7 @@ use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, watch};
 
+use super::HubCounts;
 use super::log::{Budget, LogOwner, TopicLog};
 use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
 use super::{
@@ -906,6 +907,10 @@ impl EventHub for RedisHub {
             detail: self.inner.detail.lock().clone(),
             subscriptions: self.inner.counter.live(),
         }
+    }
+
+    fn counts(&self) -> HubCounts {
+        self.inner.counter.counts()
     }
 
     fn join<'a>(
