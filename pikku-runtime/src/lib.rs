@@ -71,7 +71,8 @@
 //! 7. **Startup validation**: one check of all routes and settings ([`StartupError`]).
 //! 8. **Describing**: [`openapi`] (the document and the docs page) and [`client_ts`] (the
 //!    TypeScript client); they read route descriptors and never import serving or axum.
-//! 9. **The app**: [`Pikku`] (the axum router, `/docs`, the command line) and [`server`].
+//! 9. **The app**: [`Pikku`] (the axum router, `/docs`, the command line), [`server`] and
+//!    `lambda` (the router as an AWS Lambda function, feature `lambda`).
 //!
 //! Beside them, each on the layers it needs: [`event_hub`] (publish/subscribe with resume) and
 //! [`client`] (the typed Rust client).
@@ -84,6 +85,7 @@
 //! - `redis` (default), `nats`, `postgres`: event hub backends.
 //! - `client`: the typed Rust client (`f::call(&client, input)` beside every function).
 //! - `tls`: HTTPS in [`serve`] (rustls; HTTP/2 and HTTP/1.1 by ALPN).
+//! - `lambda`: `lambda::run`, the app as an AWS Lambda function with streamed responses.
 //!
 //! Without default features the core (routes, SSE, sessions through your own
 //! [`SessionService`], limits, the embedded hub) builds on its own.
@@ -138,6 +140,8 @@ pub mod event_hub;
 
 #[cfg(feature = "ts-client")]
 pub use app::EMIT_TS_CLIENT_FLAG;
+#[cfg(feature = "lambda")]
+pub use app::lambda;
 pub use app::{DEFAULT_BODY_LIMIT, Pikku};
 pub use async_stream::{stream, try_stream};
 /// The `axum` crate Pikku mounts on (so apps name the same version).

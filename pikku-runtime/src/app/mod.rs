@@ -20,6 +20,8 @@ use crate::startup::{self, AppShape, StartupError};
 mod cli;
 #[cfg(feature = "openapi")]
 mod docs;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod router;
 
 #[cfg(feature = "ts-client")]
