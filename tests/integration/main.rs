@@ -15,6 +15,7 @@ mod docs_page;
 mod http2;
 mod hub_suite;
 mod input;
+mod lambda;
 mod notifications;
 mod openapi;
 mod pg_hub;
