@@ -1,7 +1,8 @@
 //! A Pikku app served as an AWS Lambda function with streamed responses (feature `lambda`).
 //!
-//! Locally: `cargo lambda watch --example lambda`, then
-//! `curl -N http://127.0.0.1:9000/lambda-url/lambda/stream/ticks?count=3&interval_ms=500`.
+//! Locally (the README's "AWS Lambda" has the commands): `cargo lambda watch
+//! --only-lambda-apis`, this binary started with the environment it prints, then
+//! `curl -N 'http://127.0.0.1:9000/lambda-url/_/stream/ticks?count=3&interval_ms=500'`.
 //! Deployed: `cargo lambda build --release --example lambda`, `cargo lambda deploy`, and a
 //! function URL with invoke mode `RESPONSE_STREAM` (see the README's "AWS Lambda").
 
