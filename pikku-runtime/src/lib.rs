@@ -73,7 +73,8 @@
 //!    TypeScript client) and `prometheus` (the counters as Prometheus text); they read route
 //!    descriptors and counters and never import serving or axum.
 //! 9. **The app**: [`Pikku`] (the axum router, the actix-web configuration, `/docs`, the
-//!    command line) and [`server`].
+//!    command line), [`server`] and `lambda` (the router as an AWS Lambda function, feature
+//!    `lambda`).
 //!
 //! Beside them, each on the layers it needs: [`event_hub`] (publish/subscribe with resume) and
 //! [`client`] (the typed Rust client).
@@ -90,6 +91,7 @@
 //!   routes, pipeline and startup check as the axum router).
 //! - `prometheus`: `GET /metrics` in the Prometheus text format
 //!   (`Pikku::metrics_endpoint`, the `prometheus` module).
+//! - `lambda`: `lambda::run`, the app as an AWS Lambda function with streamed responses.
 //!
 //! Without default features the core (routes, SSE, sessions through your own
 //! [`SessionService`], limits, the embedded hub) builds on its own.
@@ -150,6 +152,8 @@ pub mod event_hub;
 pub use actix_web;
 #[cfg(feature = "ts-client")]
 pub use app::EMIT_TS_CLIENT_FLAG;
+#[cfg(feature = "lambda")]
+pub use app::lambda;
 pub use app::{DEFAULT_BODY_LIMIT, Pikku};
 pub use async_stream::{stream, try_stream};
 /// The `axum` crate Pikku mounts on (so apps name the same version).

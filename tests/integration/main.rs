@@ -16,6 +16,7 @@ mod docs_page;
 mod http2;
 mod hub_suite;
 mod input;
+mod lambda;
 mod multi_topic;
 mod notifications;
 mod openapi;

@@ -22,6 +22,8 @@ mod actix;
 mod cli;
 #[cfg(feature = "openapi")]
 mod docs;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 #[cfg(feature = "prometheus")]
 mod metrics_route;
 mod router;
