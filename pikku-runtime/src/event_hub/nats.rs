@@ -418,7 +418,7 @@ impl Inner {
         let mut tails = self.tails_for(&token).lock().await;
         let mut tail = tails.get(&token).copied();
         let mut recreated = false;
-        for _ in 0..PUBLISH_ATTEMPTS {
+        for attempt in 0..PUBLISH_ATTEMPTS {
             let t = match tail {
                 Some(t) => t,
                 None => self.tail(&subject).await?,
@@ -467,6 +467,13 @@ impl Inner {
                 {
                     // Another publisher (or a purge) moved the subject on: read it again.
                     tail = None;
+                    // Publishers that keep colliding on one topic spread out: a random pause
+                    // that grows with the attempts (up to 128 ms), so they stop retrying in step.
+                    if attempt >= 2 {
+                        let cap_ms = 1u64 << attempt.min(7);
+                        let pause = rand::random::<u64>() % cap_ms + 1;
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
                 }
                 Ok(Err(e))
                     if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound
