@@ -6,6 +6,7 @@
 //! | `GET /bench/idle` | SSE: nothing but heartbeats (connection-scale tests) |
 //! | `GET /bench/subscribe?topic=T` | SSE: every event published to `T` |
 //! | `POST /bench/publish?topic=T&n=N` | publishes `N` events `{"seq": i, "ts_us": ..}` to `T`; `{"published": N}` |
+//! | `POST /bench/publish-each?prefix=P&count=C` | publishes one event `{"seq": i, ..}` to each of the topics `P0` .. `P{C-1}` (many topics, one subscriber each); `{"published": C}` |
 //!
 //! Environment: `PIKKU_ADDR` (default `127.0.0.1:3100`), `PIKKU_SSE_HEARTBEAT_MS`,
 //! `PIKKU_EVENT_HUB` (the hub backend, via [`pikku::event_hub::from_env`]) and `RUST_LOG`
@@ -64,7 +65,16 @@ pub struct PublishQuery {
     pub n: u64,
 }
 
-/// Answer of `/bench/publish`.
+/// Query of `/bench/publish-each`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PublishEachQuery {
+    /// Topic names are this prefix followed by 0, 1, ...
+    pub prefix: String,
+    /// How many topics get one event each.
+    pub count: u64,
+}
+
+/// Answer of `/bench/publish` and `/bench/publish-each`.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Published {
     /// How many events were published.
@@ -132,6 +142,33 @@ pub async fn publish(
             .await?;
     }
     Ok(Published { published: input.n })
+}
+
+/// Publish one tick to each of many topics
+///
+/// Topic `{prefix}{i}` gets `{"seq": i, ..}` for every `i` below `count`: the "one topic per
+/// user" pattern, where each subscriber listens to a topic of its own.
+#[pikku_func(route = "/bench/publish-each", method = "post", auth = false, tags = ["bench"])]
+pub async fn publish_each(
+    services: &BenchServices,
+    input: PublishEachQuery,
+) -> Result<Published, PikkuError> {
+    for seq in 0..input.count {
+        let topic = format!("{}{seq}", input.prefix);
+        services
+            .hub
+            .publish(
+                &topic,
+                &Tick {
+                    seq,
+                    ts_us: now_us(),
+                },
+            )
+            .await?;
+    }
+    Ok(Published {
+        published: input.count,
+    })
 }
 
 #[tokio::main]
