@@ -41,6 +41,10 @@ use tower::Service as _;
 
 use crate::serving::Shutdown;
 
+mod event_stream_h1;
+
+use event_stream_h1::{FirstRequest, Rewind};
+
 /// How long [`serve`] waits for open connections after shutdown starts.
 pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -248,8 +252,39 @@ struct Connection {
 }
 
 impl Connection {
-    /// Serves HTTP/1.1 or HTTP/2 (told apart by the HTTP/2 preface) on `io`.
-    async fn serve<I>(self, io: I)
+    /// Serves the connection: its first request here when it is an HTTP/1.1 event stream
+    /// ([`event_stream_h1`]), otherwise by hyper (HTTP/1.1 or HTTP/2, told apart by the
+    /// HTTP/2 preface).
+    async fn serve<I>(self, mut io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let first = event_stream_h1::read_first_request(&mut io);
+        let first = match self.first_request_by {
+            Some(deadline) => match tokio::time::timeout_at(deadline, first).await {
+                Ok(first) => first,
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, "closing a connection that sent no request in time");
+                    return;
+                }
+            },
+            None => first.await,
+        };
+        match first {
+            FirstRequest::Closed => {}
+            FirstRequest::EventStream(req) => {
+                // Held until the stream ends, so a graceful shutdown waits for its last
+                // event (the stream itself ends on shutdown).
+                let _watcher = self.watcher;
+                event_stream_h1::serve(io, req, self.router, self.peer).await;
+            }
+            // Boxed, so a stream's task is not the size of a hyper connection.
+            FirstRequest::Other(read) => Box::pin(self.serve_hyper(Rewind::new(read, io))).await,
+        }
+    }
+
+    /// Serves HTTP/1.1 or HTTP/2 (told apart by the HTTP/2 preface) on `io` with hyper.
+    async fn serve_hyper<I>(self, io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

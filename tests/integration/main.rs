@@ -13,6 +13,7 @@ mod adapters;
 mod clients;
 mod demo_app;
 mod docs_page;
+mod event_stream_path;
 mod http2;
 mod hub_suite;
 mod input;

@@ -1,4 +1,8 @@
 //! The SSE handler: headers, framing, ids, heartbeats, error events, panics, cleanup, shutdown.
+//!
+//! Every test runs twice: with `Accept: text/event-stream`, as `EventSource` sends it (the
+//! server answers such a first request of a connection itself, without hyper's connection
+//! buffers), and without it (hyper serves the request). Both must behave alike.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -6,8 +10,7 @@ use std::time::Duration;
 use crate::fixtures;
 use crate::support::*;
 
-#[tokio::test]
-async fn stream_headers_are_sse_and_unbuffered() {
+async fn stream_headers_are_sse_and_unbuffered(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(
         app.sse(
@@ -17,7 +20,7 @@ async fn stream_headers_are_sse_and_unbuffered() {
         ),
     )
     .await;
-    let res = get(&srv.url("/t/events")).await;
+    let res = via.get(&srv.url("/t/events")).await;
     assert_eq!(res.status(), 200);
     let h = res.headers();
     assert_eq!(h["content-type"], "text/event-stream");
@@ -25,13 +28,15 @@ async fn stream_headers_are_sse_and_unbuffered() {
     assert_eq!(h["x-accel-buffering"], "no");
     assert_eq!(h["x-stream-version"], "7", "configured extra header");
     assert!(h.get("content-length").is_none());
+    // The event-stream path answers and then closes the connection; hyper keeps it.
+    let closes = h.get("connection").is_some_and(|v| v == "close");
+    assert_eq!(closes, matches!(via, Via::EventStreamPath), "{via:?}");
 }
 
-#[tokio::test]
-async fn event_fields_reach_a_spec_parser() {
+async fn event_fields_reach_a_spec_parser(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut ev = events(get(&srv.url("/t/events")).await);
+    let mut ev = events(via.get(&srv.url("/t/events")).await);
     let e1 = next_event(&mut ev, 5).await.unwrap();
     assert_eq!((e1.event.as_str(), e1.id.as_str()), ("message", "1"));
     assert_eq!(json(&e1), serde_json::json!({"n": 1}));
@@ -46,11 +51,10 @@ async fn event_fields_reach_a_spec_parser() {
     );
 }
 
-#[tokio::test]
-async fn wire_format_is_field_colon_space_value() {
+async fn wire_format_is_field_colon_space_value(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut res = get(&srv.url("/t/events")).await;
+    let mut res = via.get(&srv.url("/t/events")).await;
     let raw = read_until(&mut res, 5, |s| s.matches("\n\n").count() >= 3).await;
     assert_eq!(
         raw,
@@ -58,11 +62,10 @@ async fn wire_format_is_field_colon_space_value() {
     );
 }
 
-#[tokio::test]
-async fn err_items_become_error_events_and_the_stream_goes_on() {
+async fn err_items_become_error_events_and_the_stream_goes_on(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut ev = events(get(&srv.url("/t/fallible")).await);
+    let mut ev = events(via.get(&srv.url("/t/fallible")).await);
     assert_eq!(
         json(&next_event(&mut ev, 5).await.unwrap()),
         serde_json::json!({"n": 1})
@@ -79,25 +82,23 @@ async fn err_items_become_error_events_and_the_stream_goes_on() {
     );
 }
 
-#[tokio::test]
-async fn error_before_the_stream_is_an_http_error() {
+async fn error_before_the_stream_is_an_http_error(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let res = get(&srv.url("/t/missing/0")).await;
+    let res = via.get(&srv.url("/t/missing/0")).await;
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["content-type"], "application/json");
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
     assert_eq!(body["field"], "id");
-    let res = get(&srv.url("/t/missing/5")).await;
+    let res = via.get(&srv.url("/t/missing/5")).await;
     assert_eq!(res.headers()["content-type"], "text/event-stream");
 }
 
-#[tokio::test]
-async fn heartbeats_are_comments_sent_when_idle() {
+async fn heartbeats_are_comments_sent_when_idle(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut res = get(&srv.url("/t/heartbeat")).await;
+    let mut res = via.get(&srv.url("/t/heartbeat")).await;
     let started = std::time::Instant::now();
     let raw = read_until(&mut res, 5, |s| s.matches(": ping\n\n").count() >= 3).await;
     assert!(raw.matches(": ping\n\n").count() >= 3, "got {raw:?}");
@@ -111,44 +112,41 @@ async fn heartbeats_are_comments_sent_when_idle() {
     );
 }
 
-#[tokio::test]
-async fn heartbeat_interval_is_configurable_app_wide_and_reset_by_events() {
+async fn heartbeat_interval_is_configurable_app_wide_and_reset_by_events(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(
         app.sse(pikku::SseConfig::default().heartbeat(Some(Duration::from_millis(120)))),
     )
     .await;
     // Events every 50 ms keep the stream busy: no heartbeat between them.
-    let mut res = get(&srv.url("/t/guarded?every_ms=50")).await;
+    let mut res = via.get(&srv.url("/t/guarded?every_ms=50")).await;
     let raw = read_until(&mut res, 5, |s| s.matches("data:").count() >= 10).await;
     assert!(
         !raw.contains(": ping"),
         "events reset the heartbeat: {raw:?}"
     );
     // An idle stream gets them at the app-wide interval.
-    let mut res = get(&srv.url("/t/shutdown-aware")).await;
+    let mut res = via.get(&srv.url("/t/shutdown-aware")).await;
     let raw = read_until(&mut res, 5, |s| s.contains(": ping")).await;
     assert!(raw.contains(": ping"), "app-wide heartbeat: {raw:?}");
 }
 
-#[tokio::test]
-async fn retry_hint_configured_app_wide() {
+async fn retry_hint_configured_app_wide(via: Via) {
     let (app, ..) = fixtures::app();
     let srv =
         TestServer::pikku(app.sse(pikku::SseConfig::default().retry(Some(Duration::from_secs(3)))))
             .await;
     // `retry:` alone is a connection setting (a spec parser dispatches no event for it).
-    let mut res = get(&srv.url("/t/events")).await;
+    let mut res = via.get(&srv.url("/t/events")).await;
     let raw = read_until(&mut res, 5, |s| s.contains("id: 1")).await;
     assert!(raw.starts_with("retry: 3000\n\nid: 1\n"), "{raw:?}");
 }
 
-#[tokio::test]
-async fn last_event_id_reaches_the_function() {
+async fn last_event_id_reaches_the_function(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let res = client()
-        .get(srv.url("/t/ctx"))
+    let res = via
+        .request(srv.url("/t/ctx"))
         .header("last-event-id", "41")
         .header("x-request-id", "req-abc")
         .send()
@@ -162,8 +160,8 @@ async fn last_event_id_reaches_the_function() {
         serde_json::json!({"last_event_id": "41", "resume_from": 41, "request_id": "req-abc"})
     );
     // An unusable id (too long) is treated as absent, not as an error.
-    let res = client()
-        .get(srv.url("/t/ctx"))
+    let res = via
+        .request(srv.url("/t/ctx"))
         .header("last-event-id", "x".repeat(10_000))
         .send()
         .await
@@ -172,11 +170,10 @@ async fn last_event_id_reaches_the_function() {
     assert_eq!(seen["last_event_id"], serde_json::Value::Null);
 }
 
-#[tokio::test]
-async fn panic_in_generator_ends_only_that_stream() {
+async fn panic_in_generator_ends_only_that_stream(via: Via) {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut ev = events(get(&srv.url("/t/panic")).await);
+    let mut ev = events(via.get(&srv.url("/t/panic")).await);
     assert_eq!(
         json(&next_event(&mut ev, 5).await.unwrap()),
         serde_json::json!({"n": 1})
@@ -187,9 +184,9 @@ async fn panic_in_generator_ends_only_that_stream() {
     assert!(!err.data.contains("exploded"), "no internals leak");
     assert!(next_event(&mut ev, 5).await.is_none());
     // The server and other streams are unaffected.
-    let mut ev = events(get(&srv.url("/t/events")).await);
+    let mut ev = events(via.get(&srv.url("/t/events")).await);
     assert!(next_event(&mut ev, 5).await.is_some());
-    let res = get(&srv.url("/t/panic-json")).await;
+    let res = via.get(&srv.url("/t/panic-json")).await;
     assert_eq!(res.status(), 500);
     let body = res.text().await.unwrap();
     assert!(
@@ -198,11 +195,10 @@ async fn panic_in_generator_ends_only_that_stream() {
     );
 }
 
-#[tokio::test]
-async fn client_disconnect_runs_cleanup_within_a_second() {
+async fn client_disconnect_runs_cleanup_within_a_second(via: Via) {
     let (app, cleanups, started) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut ev = events(get(&srv.url("/t/guarded?every_ms=200")).await);
+    let mut ev = events(via.get(&srv.url("/t/guarded?every_ms=200")).await);
     next_event(&mut ev, 5).await.unwrap();
     assert_eq!(started.load(Ordering::SeqCst), 1);
     assert_eq!(
@@ -219,11 +215,10 @@ async fn client_disconnect_runs_cleanup_within_a_second() {
     );
 }
 
-#[tokio::test]
-async fn client_disconnect_runs_cleanup_of_an_idle_stream() {
+async fn client_disconnect_runs_cleanup_of_an_idle_stream(via: Via) {
     let (app, cleanups, _) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut ev = events(get(&srv.url("/t/idle")).await);
+    let mut ev = events(via.get(&srv.url("/t/idle")).await);
     next_event(&mut ev, 5).await.unwrap();
     drop(ev);
     assert!(
@@ -234,13 +229,12 @@ async fn client_disconnect_runs_cleanup_of_an_idle_stream() {
     );
 }
 
-#[tokio::test]
-async fn shutdown_ends_streams_with_a_final_event_and_runs_cleanup() {
+async fn shutdown_ends_streams_with_a_final_event_and_runs_cleanup(via: Via) {
     let (app, cleanups, _) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut aware = events(get(&srv.url("/t/shutdown-aware")).await);
+    let mut aware = events(via.get(&srv.url("/t/shutdown-aware")).await);
     assert_eq!(next_event(&mut aware, 5).await.unwrap().data, "\"hello\"");
-    let mut plain = events(get(&srv.url("/t/guarded?every_ms=100")).await);
+    let mut plain = events(via.get(&srv.url("/t/guarded?every_ms=100")).await);
     next_event(&mut plain, 5).await.unwrap();
     srv.shutdown.trigger();
     // The function that watches ctx.shutdown() says goodbye, then everyone gets `shutdown`.
@@ -261,16 +255,14 @@ async fn shutdown_ends_streams_with_a_final_event_and_runs_cleanup() {
     srv.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn sse_is_never_compressed() {
+async fn sse_is_never_compressed(via: Via) {
     use tower_http::compression::CompressionLayer;
     let (app, ..) = fixtures::app();
     let shutdown = app.shutdown_handle();
     let router = app.router().layer(CompressionLayer::new());
     let srv = TestServer::start(router, shutdown).await;
     let gz = |path: &str| {
-        client()
-            .get(srv.url(path))
+        via.request(srv.url(path))
             .header("accept-encoding", "gzip")
             .send()
     };
@@ -296,3 +288,61 @@ async fn sse_is_never_compressed() {
     let raw = read_until(&mut sse, 5, |s| s.contains("id: 3")).await;
     assert!(raw.starts_with("id: 1\ndata: "), "{raw:?}");
 }
+
+/// How a test's requests reach the server.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// No `Accept: text/event-stream`: hyper serves the request.
+    Hyper,
+    /// `Accept: text/event-stream`: the server's own HTTP/1.1 event-stream path.
+    EventStreamPath,
+}
+
+impl Via {
+    fn request(self, url: String) -> reqwest::RequestBuilder {
+        let req = client().get(url);
+        match self {
+            Via::Hyper => req,
+            Via::EventStreamPath => req.header("accept", "text/event-stream"),
+        }
+    }
+
+    async fn get(self, url: &str) -> reqwest::Response {
+        self.request(url.to_owned()).send().await.unwrap()
+    }
+}
+
+/// One test per path for each test function above.
+macro_rules! on_both_paths {
+    ($($name:ident),* $(,)?) => {
+        mod via_hyper {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Via::Hyper).await
+            })*
+        }
+        mod via_event_stream_path {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Via::EventStreamPath).await
+            })*
+        }
+    };
+}
+
+on_both_paths!(
+    stream_headers_are_sse_and_unbuffered,
+    event_fields_reach_a_spec_parser,
+    wire_format_is_field_colon_space_value,
+    err_items_become_error_events_and_the_stream_goes_on,
+    error_before_the_stream_is_an_http_error,
+    heartbeats_are_comments_sent_when_idle,
+    heartbeat_interval_is_configurable_app_wide_and_reset_by_events,
+    retry_hint_configured_app_wide,
+    last_event_id_reaches_the_function,
+    panic_in_generator_ends_only_that_stream,
+    client_disconnect_runs_cleanup_within_a_second,
+    client_disconnect_runs_cleanup_of_an_idle_stream,
+    shutdown_ends_streams_with_a_final_event_and_runs_cleanup,
+    sse_is_never_compressed,
+);

@@ -1,0 +1,468 @@
+//! HTTP/1.1 event streams served without hyper's per-connection buffers.
+//!
+//! An idle `EventSource` is what a stream server mostly holds, and for each one hyper keeps
+//! an 8 KiB read buffer, an 8 KiB write buffer and its connection state for as long as the
+//! stream lasts, though after the response head a stream only ever writes body chunks. So
+//! the first request of a connection is read here: when it is an event-stream request
+//! (`GET`, HTTP/1.1, `Accept: text/event-stream`, no body, no upgrade) it goes through the
+//! router as usual, and the response is written from its body frames straight to the socket
+//! with chunked framing and `connection: close`: the connection ends with the response. A
+//! stream's cost is then its task, its body and the socket.
+//!
+//! Anything else (other requests, HTTP/2 with prior knowledge, a head that does not parse)
+//! goes to hyper with the bytes read so far put back in front ([`Rewind`]), so hyper sees
+//! the connection exactly as the client sent it. Later requests of a keep-alive connection
+//! are hyper's, streams included.
+//!
+//! A client going away is seen as the end of its side of the socket (or a failed write),
+//! and drops the body, hence the generator, as hyper does.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Body as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tower::Service as _;
+
+/// Most bytes of a request head read here: as much as hyper would accept (the server's
+/// buffer limit), so what this module refuses hyper refuses too.
+const HEAD_MAX: usize = super::CONNECTION_BUFFER_MAX;
+
+/// Most header lines of a request read here (hyper's default is 100); a longer head goes
+/// to hyper.
+const HEADERS_MAX: usize = 64;
+
+/// Bytes a client may send while its event stream runs (it has nothing to send on a
+/// `connection: close` exchange) before the connection is closed.
+const UNEXPECTED_INPUT_MAX: usize = 64 * 1024;
+
+/// What the first bytes of a connection turned out to be.
+pub(super) enum FirstRequest {
+    /// An event-stream request, to be answered here.
+    EventStream(Box<Request<Body>>),
+    /// Anything else: hyper's, starting with these bytes.
+    Other(Bytes),
+    /// The client closed the connection (or it failed) before a request head arrived.
+    Closed,
+}
+
+/// Reads until it is known whether the connection's first request is an event-stream
+/// request. Stops at the first bytes that rule it out, so hyper gets HTTP/2 and other
+/// requests as early as it would have.
+pub(super) async fn read_first_request<I>(io: &mut I) -> FirstRequest
+where
+    I: AsyncRead + Unpin,
+{
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        if buf.len() == buf.capacity() {
+            if buf.len() >= HEAD_MAX {
+                return FirstRequest::Other(buf.into());
+            }
+            buf.reserve(buf.len().min(HEAD_MAX - buf.len()));
+        }
+        match io.read_buf(&mut buf).await {
+            Ok(0) | Err(_) if buf.is_empty() => return FirstRequest::Closed,
+            Ok(0) | Err(_) => return FirstRequest::Other(buf.into()),
+            Ok(_) => {}
+        }
+        let prefix = buf.len().min(4);
+        if buf[..prefix] != b"GET "[..prefix] {
+            return FirstRequest::Other(buf.into());
+        }
+        match parse(&buf) {
+            Parsed::Partial => continue,
+            Parsed::EventStream(req) => return FirstRequest::EventStream(req),
+            Parsed::Other => return FirstRequest::Other(buf.into()),
+        }
+    }
+}
+
+enum Parsed {
+    Partial,
+    EventStream(Box<Request<Body>>),
+    Other,
+}
+
+fn parse(buf: &[u8]) -> Parsed {
+    let mut lines = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut head = httparse::Request::new(&mut lines);
+    let len = match head.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    // Bytes after the head would be a pipelined request; hyper serves those.
+    if len != buf.len() || head.method != Some("GET") || head.version != Some(1) {
+        return Parsed::Other;
+    }
+    let Some(path) = head.path else {
+        return Parsed::Other;
+    };
+    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    for line in head.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(line.name.as_bytes()),
+            HeaderValue::from_bytes(line.value),
+        ) else {
+            return Parsed::Other;
+        };
+        headers.append(name, value);
+    }
+    if !is_event_stream_request(&headers) {
+        return Parsed::Other;
+    }
+    let mut req = Request::new(Body::empty());
+    match path.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return Parsed::Other,
+    }
+    *req.method_mut() = Method::GET;
+    *req.version_mut() = http::Version::HTTP_11;
+    *req.headers_mut() = headers;
+    Parsed::EventStream(Box::new(req))
+}
+
+/// `Accept: text/event-stream`, and nothing that makes the exchange more than one response:
+/// no body, no upgrade, no `Expect`.
+fn is_event_stream_request(headers: &HeaderMap) -> bool {
+    let accepts_events = headers.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+            })
+        })
+    });
+    let no_body = headers.get(header::TRANSFER_ENCODING).is_none()
+        && headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .all(|v| v.as_bytes() == b"0");
+    accepts_events
+        && no_body
+        && !headers.contains_key(header::UPGRADE)
+        && !headers.contains_key(header::EXPECT)
+}
+
+/// Answers `req` on `io` and closes the connection: the router's response head, then its
+/// body as chunks (or with a length, when the body is complete) until the body ends or the
+/// client goes away.
+pub(super) async fn serve<I>(mut io: I, req: Box<Request<Body>>, router: Router, peer: SocketAddr)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut req = *req;
+    req.extensions_mut().insert(ConnectInfo(peer));
+    // A Router is always ready: calling it without `poll_ready` is fine.
+    let res = match router.clone().call(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    if let Err(e) = write_response(&mut io, res).await {
+        tracing::debug!(%peer, error = %e, "event stream ended by the connection");
+    }
+    let _ = io.shutdown().await;
+}
+
+async fn write_response<I>(io: &mut I, res: Response<Body>) -> io::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let (parts, mut body) = res.into_parts();
+    let bodiless = parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED;
+    let length = body.size_hint().exact();
+    let chunked = !bodiless && length.is_none();
+    let head = encode_head(&parts, if bodiless { None } else { length }, chunked);
+    io.write_all(&head).await?;
+    io.flush().await?;
+    drop(head);
+    if bodiless {
+        return Ok(());
+    }
+    let mut unexpected = 0;
+    loop {
+        let next = std::future::poll_fn(|cx| {
+            if let Poll::Ready(frame) = Pin::new(&mut body).poll_frame(cx) {
+                return Poll::Ready(Ok(frame));
+            }
+            poll_client_gone(Pin::new(&mut *io), cx, &mut unexpected).map(Err)
+        })
+        .await;
+        match next {
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    write_chunk(io, &data).await?;
+                } else {
+                    io.write_all(&data).await?;
+                }
+                io.flush().await?;
+            }
+            Ok(None) => {
+                if chunked {
+                    io.write_all(b"0\r\n\r\n").await?;
+                }
+                return io.flush().await;
+            }
+            // A failed body cannot be finished correctly: closing without the last chunk
+            // tells the client the response is incomplete, as hyper does.
+            Ok(Some(Err(e))) => return Err(io::Error::other(e)),
+            Err(gone) => return Err(gone),
+        }
+    }
+}
+
+/// Ready with the reason once the client's side of the connection has ended. Bytes the
+/// client sends meanwhile are discarded, up to [`UNEXPECTED_INPUT_MAX`].
+fn poll_client_gone<I>(
+    mut io: Pin<&mut I>,
+    cx: &mut Context<'_>,
+    seen: &mut usize,
+) -> Poll<io::Error>
+where
+    I: AsyncRead,
+{
+    let mut scratch = [0u8; 256];
+    loop {
+        let mut buf = ReadBuf::new(&mut scratch);
+        match io.as_mut().poll_read(cx, &mut buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(e),
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                return Poll::Ready(io::ErrorKind::UnexpectedEof.into());
+            }
+            Poll::Ready(Ok(())) => {
+                *seen += buf.filled().len();
+                if *seen > UNEXPECTED_INPUT_MAX {
+                    return Poll::Ready(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "client kept sending during an event stream",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn encode_head(parts: &http::response::Parts, length: Option<u64>, chunked: bool) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .as_bytes(),
+    );
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        // Framing is this module's to say.
+        if matches!(
+            *name,
+            header::CONNECTION | header::TRANSFER_ENCODING | header::CONTENT_LENGTH
+        ) {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        head.extend_from_slice(b"date: ");
+        head.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    } else if let Some(n) = length {
+        head.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    head
+}
+
+/// Writes one chunk (size line, data, CRLF) with as few syscalls as the transport allows.
+async fn write_chunk<I>(io: &mut I, data: &Bytes) -> io::Result<()>
+where
+    I: AsyncWrite + Unpin,
+{
+    let mut size = [0u8; 18];
+    let size_len = {
+        use std::io::Write as _;
+        let mut cursor = io::Cursor::new(&mut size[..]);
+        write!(cursor, "{:x}\r\n", data.len())?;
+        cursor.position() as usize
+    };
+    let mut parts = [
+        IoSlice::new(&size[..size_len]),
+        IoSlice::new(data),
+        IoSlice::new(b"\r\n"),
+    ];
+    let mut bufs = &mut parts[..];
+    while !bufs.is_empty() {
+        let n = io.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
+}
+
+/// An IO that yields `prefix` before reading from `inner`: gives hyper the bytes already
+/// read while deciding who serves the connection.
+pub(super) struct Rewind<I> {
+    prefix: Bytes,
+    inner: I,
+}
+
+impl<I> Rewind<I> {
+    pub(super) fn new(prefix: Bytes, inner: I) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide(head: &str) -> &'static str {
+        match parse(head.as_bytes()) {
+            Parsed::Partial => "partial",
+            Parsed::EventStream(_) => "event stream",
+            Parsed::Other => "other",
+        }
+    }
+
+    #[test]
+    fn only_bodiless_http11_gets_that_accept_event_streams_are_taken() {
+        let get =
+            |headers: &str| decide(&format!("GET /s?x=1 HTTP/1.1\r\nHost: a\r\n{headers}\r\n"));
+        assert_eq!(get("Accept: text/event-stream\r\n"), "event stream");
+        assert_eq!(
+            get("accept: application/json, Text/Event-Stream;q=0.9\r\n"),
+            "event stream"
+        );
+        assert_eq!(
+            get("Accept: text/event-stream\r\nContent-Length: 0\r\n"),
+            "event stream"
+        );
+        assert_eq!(get(""), "other");
+        assert_eq!(get("Accept: */*\r\n"), "other");
+        assert_eq!(get("Accept: text/event-streams\r\n"), "other");
+        assert_eq!(
+            get("Accept: text/event-stream\r\nContent-Length: 3\r\n"),
+            "other"
+        );
+        assert_eq!(
+            get("Accept: text/event-stream\r\nTransfer-Encoding: chunked\r\n"),
+            "other"
+        );
+        assert_eq!(
+            get("Accept: text/event-stream\r\nUpgrade: websocket\r\n"),
+            "other"
+        );
+        assert_eq!(
+            get("Accept: text/event-stream\r\nExpect: 100-continue\r\n"),
+            "other"
+        );
+        assert_eq!(
+            decide("GET /s HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n"),
+            "other"
+        );
+        assert_eq!(
+            decide("POST /s HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n"),
+            "other"
+        );
+        assert_eq!(decide("GET /s HTTP/1.1\r\nAccept: text/ev"), "partial");
+        assert_eq!(decide("GET /s HTTP/1.1\r\nBad Header\r\n\r\n"), "other");
+    }
+
+    #[test]
+    fn a_request_that_takes_the_path_keeps_its_target_and_headers() {
+        let Parsed::EventStream(req) =
+            parse(b"GET /users/7/events?lastEventId=4 HTTP/1.1\r\nAccept: text/event-stream\r\nLast-Event-ID: 3\r\n\r\n")
+        else {
+            panic!("not taken");
+        };
+        assert_eq!(req.uri(), "/users/7/events?lastEventId=4");
+        assert_eq!(req.headers()["last-event-id"], "3");
+        assert_eq!(req.version(), http::Version::HTTP_11);
+    }
+
+    #[tokio::test]
+    async fn rewind_yields_what_was_read_then_the_rest() {
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b" world").await.unwrap();
+        drop(client);
+        let mut io = Rewind::new(Bytes::from_static(b"hello"), server);
+        let mut all = String::new();
+        io.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "hello world");
+    }
+}
