@@ -434,9 +434,9 @@ pub async fn worker(o: WorkerOptions) -> Result<(), String> {
             }
             "check" => {
                 let (mut open, mut with_heartbeat, mut without) = (0, 0, Vec::new());
-                for i in 0..n {
+                for (i, b) in base.iter().enumerate() {
                     let is_open = shared.state[i].load(Ordering::Relaxed) == OPEN;
-                    let beat = shared.comments[i].load(Ordering::Relaxed) > base[i];
+                    let beat = shared.comments[i].load(Ordering::Relaxed) > *b;
                     open += usize::from(is_open);
                     if is_open && beat {
                         with_heartbeat += 1;
@@ -1148,9 +1148,10 @@ async fn run_with(
         out.events_after += total;
     }
     out.delivered_to.sort_unstable();
+    let (reached, only_there) = judge_delivery(&out);
     out.check(
         "the notification reached the user's stream, within the bound",
-        out.deliver_ms.is_some() && out.user_seq == Some(0),
+        reached,
         format!(
             "{} ms (bound {} s), seq {:?}",
             out.deliver_ms.map_or("never".into(), |d| format!("{d:.1}")),
@@ -1160,7 +1161,7 @@ async fn run_with(
     );
     out.check(
         "exactly that stream, once (no other stream got anything)",
-        out.delivered_to == [(out.user, 1)] && out.events_after == 1,
+        only_there,
         format!(
             "streams with events: {:?}, total {}",
             out.delivered_to, out.events_after
@@ -1168,6 +1169,15 @@ async fn run_with(
     );
     out.total_s = t_run.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// The notification's two checks: it reached the user's stream (its one event, `seq` 0,
+/// within the bound), and no other stream got anything nor the user's stream a second one.
+fn judge_delivery(out: &Outcome) -> (bool, bool) {
+    (
+        out.deliver_ms.is_some() && out.user_seq == Some(0),
+        out.delivered_to == [(out.user, 1)] && out.events_after == 1,
+    )
 }
 
 #[cfg(test)]
@@ -1202,5 +1212,33 @@ mod tests {
         assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000), "1,000");
+    }
+
+    #[test]
+    fn a_notification_elsewhere_or_twice_fails() {
+        let at = |delivered_to: Vec<(usize, u32)>, events_after, deliver_ms: Option<f64>| Outcome {
+            user: 7,
+            user_seq: deliver_ms.map(|_| 0),
+            deliver_ms,
+            delivered_to,
+            events_after,
+            ..Outcome::default()
+        };
+        assert_eq!(
+            judge_delivery(&at(vec![(7, 1)], 1, Some(2.0))),
+            (true, true)
+        );
+        // Another user's stream got it (too).
+        assert_eq!(judge_delivery(&at(vec![(8, 1)], 1, None)), (false, false));
+        assert_eq!(
+            judge_delivery(&at(vec![(7, 1), (8, 1)], 2, Some(2.0))),
+            (true, false)
+        );
+        // Twice, or never.
+        assert_eq!(
+            judge_delivery(&at(vec![(7, 2)], 2, Some(2.0))),
+            (true, false)
+        );
+        assert_eq!(judge_delivery(&at(vec![], 0, None)), (false, false));
     }
 }
