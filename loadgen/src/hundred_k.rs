@@ -769,8 +769,8 @@ struct WorkerProc {
     pid: u32,
 }
 
-/// Messages from all workers, with the worker's index.
-type Inbox = mpsc::UnboundedReceiver<(usize, WorkerMsg)>;
+/// Messages from all workers, with the worker's index; `None` when its stdout closed.
+type Inbox = mpsc::UnboundedReceiver<(usize, Option<WorkerMsg>)>;
 
 /// Waits for one message matching `want` from each of `n` workers (until `deadline`);
 /// events that arrive meanwhile go to `events`.
@@ -778,7 +778,7 @@ async fn from_each<T>(
     inbox: &mut Inbox,
     n: usize,
     deadline: Instant,
-    events: &mut Vec<(usize, u64, Option<u64>)>,
+    events: &mut Events,
     mut want: impl FnMut(WorkerMsg) -> Option<T>,
     what: &str,
 ) -> Result<Vec<T>, String> {
@@ -787,19 +787,21 @@ async fn from_each<T>(
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, inbox.recv()).await {
             Err(_) => return Err(format!("workers did not answer `{what}` in time")),
-            Ok(None) => return Err(format!("a worker exited before answering `{what}`")),
+            Ok(None) => return Err(format!("the workers exited before answering `{what}`")),
+            // A dead worker fails the run now rather than at the deadline.
+            Ok(Some((w, None))) if got[w].is_none() => {
+                return Err(format!("worker {w} exited before answering `{what}`"));
+            }
+            Ok(Some((_, None))) => {}
             Ok(Some((
-                w,
-                WorkerMsg::Event {
+                _,
+                Some(WorkerMsg::Event {
                     stream,
                     recv_us,
                     seq,
-                },
-            ))) => {
-                let _ = w;
-                events.push((stream, recv_us, seq));
-            }
-            Ok(Some((w, msg))) => {
+                }),
+            ))) => events.push((stream, recv_us, seq)),
+            Ok(Some((w, Some(msg)))) => {
                 if let Some(v) = want(msg) {
                     got[w] = Some(v);
                 }
@@ -807,6 +809,25 @@ async fn from_each<T>(
         }
     }
     Ok(got.into_iter().flatten().collect())
+}
+
+/// How long a worker may take to answer a command (they answer from memory).
+const ANSWER_BOUND: Duration = Duration::from_secs(60);
+
+/// Events the workers reported: `(stream, recv_us, seq)`.
+type Events = Vec<(usize, u64, Option<u64>)>;
+
+/// Sends `cmd` to every worker and waits for each one's answer matching `want`.
+async fn ask<T>(
+    workers: &mut [WorkerProc],
+    inbox: &mut Inbox,
+    events: &mut Events,
+    cmd: &str,
+    want: impl FnMut(WorkerMsg) -> Option<T>,
+) -> Result<Vec<T>, String> {
+    send_all(workers, cmd).await?;
+    let deadline = Instant::now() + ANSWER_BOUND;
+    from_each(inbox, workers.len(), deadline, events, want, cmd).await
 }
 
 async fn send_all(workers: &mut [WorkerProc], cmd: &str) -> Result<(), String> {
@@ -842,9 +863,11 @@ pub async fn run(o: &Options) -> Result<Outcome, String> {
             o.bench_app.display()
         ));
     }
+    let logs = std::env::temp_dir().join(format!("hundred-k-{}", std::process::id()));
+    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     let mut servers = Vec::new();
     let mut workers = Vec::new();
-    let result = run_with(o, &mut servers, &mut workers).await;
+    let result = run_with(o, &logs, &mut servers, &mut workers).await;
     for w in workers.iter_mut() {
         let _ = w.stdin.write_all(b"quit\n").await;
     }
@@ -859,28 +882,22 @@ pub async fn run(o: &Options) -> Result<Outcome, String> {
     for s in servers {
         servers::stop_server(s).await;
     }
+    // The instances' logs only matter when something went wrong.
+    if matches!(&result, Ok(out) if out.passed()) {
+        let _ = std::fs::remove_dir_all(&logs);
+    } else {
+        eprintln!("hundred-k: the instances' logs are in {}", logs.display());
+    }
     result
 }
 
-async fn run_with(
+/// Starts the instances, each on a free loopback port with the run's hub and heartbeat,
+/// into `servers` (so that the caller stops those that started when one fails).
+async fn start_instances(
     o: &Options,
+    logs: &std::path::Path,
     servers: &mut Vec<Server>,
-    workers: &mut Vec<WorkerProc>,
-) -> Result<Outcome, String> {
-    let t_run = Instant::now();
-    let pid = std::process::id();
-    let logs = std::env::temp_dir().join(format!("hundred-k-{pid}"));
-    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-    // A fresh prefix per run: no other run's subscribers or history share these topics.
-    let prefix = format!("hk{pid}t{}-", now_us() / 1_000_000);
-    let mut out = Outcome {
-        streams: o.streams,
-        instances: o.instances,
-        workers: o.workers,
-        heartbeat_ms: o.heartbeat_ms,
-        ..Outcome::default()
-    };
-
+) -> Result<(), String> {
     eprintln!(
         "hundred-k: starting {} instances of {} (hub {}, heartbeat {} ms; logs in {})",
         o.instances,
@@ -904,26 +921,31 @@ async fn run_with(
         let log = logs.join(format!("instance-{k}.log"));
         let server = servers::spawn_listening(cmd, addr, &log, "bench app")
             .await
-            .map_err(|e| format!("instance {k}: {e}"))?;
+            .map_err(|e| format!("instance {k} (hub {}): {e}", o.redis))?;
         servers.push(server);
     }
-    let server_pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
-    // Let the instances finish starting (hub connections) before the baseline reading.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    out.server_rss_before_kib = sum_kib(&server_pids, "VmRSS");
+    Ok(())
+}
 
+/// Spawns the workers (this executable with `--worker`) into `workers`, each with its range
+/// of streams; their stdout lines arrive in the returned inbox.
+fn spawn_workers(
+    o: &Options,
+    prefix: &str,
+    servers: &[Server],
+    workers: &mut Vec<WorkerProc>,
+) -> Result<Inbox, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let targets = servers
         .iter()
         .map(|s| s.addr.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let (tx, mut inbox) = mpsc::unbounded_channel();
+    let (tx, inbox) = mpsc::unbounded_channel();
     eprintln!(
         "hundred-k: opening {} streams from {} workers",
         o.streams, o.workers
     );
-    let t_open = Instant::now();
     let per = o.streams.div_ceil(o.workers);
     for w in 0..o.workers {
         let (from, to) = (w * per, ((w + 1) * per).min(o.streams));
@@ -932,7 +954,7 @@ async fn run_with(
         }
         let mut cmd = Command::new(&exe);
         cmd.arg("--worker")
-            .args(["--targets", &targets, "--prefix", &prefix])
+            .args(["--targets", &targets, "--prefix", prefix])
             .args(["--from", &from.to_string(), "--to", &to.to_string()])
             .args(["--sources", &o.sources.to_string()])
             .args(["--concurrency", &o.concurrency.to_string()])
@@ -953,17 +975,47 @@ async fn run_with(
             while let Ok(Some(line)) = lines.next_line().await {
                 match serde_json::from_str::<WorkerMsg>(&line) {
                     Ok(msg) => {
-                        if tx.send((w, msg)).is_err() {
+                        if tx.send((w, Some(msg))).is_err() {
                             break;
                         }
                     }
                     Err(e) => eprintln!("hundred-k: worker {w}: unreadable line ({e}): {line}"),
                 }
             }
+            let _ = tx.send((w, None));
         });
         workers.push(WorkerProc { child, stdin, pid });
     }
     drop(tx);
+    Ok(inbox)
+}
+
+async fn run_with(
+    o: &Options,
+    logs: &std::path::Path,
+    servers: &mut Vec<Server>,
+    workers: &mut Vec<WorkerProc>,
+) -> Result<Outcome, String> {
+    let t_run = Instant::now();
+    let pid = std::process::id();
+    // A fresh prefix per run: no other run's subscribers or history share these topics.
+    let prefix = format!("hk{pid}t{}-", now_us() / 1_000_000);
+    let mut out = Outcome {
+        streams: o.streams,
+        instances: o.instances,
+        workers: o.workers,
+        heartbeat_ms: o.heartbeat_ms,
+        ..Outcome::default()
+    };
+
+    start_instances(o, logs, servers).await?;
+    let server_pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
+    // Let the instances finish starting (hub connections) before the baseline reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    out.server_rss_before_kib = sum_kib(&server_pids, "VmRSS");
+
+    let t_open = Instant::now();
+    let mut inbox = spawn_workers(o, &prefix, servers, workers)?;
     let nw = workers.len();
     out.workers = nw;
     let worker_pids: Vec<u32> = workers.iter().map(|w| w.pid).collect();
@@ -1005,20 +1057,18 @@ async fn run_with(
         out.opened == o.streams,
         format!("{} of {} in {:.1} s", out.opened, o.streams, out.open_s),
     );
+    if out.opened == 0 {
+        // Nothing to hold idle or notify (e.g. the hub is down: every open answered 503).
+        out.total_s = t_run.elapsed().as_secs_f64();
+        return Ok(out);
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     out.server_rss_open_kib = sum_kib(&server_pids, "VmRSS");
 
     // 2. The idle window: heartbeats only.
-    send_all(workers, "mark").await?;
-    let answer = Instant::now() + Duration::from_secs(60);
-    from_each(
-        &mut inbox,
-        nw,
-        answer,
-        &mut events,
-        |m| matches!(m, WorkerMsg::Marked).then_some(()),
-        "mark",
-    )
+    ask(workers, &mut inbox, &mut events, "mark", |m| {
+        matches!(m, WorkerMsg::Marked).then_some(())
+    })
     .await?;
     let (server_cpu0, client_cpu0) = (sum_cpu(&server_pids), sum_cpu(&worker_pids));
     let t_idle = Instant::now();
@@ -1034,25 +1084,16 @@ async fn run_with(
         .server_rss_idle_kib
         .saturating_sub(out.server_rss_before_kib) as f64
         / out.opened.max(1) as f64;
-    send_all(workers, "check").await?;
-    let answer = Instant::now() + Duration::from_secs(60);
-    let checked = from_each(
-        &mut inbox,
-        nw,
-        answer,
-        &mut events,
-        |m| match m {
-            WorkerMsg::Checked {
-                open,
-                with_heartbeat,
-                without,
-                events,
-                errors,
-            } => Some((open, with_heartbeat, without, events, errors)),
-            _ => None,
-        },
-        "check",
-    )
+    let checked = ask(workers, &mut inbox, &mut events, "check", |m| match m {
+        WorkerMsg::Checked {
+            open,
+            with_heartbeat,
+            without,
+            events,
+            errors,
+        } => Some((open, with_heartbeat, without, events, errors)),
+        _ => None,
+    })
     .await?;
     for (open, beat, without, ev, errors) in checked {
         out.open_after_idle += open;
@@ -1082,13 +1123,39 @@ async fn run_with(
     );
 
     // 3. One notification, to one user, through another instance than the user's.
+    notify(
+        o,
+        &prefix,
+        servers,
+        workers,
+        &mut inbox,
+        &mut events,
+        &mut out,
+    )
+    .await?;
+    out.total_s = t_run.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// Publishes one event to one user's topic through an instance other than the one holding
+/// the user's stream, waits for it (bounded), then asks every worker which streams got
+/// events, and records the two delivery checks.
+async fn notify(
+    o: &Options,
+    prefix: &str,
+    servers: &[Server],
+    workers: &mut [WorkerProc],
+    inbox: &mut Inbox,
+    events: &mut Events,
+    out: &mut Outcome,
+) -> Result<(), String> {
     out.user = o
         .user
         .unwrap_or((now_us() / 1_000 % o.streams as u64) as usize);
     out.holder = out.user % o.instances;
     out.via = (out.holder + 1) % o.instances;
     let via = servers[out.via].addr;
-    let path = format!("/bench/publish?topic={}&n=1", topic(&prefix, out.user));
+    let path = format!("/bench/publish?topic={}&n=1", topic(prefix, out.user));
     eprintln!(
         "hundred-k: publishing to user {} (instance {}) through instance {}",
         out.user, out.holder, out.via
@@ -1113,11 +1180,11 @@ async fn run_with(
         match tokio::time::timeout(left, inbox.recv()).await {
             Ok(Some((
                 _,
-                WorkerMsg::Event {
+                Some(WorkerMsg::Event {
                     stream,
                     recv_us,
                     seq,
-                },
+                }),
             ))) => events.push((stream, recv_us, seq)),
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => break,
@@ -1129,26 +1196,17 @@ async fn run_with(
     }
     // Give a wrong delivery time to show up before counting what every stream received.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    send_all(workers, "events").await?;
-    let answer = Instant::now() + Duration::from_secs(60);
-    let lists = from_each(
-        &mut inbox,
-        nw,
-        answer,
-        &mut events,
-        |m| match m {
-            WorkerMsg::Events { streams, total } => Some((streams, total)),
-            _ => None,
-        },
-        "events",
-    )
+    let lists = ask(workers, inbox, events, "events", |m| match m {
+        WorkerMsg::Events { streams, total } => Some((streams, total)),
+        _ => None,
+    })
     .await?;
     for (streams, total) in lists {
         out.delivered_to.extend(streams);
         out.events_after += total;
     }
     out.delivered_to.sort_unstable();
-    let (reached, only_there) = judge_delivery(&out);
+    let (reached, only_there) = judge_delivery(out);
     out.check(
         "the notification reached the user's stream, within the bound",
         reached,
@@ -1167,8 +1225,7 @@ async fn run_with(
             out.delivered_to, out.events_after
         ),
     );
-    out.total_s = t_run.elapsed().as_secs_f64();
-    Ok(out)
+    Ok(())
 }
 
 /// The notification's two checks: it reached the user's stream (its one event, `seq` 0,
