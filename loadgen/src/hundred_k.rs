@@ -579,9 +579,9 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// The servers' summed RSS before any stream, KiB.
     pub server_rss_before_kib: u64,
-    /// ... once every stream was open, KiB.
+    /// The servers' summed RSS once every stream was open, KiB.
     pub server_rss_open_kib: u64,
-    /// ... after the idle window, KiB.
+    /// The servers' summed RSS after the idle window, KiB.
     pub server_rss_idle_kib: u64,
     /// The servers' summed peak RSS (`VmHWM`), KiB.
     pub server_hwm_kib: u64,
