@@ -11,6 +11,8 @@
 //!   thin binary over [`bench`](mod@bench) (options, servers, rounds, statistics, rendering).
 //! - `compile-cost` (binary): build time of 200 annotated functions against 200 plain axum
 //!   handlers.
+//! - `hundred-k` (binary): 100,000 idle streams over several instances sharing the Redis
+//!   hub, opened from several client processes ([`hundred_k`]).
 //!
 //! All traffic goes to loopback addresses; every loop is bounded in count and time.
 
@@ -18,6 +20,7 @@
 
 pub mod bench;
 pub mod http1;
+pub mod hundred_k;
 pub mod report;
 pub mod scenario;
 pub mod sse;

@@ -59,7 +59,9 @@ impl Target {
         self.addr.to_string()
     }
 
-    async fn open(&self, i: usize, path: &str) -> io::Result<(TcpStream, Head)> {
+    /// Opens stream `i` (from its round-robin source address): connects, sends `GET path`
+    /// and checks the answer is a 200 `text/event-stream`.
+    pub async fn open(&self, i: usize, path: &str) -> io::Result<(TcpStream, Head)> {
         let mut s = http1::connect(self.addr, self.source(i)).await?;
         let head = http1::request(&mut s, "GET", path, &self.host(), true).await?;
         check_sse(&head)?;

@@ -83,23 +83,35 @@ pub async fn start_server(
         ServerKind::NodePlain => (Path::new("node"), &[p.node_plain_server.as_path()]),
     };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let log_file = std::fs::File::create(log).map_err(|e| format!("log: {e}"))?;
     let mut cmd = Command::new(bin);
     cmd.args(args).env("NODE_ENV", "production");
     cmd.env("PIKKU_ADDR", addr.to_string())
         .env("PIKKU_SSE_HEARTBEAT_MS", "15000")
         .env("RUST_LOG", "warn")
-        .env_remove("PIKKU_EVENT_HUB")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .kill_on_drop(true);
+        .env_remove("PIKKU_EVENT_HUB");
     if let Some(url) = hub {
         cmd.env("PIKKU_EVENT_HUB", url);
     }
+    spawn_listening(cmd, addr, log, kind.label()).await
+}
+
+/// Spawns `cmd` (a server told to listen on `addr`; stderr to `log`, killed when dropped) and
+/// waits until it accepts connections. `label` names it in the note printed when its event hub
+/// is unavailable. Shared with the `hundred-k` run, which sets its own environment.
+pub async fn spawn_listening(
+    mut cmd: Command,
+    addr: SocketAddr,
+    log: &Path,
+    label: &str,
+) -> Result<Server, String> {
+    let log_file = std::fs::File::create(log).map_err(|e| format!("log: {e}"))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .kill_on_drop(true);
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        .map_err(|e| format!("spawn {:?}: {e}", cmd.as_std().get_program()))?;
     let pid = child.id().ok_or("no pid")?;
     let t0 = Instant::now();
     loop {
@@ -107,7 +119,7 @@ pub async fn start_server(
             let log = std::fs::read_to_string(log).unwrap_or_default();
             let line = log.lines().last().unwrap_or("").trim().to_owned();
             return Err(if line.contains("event hub unavailable") {
-                eprintln!("   ({} exited: {line})", kind.label());
+                eprintln!("   ({label} exited: {line})");
                 "n/a (backend unavailable)".to_owned()
             } else {
                 format!("server exited ({status}): {line}")
