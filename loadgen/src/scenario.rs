@@ -1,5 +1,6 @@
-//! The load generator's scenarios: `ticks` (throughput), `idle` (connection scale) and
-//! `fanout` (publish to many subscribers). Each is bounded in connections and time.
+//! The load generator's scenarios: `ticks` (throughput), `idle` (connection scale), `fanout`
+//! (publish to many subscribers of one topic) and `topics` (many topics, one subscriber and
+//! one event each). Each is bounded in connections and time.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -82,6 +83,8 @@ fn check_sse(head: &Head) -> io::Result<()> {
 /// Per-stream counters.
 #[derive(Debug, Default)]
 struct StreamStats {
+    /// The first `seq` this stream expects (its own topic's index in `topics`, else 0).
+    first: u64,
     expected: u64,
     seen: Vec<u64>,
     distinct: u64,
@@ -99,8 +102,10 @@ struct StreamStats {
 }
 
 impl StreamStats {
-    fn new(expected: u64) -> Self {
+    /// A stream expecting the events `seq` = `first .. first + expected`, once each.
+    fn new(first: u64, expected: u64) -> Self {
         Self {
+            first,
             expected,
             seen: vec![0; expected.div_ceil(64) as usize],
             lat: Vec::with_capacity(expected.min(1 << 20) as usize),
@@ -115,8 +120,9 @@ impl StreamStats {
     fn on_data(&mut self, data: &[u8], recv_us: u64) {
         self.events += 1;
         match (json_u64(data, b"\"seq\":"), json_u64(data, b"\"ts_us\":")) {
-            (Some(seq), Some(ts)) if seq < self.expected => {
-                let (w, b) = ((seq / 64) as usize, seq % 64);
+            (Some(seq), Some(ts)) if seq.wrapping_sub(self.first) < self.expected => {
+                let at = seq - self.first;
+                let (w, b) = ((at / 64) as usize, at % 64);
                 if self.seen[w] & (1 << b) != 0 {
                     self.dup += 1;
                 } else {
@@ -272,7 +278,7 @@ pub async fn ticks(target: &Target, conns: usize, n: u64, timeout: Duration) -> 
     for mut s in streams {
         let (path, host, opened) = (path.clone(), target.host(), opened.clone());
         tasks.push(tokio::spawn(async move {
-            let mut stats = StreamStats::new(n);
+            let mut stats = StreamStats::new(0, n);
             let run = async {
                 match http1::request(&mut s, "GET", &path, &host, true).await {
                     Ok(head) => match check_sse(&head) {
@@ -351,14 +357,15 @@ impl Held {
     }
 }
 
-/// Opens `conns` streams of `path` (bounded concurrency) and waits until each has opened or
-/// failed, or `setup_timeout` passes. Each stream reads until it has `expected` events
-/// (when `expected > 0`), the stop signal, or `deadline`.
+/// Opens `conns` streams (bounded concurrency), stream `i` of `path(i)`, and waits until each
+/// has opened (its response head arrived) or failed, or `setup_timeout` passes. Stream `i`
+/// expects the events `seq` = `first .. first + count` where `(first, count) = expect(i)`, and
+/// reads until it has them all (when `count > 0`), the stop signal, or `deadline`.
 pub async fn open_many(
     target: &Target,
     conns: usize,
-    path: &str,
-    expected: u64,
+    path: impl Fn(usize) -> String,
+    expect: impl Fn(usize) -> (u64, u64),
     buf_cap: usize,
     setup_timeout: Duration,
     deadline: tokio::time::Instant,
@@ -371,11 +378,12 @@ pub async fn open_many(
     let sem = Arc::new(Semaphore::new(target.connect_concurrency));
     let mut tasks = Vec::with_capacity(conns);
     for i in 0..conns {
-        let (t, sem, path) = (target.clone(), sem.clone(), path.to_owned());
+        let (t, sem, path) = (target.clone(), sem.clone(), path(i));
         let (opened, failed, errors) = (opened.clone(), failed.clone(), errors.clone());
         let mut stop = stop_rx.clone();
+        let (first, expected) = expect(i);
         tasks.push(tokio::spawn(async move {
-            let mut stats = StreamStats::new(expected);
+            let mut stats = StreamStats::new(first, expected);
             let permit = sem.acquire().await;
             let open = tokio::time::timeout_at(deadline, t.open(i, &path)).await;
             drop(permit);
@@ -435,8 +443,8 @@ pub async fn idle<F: std::future::Future<Output = ()>>(
     let held = open_many(
         target,
         conns,
-        "/bench/idle",
-        0,
+        |_| "/bench/idle".into(),
+        |_| (0, 0),
         1024,
         setup_timeout,
         deadline,
@@ -474,27 +482,90 @@ pub async fn fanout(
 ) -> Report {
     let deadline = tokio::time::Instant::now() + setup_timeout + timeout;
     let path = format!("/bench/subscribe?topic={topic}");
-    let held = open_many(target, subs, &path, n, 8 * 1024, setup_timeout, deadline).await;
+    let held = open_many(
+        target,
+        subs,
+        |_| path.clone(),
+        |_| (0, n),
+        8 * 1024,
+        setup_timeout,
+        deadline,
+    )
+    .await;
     let mut report = Report {
         scenario: "fanout".into(),
         conns: subs,
         setup_s: held.setup_s,
         ..Report::default()
     };
+    let publish = format!("/bench/publish?topic={topic}&n={n}");
+    deliver(target, held, &publish, deadline, &mut report).await;
+    report
+}
+
+/// Many topics: `count` subscribers, subscriber `i` of topic `<prefix><i>`, then `on_ready`
+/// (the harness reads the server's backend connections), then one
+/// `POST /bench/publish-each?prefix&count`; subscriber `i` expects exactly the event with
+/// `seq` = `i` (another topic's event counts as malformed) and reads until it has it or
+/// `timeout` passes. `setup_s` is the time until every stream had its response head, i.e. its
+/// subscription was in place.
+pub async fn topics<F: std::future::Future<Output = ()>>(
+    target: &Target,
+    count: usize,
+    prefix: &str,
+    setup_timeout: Duration,
+    timeout: Duration,
+    on_ready: impl FnOnce(&Report) -> F,
+) -> Report {
+    let deadline = tokio::time::Instant::now() + setup_timeout + timeout;
+    let held = open_many(
+        target,
+        count,
+        |i| format!("/bench/subscribe?topic={prefix}{i}"),
+        |i| (i as u64, 1),
+        1024,
+        setup_timeout,
+        deadline,
+    )
+    .await;
+    let mut report = Report {
+        scenario: "topics".into(),
+        conns: count,
+        opened: held.opened(),
+        failed: held.failed(),
+        setup_s: held.setup_s,
+        ..Report::default()
+    };
+    on_ready(&report).await;
+    let publish = format!("/bench/publish-each?prefix={prefix}&count={count}");
+    deliver(target, held, &publish, deadline, &mut report).await;
+    report
+}
+
+/// The measured phase of `fanout` and `topics`: one POST of `publish_path`, then every stream
+/// of `held` reads until it is complete or `deadline`; fills in the publish time, the window
+/// from the publish to the last delivery, and the counters and rates.
+async fn deliver(
+    target: &Target,
+    held: Held,
+    publish_path: &str,
+    deadline: tokio::time::Instant,
+    report: &mut Report,
+) {
     let cpu0 = self_cpu_seconds();
     let t0 = Instant::now();
     let publish = async {
         let mut s = http1::connect(target.addr, None).await?;
-        let path = format!("/bench/publish?topic={topic}&n={n}");
-        let head = http1::request(&mut s, "POST", &path, &target.host(), false).await?;
+        let head = http1::request(&mut s, "POST", publish_path, &target.host(), false).await?;
         if head.status != 200 {
-            return Err(io::Error::other(format!("publish: status {}", head.status)));
+            return Err(io::Error::other(format!("status {}", head.status)));
         }
         Ok::<_, io::Error>(())
     };
-    match publish.await {
-        Ok(()) => report.publish_ms = t0.elapsed().as_secs_f64() * 1e3,
-        Err(e) => report.note_error(format!("publish: {e}")),
+    match tokio::time::timeout_at(deadline, publish).await {
+        Ok(Ok(())) => report.publish_ms = t0.elapsed().as_secs_f64() * 1e3,
+        Ok(Err(e)) => report.note_error(format!("publish: {e}")),
+        Err(_) => report.note_error("publish: timed out".into()),
     }
     // Wait for every subscriber to finish on its own (complete) or the deadline.
     let mut tasks_done = false;
@@ -504,9 +575,35 @@ pub async fn fanout(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let lasts = held.finish(&mut report).await;
+    let lasts = held.finish(report).await;
     let end = lasts.into_iter().flatten().max().unwrap_or(t0).max(t0);
     report.elapsed_s = (end - t0).as_secs_f64();
-    finish_rates(&mut report, cpu0);
-    report
+    finish_rates(report, cpu0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_counts_only_its_own_range() {
+        // Subscriber 7 of `topics`: exactly seq 7, once.
+        let mut s = StreamStats::new(7, 1);
+        s.on_data(br#"{"seq":6,"ts_us":1}"#, 2);
+        s.on_data(br#"{"seq":8,"ts_us":1}"#, 2);
+        assert!(!s.complete());
+        s.on_data(br#"{"seq":7,"ts_us":1}"#, 5);
+        assert!(s.complete());
+        s.on_data(br#"{"seq":7,"ts_us":1}"#, 5);
+        assert_eq!((s.distinct, s.dup, s.malformed), (1, 1, 2));
+        assert!(!s.complete());
+        assert_eq!(s.lat, [4, 4]);
+        // A fan-out subscriber: 0 .. n.
+        let mut s = StreamStats::new(0, 3);
+        for seq in [0, 1, 2, 3] {
+            s.on_data(format!(r#"{{"seq":{seq},"ts_us":1}}"#).as_bytes(), 1);
+        }
+        assert_eq!((s.distinct, s.malformed), (3, 1));
+        assert!(s.complete());
+    }
 }

@@ -9,6 +9,10 @@
 //! - `quick-node-plain`: `--only idle10k` with both Node columns, Pikku on Node and plain
 //!   Node.js (added after the split, so these expected files are the split code's own output;
 //!   its figures come from a debug build on a busy machine and mean nothing).
+//! - `quick-hub-rows`: the event hub rows added later (fan-out through NATS and PostgreSQL,
+//!   the many-topics rows of every backend with the server's backend connections), from a
+//!   release run on a busy machine (the split code's own output; `--from-json` keeps only the
+//!   rows the input has figures for).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,4 +98,9 @@ fn from_json_rebuilds_a_quick_run_of_two_rows() {
 #[test]
 fn from_json_rebuilds_the_idle_row_with_plain_node() {
     rebuilds_byte_for_byte("quick-node-plain", &["--only", "idle10k"]);
+}
+
+#[test]
+fn from_json_rebuilds_the_event_hub_rows() {
+    rebuilds_byte_for_byte("quick-hub-rows", &[]);
 }

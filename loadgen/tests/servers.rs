@@ -103,6 +103,28 @@ async fn axum_baseline_serves_the_bench_routes() {
     serves_the_bench_routes(server, "baseline").await;
 }
 
+/// The many-topics scenario as `bench-all` runs it against the baseline: a topic per
+/// subscriber, one `POST /bench/publish-each`, and each subscriber gets exactly its own event.
+#[tokio::test]
+async fn axum_baseline_publishes_one_event_to_each_topic() {
+    let server = start(Command::new(env!("CARGO_BIN_EXE_baseline"))).await;
+    let target = Target::loopback(server.addr, 2).expect("loopback target");
+    let r = scenario::topics(
+        &target,
+        30,
+        "servers-test-each-",
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+        |ready| {
+            assert_eq!((ready.opened, ready.failed), (30, 0), "opened: {ready:?}");
+            std::future::ready(())
+        },
+    )
+    .await;
+    assert_clean("baseline topics", &r, 30);
+    assert_eq!(r.complete_streams, 30, "every subscriber got its own event");
+}
+
 #[tokio::test]
 async fn pikku_on_node_serves_the_bench_routes() {
     let mut cmd = Command::new("node");

@@ -101,7 +101,11 @@ pub async fn run(mut o: Opts, command: &str) -> Result<(), String> {
         .as_ref()
         .and_then(|p| p.stream_cap)
         .unwrap_or_else(|| nofile.saturating_sub(FD_RESERVE).max(100) as usize);
-    let list = scenarios(&o, stream_cap);
+    let mut list = scenarios(&o, stream_cap);
+    if let Some(prev) = &previous {
+        // Rows added since that run have no figures there: they are left out, not shown n/a.
+        list.retain(|s| prev.runs.iter().any(|r| r.scenario == s.id));
+    }
     let mode = if o.quick { "quick" } else { "full" };
     eprintln!(
         "== {} scenarios x {} round(s), {mode} mode; stream cap {stream_cap} per process (open-files limit {nofile})",

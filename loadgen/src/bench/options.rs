@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// The usage line `-h`/`--help` answers with.
 pub const USAGE: &str = "usage: bench-all [--quick] [--rounds N] [--out DIR] [--no-build] \
-                            [--only id,..] [--redis URL] [--no-compile] [--no-node] [--threads N]";
+                            [--only id,..] [--redis URL] [--nats URL] [--postgres URL] [--no-compile] [--no-node] [--threads N]";
 
 /// What one `bench-all` invocation was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,8 +20,12 @@ pub struct Opts {
     pub build: bool,
     /// `--only a,b`: the scenario ids to run.
     pub only: Option<Vec<String>>,
-    /// `--redis URL` of the Redis fan-out rows.
+    /// `--redis URL` of the Redis hub rows.
     pub redis: String,
+    /// `--nats URL` of the NATS (JetStream) hub rows.
+    pub nats: String,
+    /// `--postgres URL` of the PostgreSQL hub rows.
+    pub postgres: String,
     /// Measure compile cost (`--no-compile` skips it; quick mode never does).
     pub compile: bool,
     /// Run the third column, Pikku on Node (needs `node` and `npm`).
@@ -47,6 +51,8 @@ impl Opts {
             build: true,
             only: None,
             redis: "redis://127.0.0.1:6379".into(),
+            nats: "nats://127.0.0.1:4222".into(),
+            postgres: "postgres://postgres@127.0.0.1:5432/test".into(),
             compile: true,
             node: true,
             node_plain: true,
@@ -67,6 +73,8 @@ impl Opts {
                 "--threads" => o.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
                 "--out" => o.out = PathBuf::from(val()?),
                 "--redis" => o.redis = val()?,
+                "--nats" => o.nats = val()?,
+                "--postgres" => o.postgres = val()?,
                 "--only" => o.only = Some(val()?.split(',').map(str::to_owned).collect()),
                 "--from-json" => o.from_json = Some(PathBuf::from(val()?)),
                 "-h" | "--help" => return Err(USAGE.into()),
@@ -99,6 +107,13 @@ mod tests {
         assert_eq!(o.rounds, 3);
         assert_eq!(o.threads, 2);
         assert_eq!(o.redis, "redis://127.0.0.1:6379");
+        assert_eq!(o.nats, "nats://127.0.0.1:4222");
+        assert_eq!(o.postgres, "postgres://postgres@127.0.0.1:5432/test");
+        let o = parse(&["--nats", "nats://h:1", "--postgres", "postgres://u@h:2/d"]).unwrap();
+        assert_eq!(
+            (&*o.nats, &*o.postgres),
+            ("nats://h:1", "postgres://u@h:2/d")
+        );
         assert_eq!((o.only, o.from_json), (None, None));
     }
 

@@ -66,6 +66,9 @@ pub struct Run {
     pub rss_per_stream_kib: f64,
     /// The server's peak RSS (`VmHWM`) after a fan-out, KiB.
     pub server_peak_rss_kib: u64,
+    /// Connections the server held to its event hub's backend (many-topics rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_conns: Option<BackendConns>,
     /// Of this scenario's rounds on this server: (complete, all); set on the median shown.
     #[serde(skip)]
     pub rounds_ok: (usize, usize),
@@ -86,9 +89,20 @@ impl Run {
             server_fds: 0,
             rss_per_stream_kib: 0.0,
             server_peak_rss_kib: 0,
+            backend_conns: None,
             rounds_ok: (0, 0),
         }
     }
+}
+
+/// TCP connections a server held to its event hub's backend (to the backend URL's port,
+/// counted from `/proc`), before its streams opened and with all of them subscribed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendConns {
+    /// After the warm-up, before the measured streams opened.
+    pub before: usize,
+    /// With every measured stream subscribed (its own topic each).
+    pub subscribed: usize,
 }
 
 /// A previous run, as `results.json` holds it.

@@ -102,8 +102,8 @@ pub fn columns(with_node: bool) -> &'static [ServerKind] {
     }
 }
 
-/// The chart's panels (throughput, fan-out p99, RSS per idle stream) for the scenarios of
-/// `list`; panels with no scenario are left out.
+/// The chart's panels (throughput, fan-out p99, many-topics p99, RSS per idle stream) for the
+/// scenarios of `list`; panels with no scenario are left out.
 pub fn panels(
     list: &[Scenario],
     medians: &Medians<'_>,
@@ -145,6 +145,24 @@ pub fn panels(
             ("fanout10k", "10k"),
             ("fanout1k-redis", "1k Redis"),
             ("fanout10k-redis", "10k Redis"),
+            ("fanout1k-nats", "1k NATS"),
+            ("fanout10k-nats", "10k NATS"),
+            ("fanout1k-pg", "1k PG"),
+            ("fanout10k-pg", "10k PG"),
+        ]
+        .into_iter()
+        .filter(|(id, _)| has(id))
+        .map(|(id, l)| (l.to_owned(), each(&|k| p99(id, k))))
+        .collect(),
+    });
+    panels.push(Panel {
+        title: "Many topics p99".into(),
+        unit: "ms, lower is better".into(),
+        groups: [
+            ("topics10k", "embedded"),
+            ("topics10k-redis", "Redis"),
+            ("topics10k-nats", "NATS"),
+            ("topics10k-pg", "PG"),
         ]
         .into_iter()
         .filter(|(id, _)| has(id))

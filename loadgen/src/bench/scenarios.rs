@@ -6,6 +6,41 @@ use super::options::Opts;
 /// Descriptors a process keeps for itself (listener, runtime, logs) beyond its streams.
 pub const FD_RESERVE: u64 = 500;
 
+/// The event hub a scenario's server runs with (`PIKKU_EVENT_HUB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// In-process (the default: `PIKKU_EVENT_HUB` unset).
+    Embedded,
+    /// Redis pub/sub (`--redis URL`).
+    Redis,
+    /// NATS JetStream (`--nats URL`).
+    Nats,
+    /// PostgreSQL `LISTEN`/`NOTIFY` (`--postgres URL`).
+    Postgres,
+}
+
+impl Backend {
+    /// How the table's scenario labels name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded hub",
+            Backend::Redis => "Redis",
+            Backend::Nats => "NATS",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// The URL `o` gives it; `None` for the embedded hub.
+    pub fn url(self, o: &Opts) -> Option<&str> {
+        match self {
+            Backend::Embedded => None,
+            Backend::Redis => Some(&o.redis),
+            Backend::Nats => Some(&o.nats),
+            Backend::Postgres => Some(&o.postgres),
+        }
+    }
+}
+
 /// What a scenario measures, with its sizes.
 #[derive(Debug, Clone)]
 pub enum Kind {
@@ -29,9 +64,27 @@ pub enum Kind {
         subs: usize,
         /// Events published.
         n: u64,
-        /// Through the Redis event hub rather than the embedded one.
-        redis: bool,
+        /// The event hub the server publishes through.
+        backend: Backend,
     },
+    /// Many topics: `topics` subscribers with a topic each, then one event to every topic
+    /// (`POST /bench/publish-each`).
+    Topics {
+        /// Topics, one subscriber each (capped).
+        topics: usize,
+        /// The event hub the server publishes through.
+        backend: Backend,
+    },
+}
+
+impl Kind {
+    /// The event hub the row's server runs with (`Embedded` for rows without one).
+    pub fn backend(&self) -> Backend {
+        match self {
+            Kind::Fanout { backend, .. } | Kind::Topics { backend, .. } => *backend,
+            Kind::Ticks { .. } | Kind::Idle { .. } => Backend::Embedded,
+        }
+    }
 }
 
 /// One row group of the table.
@@ -84,23 +137,53 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             },
         });
     }
-    for (id, subs, redis) in [
-        ("fanout1k", 1_000, false),
-        ("fanout10k", 10_000, false),
-        ("fanout1k-redis", 1_000, true),
-        ("fanout10k-redis", 10_000, true),
+    use Backend::*;
+    for (id, subs, backend) in [
+        ("fanout1k", 1_000, Embedded),
+        ("fanout10k", 10_000, Embedded),
+        ("fanout1k-redis", 1_000, Redis),
+        ("fanout10k-redis", 10_000, Redis),
+        ("fanout1k-nats", 1_000, Nats),
+        ("fanout10k-nats", 10_000, Nats),
+        ("fanout1k-pg", 1_000, Postgres),
+        ("fanout10k-pg", 10_000, Postgres),
     ] {
         v.push(Scenario {
             id,
             label: format!(
                 "fan-out 100 events to {}k subscribers ({})",
                 subs / 1000,
-                if redis { "Redis" } else { "embedded hub" }
+                backend.label()
             ),
             kind: Kind::Fanout {
                 subs: subs.min(stream_cap),
                 n: 100,
-                redis,
+                backend,
+            },
+        });
+    }
+    for (id, backend) in [
+        ("topics10k", Embedded),
+        ("topics10k-redis", Redis),
+        ("topics10k-nats", Nats),
+        ("topics10k-pg", Postgres),
+    ] {
+        let topics = 10_000;
+        let capped = if topics > stream_cap {
+            format!(", capped at {stream_cap}: fd limit")
+        } else {
+            String::new()
+        };
+        v.push(Scenario {
+            id,
+            label: format!(
+                "{}k topics, 1 subscriber and 1 event each ({}{capped})",
+                topics / 1000,
+                backend.label()
+            ),
+            kind: Kind::Topics {
+                topics: topics.min(stream_cap),
+                backend,
             },
         });
     }
@@ -130,6 +213,14 @@ mod tests {
             "fanout10k",
             "fanout1k-redis",
             "fanout10k-redis",
+            "fanout1k-nats",
+            "fanout10k-nats",
+            "fanout1k-pg",
+            "fanout10k-pg",
+            "topics10k",
+            "topics10k-redis",
+            "topics10k-nats",
+            "topics10k-pg",
         ];
         assert_eq!(ids(&[], 19_500), full);
         let quick: Vec<_> = full.into_iter().filter(|id| *id != "idle50k").collect();
@@ -137,6 +228,20 @@ mod tests {
         assert_eq!(
             ids(&["--only", "fanout1k,single"], 19_500),
             ["single", "fanout1k"]
+        );
+        // The ids of the verification run in BENCHMARKS.md, each picked by `--only`.
+        let hub_rows = [
+            "fanout1k-nats",
+            "fanout1k-pg",
+            "fanout10k-pg",
+            "topics10k",
+            "topics10k-redis",
+            "topics10k-nats",
+            "topics10k-pg",
+        ];
+        assert_eq!(
+            ids(&["--quick", "--only", &hub_rows.join(",")], 19_500),
+            hub_rows
         );
     }
 
@@ -160,8 +265,32 @@ mod tests {
             Kind::Fanout {
                 subs: 5_000,
                 n: 100,
-                redis: true
+                backend: Backend::Redis
             }
         ));
+        let pg = list.iter().find(|s| s.id == "fanout1k-pg").unwrap();
+        assert_eq!(
+            pg.label,
+            "fan-out 100 events to 1k subscribers (PostgreSQL)"
+        );
+        assert_eq!(pg.kind.backend(), Backend::Postgres);
+        let topics = list.iter().find(|s| s.id == "topics10k-nats").unwrap();
+        assert_eq!(
+            topics.label,
+            "10k topics, 1 subscriber and 1 event each (NATS, capped at 5000: fd limit)"
+        );
+        assert!(matches!(
+            topics.kind,
+            Kind::Topics {
+                topics: 5_000,
+                backend: Backend::Nats
+            }
+        ));
+        let uncapped = scenarios(&o, 19_500);
+        let topics = uncapped.iter().find(|s| s.id == "topics10k").unwrap();
+        assert_eq!(
+            topics.label,
+            "10k topics, 1 subscriber and 1 event each (embedded hub)"
+        );
     }
 }

@@ -59,27 +59,31 @@ pub struct Server {
     pub addr: SocketAddr,
 }
 
+/// The event hub a server is started with: `PIKKU_EVENT_HUB` and, when set,
+/// `PIKKU_EVENT_HUB_PREFIX` (the backend's key, subject or table prefix).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubEnv {
+    /// The backend's URL.
+    pub url: String,
+    /// The hub's prefix; `None` leaves the backend's default.
+    pub prefix: Option<String>,
+}
+
 /// Starts a `kind` server on `port` (with event hub `hub`, if any; stderr to `log`) and waits
-/// until it accepts connections. `Err` is the note for the table cell: a backend the server
-/// cannot use, a server that exited, or one that never listened.
+/// until it accepts connections. `Err` is the note for the table cell: a backend that is
+/// unavailable, a server that exited, or one that never listened. Which servers can run which
+/// rows at all is decided before (`orchestrate::not_run`).
 pub async fn start_server(
     p: &Paths,
     kind: ServerKind,
     port: u16,
-    hub: Option<&str>,
+    hub: Option<&HubEnv>,
     log: &Path,
 ) -> Result<Server, String> {
     let (bin, args): (&Path, &[&Path]) = match kind {
         ServerKind::Pikku => (&p.bench_app, &[]),
         ServerKind::Baseline => (&p.baseline, &[]),
-        ServerKind::PikkuNode if hub.is_some() => {
-            // @pikku/core fans SSE out through its in-process LocalEventHubService only;
-            // @pikku/redis 0.12 stores serverless channel subscriptions, it is no pub/sub.
-            return Err("n/a (no Redis fan-out in @pikku/core)".into());
-        }
         ServerKind::PikkuNode => (Path::new("node"), &[p.node_server.as_path()]),
-        // It serves the idle route only, so it never runs with an event hub.
-        ServerKind::NodePlain if hub.is_some() => return Err("n/a (idle rows only)".into()),
         ServerKind::NodePlain => (Path::new("node"), &[p.node_plain_server.as_path()]),
     };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -88,9 +92,13 @@ pub async fn start_server(
     cmd.env("PIKKU_ADDR", addr.to_string())
         .env("PIKKU_SSE_HEARTBEAT_MS", "15000")
         .env("RUST_LOG", "warn")
-        .env_remove("PIKKU_EVENT_HUB");
-    if let Some(url) = hub {
-        cmd.env("PIKKU_EVENT_HUB", url);
+        .env_remove("PIKKU_EVENT_HUB")
+        .env_remove("PIKKU_EVENT_HUB_PREFIX");
+    if let Some(hub) = hub {
+        cmd.env("PIKKU_EVENT_HUB", &hub.url);
+        if let Some(prefix) = &hub.prefix {
+            cmd.env("PIKKU_EVENT_HUB_PREFIX", prefix);
+        }
     }
     spawn_listening(cmd, addr, log, kind.label()).await
 }
@@ -161,6 +169,67 @@ pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
+/// The TCP port of a backend URL (`scheme://[user[:pass]@]host[:port][/...]`), or the
+/// scheme's default port (Redis 6379, NATS 4222, PostgreSQL 5432).
+pub fn url_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    // An IPv6 host is bracketed; its port, if any, follows the bracket.
+    let port = match host_port.rsplit_once(']') {
+        Some((_, tail)) => tail.strip_prefix(':'),
+        None => host_port.rsplit_once(':').map(|(_, p)| p),
+    };
+    match port {
+        Some(p) => p.parse().ok(),
+        None => match scheme {
+            "redis" | "rediss" => Some(6379),
+            "nats" => Some(4222),
+            "postgres" | "postgresql" => Some(5432),
+            _ => None,
+        },
+    }
+}
+
+/// Established TCP connections process `pid` holds to remote port `port`: its socket
+/// descriptors (`/proc/<pid>/fd`) matched by inode against `/proc/<pid>/net/tcp{,6}`. Exact
+/// for one process, unlike a backend's own client count, which every other client of a shared
+/// server moves too.
+pub fn conns_to_port(pid: u32, port: u16) -> usize {
+    let inodes: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            let t = target.to_str()?;
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect();
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).ok())
+        .map(|table| count_in_tcp_table(&table, port, &inodes))
+        .sum()
+}
+
+/// Rows of a `/proc/net/tcp` table in state ESTABLISHED (`01`) to remote `port` whose inode
+/// is one of `inodes`.
+fn count_in_tcp_table(table: &str, port: u16, inodes: &std::collections::HashSet<u64>) -> usize {
+    let want = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 9
+                && f[2].ends_with(&want)
+                && f[3] == "01"
+                && f[9].parse().is_ok_and(|i: u64| inodes.contains(&i))
+        })
+        .count()
+}
+
 /// Checks `node`, installs `loadgen/node-pikku`'s pinned `@pikku/core` (`npm ci`) once, and
 /// says what the Node column runs: the installed @pikku/core (not the pinned one: a stale
 /// install says so) and Node's version.
@@ -206,4 +275,48 @@ pub fn describe_node_plain(server: &Path) -> Result<String, String> {
         "`loadgen/node-plain/server.mjs` (`node:http` only) on Node {}",
         String::from_utf8_lossy(&node.stdout).trim()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_ports() {
+        assert_eq!(url_port("redis://127.0.0.1:6380"), Some(6380));
+        assert_eq!(url_port("redis://127.0.0.1"), Some(6379));
+        assert_eq!(url_port("nats://127.0.0.1:4222"), Some(4222));
+        assert_eq!(
+            url_port("postgres://postgres@127.0.0.1:5433/test"),
+            Some(5433)
+        );
+        assert_eq!(url_port("postgres://u:p@db/test?sslmode=off"), Some(5432));
+        assert_eq!(url_port("redis://[::1]:7000"), Some(7000));
+        assert_eq!(url_port("memory"), None);
+    }
+
+    #[test]
+    fn established_sockets_of_the_process_to_the_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:9C40 0100007F:18EB 01 00000000:00000000 00:00000000 00000000  1000        0 111 1 0 20 4 30 10 -1
+   1: 0100007F:9C41 0100007F:18EB 01 00000000:00000000 00:00000000 00000000  1000        0 222 1 0 20 4 30 10 -1
+   2: 0100007F:9C42 0100007F:18EB 06 00000000:00000000 00:00000000 00000000  1000        0 333 1 0 20 4 30 10 -1
+   3: 0100007F:9C43 0100007F:1538 01 00000000:00000000 00:00000000 00000000  1000        0 444 1 0 20 4 30 10 -1
+";
+        let ours: std::collections::HashSet<u64> = [111, 333, 444].into();
+        // 6379 = 0x18EB: 111 (ours, established); 222 is another process's, 333 is closing.
+        assert_eq!(count_in_tcp_table(table, 6379, &ours), 1);
+        assert_eq!(count_in_tcp_table(table, 5432, &ours), 1);
+        assert_eq!(count_in_tcp_table(table, 4222, &ours), 0);
+    }
+
+    #[test]
+    fn this_process_connection_is_counted() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let before = conns_to_port(std::process::id(), port);
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _server = listener.accept().unwrap();
+        assert_eq!(conns_to_port(std::process::id(), port), before + 1);
+    }
 }

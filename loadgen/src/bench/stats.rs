@@ -14,7 +14,7 @@ pub fn complete(sc: &Scenario, r: &Run) -> bool {
     match sc.kind {
         Kind::Ticks { conns, n } => once && rep.events == conns as u64 * n,
         Kind::Idle { conns, .. } => rep.errors.is_empty() && rep.opened == conns,
-        Kind::Fanout { .. } => once && rep.complete_streams == rep.conns,
+        Kind::Fanout { .. } | Kind::Topics { .. } => once && rep.complete_streams == rep.conns,
     }
 }
 
@@ -24,7 +24,7 @@ pub fn primary(sc: &Scenario, r: &Run) -> Option<f64> {
     Some(match sc.kind {
         Kind::Ticks { .. } => rep.events_per_s,
         Kind::Idle { .. } => -r.rss_per_stream_kib,
-        Kind::Fanout { .. } => -(rep.latency.p99_us as f64),
+        Kind::Fanout { .. } | Kind::Topics { .. } => -(rep.latency.p99_us as f64),
     })
 }
 

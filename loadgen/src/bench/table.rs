@@ -2,7 +2,7 @@
 //! text cells ready for rendering.
 
 use super::record::Run;
-use super::scenarios::{Kind, Scenario};
+use super::scenarios::{Backend, Kind, Scenario};
 use super::stats::ratio;
 use crate::report::{CompileCost, Report};
 
@@ -221,6 +221,67 @@ pub fn rows_for(
                 "server CPU s",
                 Some(&|run, _| run.server_cpu_s),
                 &|run, _| format!("{:.2}", run.server_cpu_s),
+                "",
+            );
+            row("loadgen CPU (% of a core)", None, &loadgen_cpu, "");
+        }
+        Kind::Topics { backend, .. } => {
+            row(
+                "time to subscribe all s",
+                Some(&|_, r| r.setup_s),
+                &|_, r| format!("{:.1}", r.setup_s),
+                "",
+            );
+            row("latency p50 / p99 / max ms", None, &latencies, "");
+            row(
+                "latency p99 ms",
+                Some(&|_, r| r.latency.p99_us as f64),
+                &|_, r| ms(r.latency.p99_us),
+                "",
+            );
+            row(
+                "subscribers with their own event once; lost / dup / other topic's or malformed; complete rounds",
+                None,
+                &|run, r| {
+                    format!(
+                        "{}/{}; {} / {} / {}; {}",
+                        r.complete_streams,
+                        r.conns,
+                        r.lost,
+                        r.dup,
+                        r.malformed,
+                        rounds(run)
+                    )
+                },
+                "all; 0 / 0 / 0",
+            );
+            row(
+                "publish request took / all delivered after ms",
+                None,
+                &|_, r| format!("{:.0} / {:.0}", r.publish_ms, r.elapsed_s * 1e3),
+                "",
+            );
+            if backend != Backend::Embedded {
+                row(
+                    "server connections to the backend, before -> all subscribed",
+                    None,
+                    &|run, _| {
+                        run.backend_conns
+                            .map_or("-".into(), |c| format!("{} -> {}", c.before, c.subscribed))
+                    },
+                    "",
+                );
+            }
+            row(
+                "server CPU s",
+                Some(&|run, _| run.server_cpu_s),
+                &|run, _| format!("{:.2}", run.server_cpu_s),
+                "",
+            );
+            row(
+                "server peak RSS MiB",
+                Some(&|run, _| run.server_peak_rss_kib as f64),
+                &|run, _| format!("{:.0}", run.server_peak_rss_kib as f64 / 1024.0),
                 "",
             );
             row("loadgen CPU (% of a core)", None, &loadgen_cpu, "");

@@ -1,4 +1,4 @@
-//! The reference server: the bench app's four routes written by hand with axum's own `Sse`
+//! The reference server: the bench app's five routes written by hand with axum's own `Sse`
 //! and `tokio::sync::broadcast`, the way an axum user would write them without Pikku.
 //!
 //! | route | what |
@@ -7,11 +7,13 @@
 //! | `GET /bench/idle` | SSE: nothing but keep-alive comments |
 //! | `GET /bench/subscribe?topic=T` | SSE: every event published to `T` (with `id:`) |
 //! | `POST /bench/publish?topic=T&n=N` | publishes `N` events to `T`; `{"published": N}` |
+//! | `POST /bench/publish-each?prefix=P&count=C` | publishes one event `{"seq": i, ..}` to each of the topics `P0` .. `P{C-1}`; `{"published": C}` |
 //!
 //! Environment, as the bench app: `PIKKU_ADDR` (default `127.0.0.1:3200`),
 //! `PIKKU_SSE_HEARTBEAT_MS` (keep-alive interval, default 15 000; `0` for none) and
 //! `PIKKU_EVENT_HUB` (`redis://host:port` relays publishes through Redis pub/sub; anything
 //! else, or unset, is in-process). Per-subscriber queues hold 1,024 events, as Pikku's hub.
+//! Topics are a map of broadcast channels, one per topic, created on first use.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -155,13 +157,24 @@ struct Published {
     published: u64,
 }
 
-async fn publish(
-    State(st): State<Shared>,
-    Query(q): Query<PublishQuery>,
-) -> Result<Json<Published>, (StatusCode, String)> {
-    let internal = |e: String| (StatusCode::INTERNAL_SERVER_ERROR, e);
-    let mut redis = st.redis.get().cloned();
-    for seq in 0..q.n {
+#[derive(Deserialize)]
+struct PublishEachQuery {
+    prefix: String,
+    count: u64,
+}
+
+type Failure = (StatusCode, String);
+
+impl AppState {
+    /// Publishes tick `seq`, stamped now, to `topic`: through Redis when the relay is on,
+    /// else straight to the local subscribers.
+    async fn publish_tick(
+        &self,
+        redis: &mut Option<redis::aio::MultiplexedConnection>,
+        topic: &str,
+        seq: u64,
+    ) -> Result<(), Failure> {
+        let internal = |e: String| (StatusCode::INTERNAL_SERVER_ERROR, e);
         let json = serde_json::to_string(&Tick {
             seq,
             ts_us: now_us(),
@@ -170,16 +183,39 @@ async fn publish(
         match redis.as_mut() {
             Some(conn) => {
                 redis::cmd("PUBLISH")
-                    .arg(format!("{CHANNEL_PREFIX}{}", q.topic))
+                    .arg(format!("{CHANNEL_PREFIX}{topic}"))
                     .arg(json)
                     .query_async::<i64>(conn)
                     .await
                     .map_err(|e| internal(e.to_string()))?;
             }
-            None => st.deliver(&q.topic, json.into()),
+            None => self.deliver(topic, json.into()),
         }
+        Ok(())
+    }
+}
+
+async fn publish(
+    State(st): State<Shared>,
+    Query(q): Query<PublishQuery>,
+) -> Result<Json<Published>, Failure> {
+    let mut redis = st.redis.get().cloned();
+    for seq in 0..q.n {
+        st.publish_tick(&mut redis, &q.topic, seq).await?;
     }
     Ok(Json(Published { published: q.n }))
+}
+
+async fn publish_each(
+    State(st): State<Shared>,
+    Query(q): Query<PublishEachQuery>,
+) -> Result<Json<Published>, Failure> {
+    let mut redis = st.redis.get().cloned();
+    for seq in 0..q.count {
+        st.publish_tick(&mut redis, &format!("{}{seq}", q.prefix), seq)
+            .await?;
+    }
+    Ok(Json(Published { published: q.count }))
 }
 
 /// Connects to Redis and relays every message of the bench channels to local subscribers.
@@ -260,6 +296,7 @@ async fn main() -> std::process::ExitCode {
         .route("/bench/idle", get(idle))
         .route("/bench/subscribe", get(subscribe))
         .route("/bench/publish", post(publish))
+        .route("/bench/publish-each", post(publish_each))
         .with_state(state);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,

@@ -4,6 +4,7 @@
 //! loadgen ticks  --addr 127.0.0.1:3100 --conns 100 --n 5000
 //! loadgen idle   --addr 127.0.0.1:3100 --conns 10000 [--hold-s 600]
 //! loadgen fanout --addr 127.0.0.1:3100 --conns 1000 --n 100 [--topic T]
+//! loadgen topics --addr 127.0.0.1:3100 --conns 10000 [--prefix P]
 //! ```
 //!
 //! Common flags: `--threads N` (worker threads, default 2), `--sources N` (127.0.0.x source
@@ -12,6 +13,8 @@
 //!
 //! `idle` prints `READY {json}` once the streams are open, then holds them until a line
 //! arrives on stdin (or stdin closes, or `--hold-s` passes), then prints the report.
+//! `topics` does the same once its subscriptions are in place, then publishes one event to
+//! each topic (`POST /bench/publish-each`) and prints the report once they are delivered.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,6 +29,7 @@ struct Args {
     conns: usize,
     n: u64,
     topic: String,
+    prefix: String,
     threads: usize,
     sources: u8,
     timeout: Duration,
@@ -37,13 +41,14 @@ fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let scenario = it
         .next()
-        .ok_or("usage: loadgen <ticks|idle|fanout> [flags]")?;
+        .ok_or("usage: loadgen <ticks|idle|fanout|topics> [flags]")?;
     let mut a = Args {
         scenario,
         addr: "127.0.0.1:3100".parse().map_err(|e| format!("{e}"))?,
         conns: 1,
         n: 1000,
         topic: "bench".into(),
+        prefix: "bench-topic-".into(),
         threads: 2,
         sources: 16,
         timeout: Duration::from_secs(60),
@@ -58,6 +63,7 @@ fn parse() -> Result<Args, String> {
             "--conns" => a.conns = num(&v)? as usize,
             "--n" => a.n = num(&v)?,
             "--topic" => a.topic = v,
+            "--prefix" => a.prefix = v,
             "--threads" => a.threads = num(&v)?.max(1) as usize,
             "--sources" => a.sources = num(&v)?.clamp(0, 250) as u8,
             "--timeout-s" => a.timeout = Duration::from_secs(num(&v)?),
@@ -112,19 +118,29 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    // Says READY with the report so far, then waits for a line on stdin (the harness's go).
+    let ready = |r: &Report| {
+        let line = serde_json::to_string(r).unwrap_or_default();
+        println!("READY {line}");
+        let hold = args.hold;
+        async move {
+            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+            let _ = tokio::time::timeout(hold, stdin.next_line()).await;
+        }
+    };
     let mut report: Report = rt.block_on(async {
         match args.scenario.as_str() {
             "ticks" => scenario::ticks(&target, args.conns, args.n, args.timeout).await,
-            "idle" => {
-                scenario::idle(&target, args.conns, args.setup_timeout, |r| {
-                    let line = serde_json::to_string(r).unwrap_or_default();
-                    println!("READY {line}");
-                    let hold = args.hold;
-                    async move {
-                        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-                        let _ = tokio::time::timeout(hold, stdin.next_line()).await;
-                    }
-                })
+            "idle" => scenario::idle(&target, args.conns, args.setup_timeout, ready).await,
+            "topics" => {
+                scenario::topics(
+                    &target,
+                    args.conns,
+                    &args.prefix,
+                    args.setup_timeout,
+                    args.timeout,
+                    ready,
+                )
                 .await
             }
             "fanout" => {
