@@ -219,6 +219,47 @@ export interface UserPath {
   userId: string;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The data of the events the server sends itself, from their Rust definitions (pikku::sse).
+
+/** The data of an `event: error` (a failed item, or the function failed) and of an `event: session_end`. */
+export interface PikkuStreamErrorBody {
+  /** Machine-readable code, e.g. `internal` or `conflict`. */
+  error: string;
+  /** Human-readable message. */
+  message: string;
+}
+
+/** The data of an `event: shutdown` or `event: close`: why the stream ended. */
+export interface PikkuShutdown {
+  /** Why the stream ended. */
+  reason: string;
+}
+
+/** The data of an `event: gap`. */
+export interface PikkuGap {
+  /** How many events were missed, when known. */
+  missed?: number | null;
+  /** `expired`, `unknown_id`, `lagged` or `reset`. */
+  reason: string;
+}
+
+/** The JSON body of every error answer: `{"error", "message", "status", "field"?}`. */
+export interface PikkuHttpErrorBody {
+  /** Machine-readable code, e.g. `not_found` or `invalid_input`. */
+  error: string;
+  /** The input field the error is about. */
+  field?: string | null;
+  /** Human-readable message. */
+  message: string;
+  /** The HTTP status. */
+  status: number;
+}
+
+/** The error of an answer or of a stream: an error answer's body (`PikkuHttpErrorBody`), or
+ *  the data of `event: error` and `event: session_end` (`PikkuStreamErrorBody`, no `status`). */
+export type PikkuErrorBody = PikkuStreamErrorBody & Partial<PikkuHttpErrorBody>;
+
 /** The events the server sends itself (never items of a stream). */
 export const ReservedEvent = {
   /** A failed item (the stream goes on), or the function panicked (the stream ends). */
@@ -290,26 +331,6 @@ export interface PikkuClientConfig {
   maxRetryMs?: number;
   /** Defaults of every stream: see `PikkuStreamOptions`. */
   heartbeatTimeoutMs?: number;
-}
-
-/** The JSON body of every error answer: `{"error", "message", "status", "field"?}`. */
-export interface PikkuErrorBody {
-  /** Machine-readable code, e.g. `unauthorized` or `invalid_input`. */
-  error: string;
-  /** Human-readable message. */
-  message: string;
-  /** The HTTP status (absent in `event: error` data). */
-  status?: number;
-  /** The input field the error is about. */
-  field?: string | null;
-}
-
-/** The data of an `event: gap`. */
-export interface PikkuGap {
-  /** `expired`, `unknown_id`, `lagged` or `reset`. */
-  reason: string;
-  /** How many events were missed, when known. */
-  missed?: number | null;
 }
 
 /** Why and when a stream reconnects. */

@@ -4,7 +4,7 @@
 //! runs once per adapter: `adapters::axum::<name>` and `adapters::actix::<name>`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pikku::{Metrics, Pikku, Shutdown};
@@ -129,6 +129,28 @@ impl Drop for ActixServer {
         // The stop command is sent at once; the server's thread winds down by itself.
         drop(self.handle.stop(false));
     }
+}
+
+/// Asserts what an ended stream leaves behind: its generator's cleanup ran, once, within
+/// `within` (when the app counts `cleanups`), and, within 2 s, no stream open in the metrics.
+async fn assert_cleaned_up(srv: &Served, cleanups: Option<&AtomicUsize>, within: Duration) {
+    if let Some(cleanups) = cleanups {
+        assert!(
+            eventually(within, || cleanups.load(Ordering::SeqCst) == 1).await,
+            "the generator's cleanup ran (ran {} times)",
+            cleanups.load(Ordering::SeqCst)
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(2), || srv
+            .metrics
+            .snapshot()
+            .streams_open
+            == 0)
+        .await,
+        "streams still open: {}",
+        srv.metrics.snapshot().streams_open
+    );
 }
 
 async fn demo_app(adapter: Adapter) -> Served {
@@ -407,14 +429,7 @@ async fn logout_ends_the_users_open_streams(adapter: Adapter) {
     let last = next_event(&mut stream, 5).await.expect("a final event");
     assert_eq!(last.event, "session_end");
     assert!(next_event(&mut stream, 2).await.is_none());
-    assert!(
-        eventually(Duration::from_secs(2), || srv
-            .metrics
-            .snapshot()
-            .streams_open
-            == 0)
-        .await
-    );
+    assert_cleaned_up(&srv, None, Duration::ZERO).await;
     srv.stop().await;
 }
 
@@ -452,20 +467,7 @@ async fn a_client_going_away_ends_its_generator(adapter: Adapter) {
     next_event(&mut ev, 5).await.unwrap();
     assert_eq!(srv.metrics.snapshot().streams_open, 1);
     drop(ev);
-    assert!(
-        eventually(Duration::from_secs(2), || cleanups.load(Ordering::SeqCst)
-            == 1)
-        .await,
-        "the generator's cleanup ran"
-    );
-    assert!(
-        eventually(Duration::from_secs(2), || srv
-            .metrics
-            .snapshot()
-            .streams_open
-            == 0)
-        .await
-    );
+    assert_cleaned_up(&srv, Some(&cleanups), Duration::from_secs(2)).await;
     assert_eq!(started.load(Ordering::SeqCst), 1);
     srv.stop().await;
 }
@@ -478,20 +480,7 @@ async fn an_idle_stream_is_cleaned_up_without_a_write(adapter: Adapter) {
     let mut ev = events(get(&srv.url("/t/idle")).await);
     next_event(&mut ev, 5).await.unwrap();
     drop(ev);
-    assert!(
-        eventually(Duration::from_secs(3), || cleanups.load(Ordering::SeqCst)
-            == 1)
-        .await,
-        "the generator's cleanup ran"
-    );
-    assert!(
-        eventually(Duration::from_secs(2), || srv
-            .metrics
-            .snapshot()
-            .streams_open
-            == 0)
-        .await
-    );
+    assert_cleaned_up(&srv, Some(&cleanups), Duration::from_secs(3)).await;
     srv.stop().await;
 }
 
@@ -508,14 +497,7 @@ async fn shutdown_ends_streams_with_a_shutdown_event(adapter: Adapter) {
         last = Some(e);
     }
     assert_eq!(last.expect("events until the end").event, "shutdown");
-    assert!(
-        eventually(Duration::from_secs(2), || srv
-            .metrics
-            .snapshot()
-            .streams_open
-            == 0)
-        .await
-    );
+    assert_cleaned_up(&srv, None, Duration::ZERO).await;
     srv.stop().await;
 }
 

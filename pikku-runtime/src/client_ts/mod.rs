@@ -16,6 +16,10 @@
 //! - the same operations as top-level functions, bound to a default client whose base URL is
 //!   the configured default (the page's own origin unless set): `import { streamUpdates } from
 //!   './pikku-fetch.gen'` works in a browser as is; `setDefaultClient` replaces it;
+//! - the types of the reserved events' data (`PikkuStreamErrorBody`, `PikkuShutdown`,
+//!   `PikkuGap`) and of the HTTP error body (`PikkuHttpErrorBody`; `PikkuErrorBody` is either),
+//!   from the JSON Schemas of their Rust definitions ([`crate::sse::StreamError`], ...), and
+//!   the reserved event names (`ReservedEvent`), from [`ReservedEvent`];
 //! - the runtime (`runtime.ts` beside this file, emitted verbatim): the `fetch`-based SSE
 //!   client with its spec-compliant parser, reconnection honouring `retry:` and sending
 //!   `Last-Event-ID`, heartbeat timeout, cancellation, and typed errors.
@@ -30,9 +34,10 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use crate::error::ErrorBody;
 use crate::registry::{ResponseKind, RouteDef, RouteSchemas};
 use crate::schema::{COMPONENTS_PREFIX, Defs, components_generator};
-use crate::sse::ReservedEvent;
+use crate::sse::{ReservedEvent, StreamError, StreamGap, StreamShutdown};
 
 /// The runtime part of every generated client.
 const RUNTIME: &str = include_str!("runtime.ts");
@@ -59,6 +64,88 @@ fn reserved_events_ts() -> String {
     out
 }
 
+/// The TypeScript names of the reserved events' payloads (and of the HTTP error body the
+/// runtime reads with them), beside their Rust types' schema names and what the type is to a
+/// client. Their fields come from the Rust definitions: see [`reserved_payloads_ts`].
+const RESERVED_PAYLOADS: &[(&str, &str, &str)] = &[
+    (
+        "StreamError",
+        "PikkuStreamErrorBody",
+        "The data of an `event: error` (a failed item, or the function failed) and of an `event: session_end`.",
+    ),
+    (
+        "StreamShutdown",
+        "PikkuShutdown",
+        "The data of an `event: shutdown` or `event: close`: why the stream ended.",
+    ),
+    ("StreamGap", "PikkuGap", "The data of an `event: gap`."),
+    (
+        "ErrorBody",
+        "PikkuHttpErrorBody",
+        "The JSON body of every error answer: `{\"error\", \"message\", \"status\", \"field\"?}`.",
+    ),
+];
+
+/// The types of the reserved events' data, written from the JSON Schemas of their Rust
+/// definitions ([`StreamError`], [`StreamShutdown`], [`StreamGap`], and [`ErrorBody`]) by the
+/// conversion the app's own types go through, so a field added in Rust appears here.
+fn reserved_payloads_ts() -> String {
+    let mut generator = components_generator();
+    generator.subschema_for::<StreamError>();
+    generator.subschema_for::<StreamShutdown>();
+    generator.subschema_for::<StreamGap>();
+    generator.subschema_for::<ErrorBody>();
+    let definitions = generator.take_definitions(true);
+    let names: BTreeMap<String, String> = RESERVED_PAYLOADS
+        .iter()
+        .map(|(schema, ts, _)| ((*schema).to_owned(), (*ts).to_owned()))
+        .collect();
+    let types = Types { names: &names };
+    let mut out = String::from(
+        "// ---------------------------------------------------------------------------------------------\n\
+         // The data of the events the server sends itself, from their Rust definitions (pikku::sse).\n\n",
+    );
+    for (schema_name, ts_name, what) in RESERVED_PAYLOADS {
+        // Every entry is one of the types generated above; a missing one writes nothing
+        // rather than a wrong type (and the tests fail).
+        if let Some(schema) = definitions.get(*schema_name) {
+            write_type(&mut out, ts_name, schema, Some(what), &types);
+        }
+    }
+    out.push_str(
+        "/** The error of an answer or of a stream: an error answer's body (`PikkuHttpErrorBody`), or\n\
+         \x20*  the data of `event: error` and `event: session_end` (`PikkuStreamErrorBody`, no `status`). */\n\
+         export type PikkuErrorBody = PikkuStreamErrorBody & Partial<PikkuHttpErrorBody>;\n\n",
+    );
+    out
+}
+
+/// Writes `schema` as the exported type `name`: an interface for a plain object, otherwise a
+/// type alias. `what` is its doc, the schema's description when `None`.
+fn write_type(out: &mut String, name: &str, schema: &Value, what: Option<&str>, types: &Types<'_>) {
+    doc(
+        out,
+        "",
+        what.or_else(|| schema.get("description").and_then(Value::as_str)),
+    );
+    let plain_object = schema.get("type").and_then(Value::as_str) == Some("object")
+        && schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_some_and(|p| !p.is_empty())
+        && !["oneOf", "anyOf", "allOf", "enum", "const"]
+            .iter()
+            .any(|k| schema.get(*k).is_some())
+        && !matches!(schema.get("additionalProperties"), Some(Value::Object(_)));
+    if plain_object {
+        let _ = writeln!(out, "export interface {name} {}\n", types.expr(schema, 0));
+    } else {
+        let expr = types.expr(schema, 0);
+        let sep = if expr.starts_with('\n') { "" } else { " " };
+        let _ = writeln!(out, "export type {name} ={sep}{expr};\n");
+    }
+}
+
 /// The names the runtime exports (and the generated glue); a schema may not take them.
 const RESERVED_TYPE_NAMES: &[&str] = &[
     "PikkuCallOptions",
@@ -66,7 +153,10 @@ const RESERVED_TYPE_NAMES: &[&str] = &[
     "PikkuHeaders",
     "PikkuClientConfig",
     "PikkuErrorBody",
+    "PikkuStreamErrorBody",
+    "PikkuShutdown",
     "PikkuGap",
+    "PikkuHttpErrorBody",
     "PikkuReconnect",
     "PikkuClientError",
     "PikkuHttpError",
@@ -570,30 +660,10 @@ pub fn typescript(
          // Types, from the JSON Schemas of the inputs, outputs and stream items.\n\n",
     );
     for (schema_name, schema) in &definitions {
-        let name = &names[schema_name];
-        doc(
-            &mut out,
-            "",
-            schema.get("description").and_then(Value::as_str),
-        );
-        let plain_object = schema.get("type").and_then(Value::as_str) == Some("object")
-            && schema
-                .get("properties")
-                .and_then(Value::as_object)
-                .is_some_and(|p| !p.is_empty())
-            && !["oneOf", "anyOf", "allOf", "enum", "const"]
-                .iter()
-                .any(|k| schema.get(*k).is_some())
-            && !matches!(schema.get("additionalProperties"), Some(Value::Object(_)));
-        if plain_object {
-            let _ = writeln!(out, "export interface {name} {}\n", types.expr(schema, 0));
-        } else {
-            let expr = types.expr(schema, 0);
-            let sep = if expr.starts_with('\n') { "" } else { " " };
-            let _ = writeln!(out, "export type {name} ={sep}{expr};\n");
-        }
+        write_type(&mut out, &names[schema_name], schema, None, &types);
     }
 
+    out.push_str(&reserved_payloads_ts());
     out.push_str(&reserved_events_ts());
     out.push_str(RUNTIME);
     out.push('\n');
@@ -792,6 +862,63 @@ mod tests {
             );
         }
         assert!(RUNTIME.contains("case ReservedEvent.sessionEnd:"));
+    }
+
+    /// The fields of `export interface <name>` in `out`, each with whether it is optional.
+    fn interface_fields(out: &str, name: &str) -> BTreeMap<String, bool> {
+        let head = format!("export interface {name} {{\n");
+        let start = out
+            .find(&head)
+            .unwrap_or_else(|| panic!("no `{name}` interface in the client"))
+            + head.len();
+        let body = &out[start..start + out[start..].find("\n}\n").unwrap_or(0)];
+        body.lines()
+            .filter_map(|l| {
+                let l = l.strip_prefix("  ")?;
+                if l.starts_with([' ', '/', '*']) {
+                    return None;
+                }
+                let (key, _) = l.split_once(':')?;
+                Some((key.trim_end_matches('?').to_owned(), key.ends_with('?')))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reserved_payload_fields_come_from_the_rust_definitions() {
+        let out = typescript(&[], &TsClientConfig::default()).unwrap();
+        // The schemas of the Rust types, made apart from the generator: each field, and
+        // whether it may be absent, must be in the TypeScript type of the same payload.
+        let rust = [
+            ("PikkuStreamErrorBody", schemars::schema_for!(StreamError)),
+            ("PikkuShutdown", schemars::schema_for!(StreamShutdown)),
+            ("PikkuGap", schemars::schema_for!(StreamGap)),
+            ("PikkuHttpErrorBody", schemars::schema_for!(ErrorBody)),
+        ];
+        for (ts_name, schema) in rust {
+            let schema = serde_json::to_value(schema).unwrap();
+            let required: BTreeSet<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let want: BTreeMap<String, bool> = schema["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| (k.clone(), !required.contains(k.as_str())))
+                .collect();
+            assert!(!want.is_empty(), "{ts_name}");
+            assert_eq!(interface_fields(&out, ts_name), want, "{ts_name}");
+            // Written once, by the generator: the runtime has no copy of its own.
+            assert!(
+                !RUNTIME.contains(&format!("interface {ts_name} ")),
+                "runtime.ts defines {ts_name} itself"
+            );
+        }
+        assert!(out.contains(
+            "export type PikkuErrorBody = PikkuStreamErrorBody & Partial<PikkuHttpErrorBody>;"
+        ));
+        assert!(!RUNTIME.contains("interface PikkuErrorBody"));
     }
 
     #[test]

@@ -57,26 +57,6 @@ export interface PikkuClientConfig {
   heartbeatTimeoutMs?: number;
 }
 
-/** The JSON body of every error answer: `{"error", "message", "status", "field"?}`. */
-export interface PikkuErrorBody {
-  /** Machine-readable code, e.g. `unauthorized` or `invalid_input`. */
-  error: string;
-  /** Human-readable message. */
-  message: string;
-  /** The HTTP status (absent in `event: error` data). */
-  status?: number;
-  /** The input field the error is about. */
-  field?: string | null;
-}
-
-/** The data of an `event: gap`. */
-export interface PikkuGap {
-  /** `expired`, `unknown_id`, `lagged` or `reset`. */
-  reason: string;
-  /** How many events were missed, when known. */
-  missed?: number | null;
-}
-
 /** Why and when a stream reconnects. */
 export interface PikkuReconnect {
   /** 1 for the first reconnection of this iteration, then 2, ... */

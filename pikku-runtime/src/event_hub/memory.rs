@@ -10,12 +10,10 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 
-use super::HubCounts;
+use super::LocalParts;
 use super::log::{Budget, LogOwner, TopicLog};
-use super::presence::{Presence, PresenceGuard, PresenceStore};
-use super::{
-    EventHub, HubConfig, HubError, HubStatus, Position, Resume, Subscription, SubscriptionCounter,
-};
+use super::presence::{Presence, PresenceStore};
+use super::{EventHub, HubConfig, HubError, Position, Resume, Subscription, SubscriptionCounter};
 
 /// The embedded hub: one process, no setup, bounded memory.
 ///
@@ -208,6 +206,16 @@ impl EventHub for MemoryHub {
         ))
     }
 
+    fn local(&self) -> Option<LocalParts<'_>> {
+        Some(LocalParts {
+            backend: "memory",
+            counter: &self.inner.counter,
+            cfg: &self.inner.cfg,
+            presence: &self.presence,
+            health: None,
+        })
+    }
+
     fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
         // A topic that is not held has no history: it was never published, or it was dropped
         // (idle) and its next publish starts a new epoch.
@@ -220,10 +228,6 @@ impl EventHub for MemoryHub {
         Box::pin(futures_util::future::ready(Ok(head)))
     }
 
-    fn live_subscriptions(&self) -> usize {
-        self.inner.counter.live()
-    }
-
     fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
         // A lookup only: asking does not create the topic.
         let newest = self
@@ -233,35 +237,6 @@ impl EventHub for MemoryHub {
             .get(topic)
             .and_then(|log| log.newest());
         Box::pin(futures_util::future::ready(Ok(newest)))
-    }
-
-    fn max_topics_per_stream(&self) -> usize {
-        self.inner.cfg.topics_per_stream()
-    }
-
-    fn status(&self) -> HubStatus {
-        HubStatus {
-            backend: "memory".into(),
-            healthy: true,
-            detail: None,
-            subscriptions: self.inner.counter.live(),
-        }
-    }
-
-    fn counts(&self) -> HubCounts {
-        self.inner.counter.counts()
-    }
-
-    fn join<'a>(
-        &'a self,
-        topic: &'a str,
-        member: &'a str,
-    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
-        Box::pin(self.presence.join(topic, member))
-    }
-
-    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
-        Box::pin(self.presence.members(topic))
     }
 }
 
@@ -350,7 +325,7 @@ impl PresenceStore for MemoryPresence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_hub::{EventHubExt, GapReason, HubItem, SlowConsumerPolicy};
+    use crate::event_hub::{EventHubExt, GapReason, HubCounts, HubItem, SlowConsumerPolicy};
     use futures_util::StreamExt;
 
     fn ids(items: &[HubItem]) -> Vec<String> {

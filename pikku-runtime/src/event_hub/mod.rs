@@ -79,6 +79,7 @@ use crate::sse::{self, Event, Frame};
 
 mod config;
 mod latest;
+mod local;
 // Parts of the log only the remote backends use (their readers append, they replay).
 #[cfg_attr(
     not(any(feature = "redis", feature = "nats", feature = "postgres")),
@@ -99,6 +100,7 @@ pub mod redis;
 /// Why a subscription missed events (the `reason` of an `event: gap`).
 pub use crate::sse::GapReason;
 pub use config::{HUB_ENV_VARS, HubConfig, MAX_TOPICS_PER_STREAM_CEILING, SlowConsumerPolicy};
+pub use local::LocalParts;
 pub use memory::MemoryHub;
 pub use multi::{CompositeId, MultiItem, MultiSubscription};
 pub use position::{Position, Resume};
@@ -410,11 +412,32 @@ pub trait EventHub: Send + Sync + 'static {
     /// ```
     fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>>;
 
-    /// How many subscriptions are live in this process.
-    fn live_subscriptions(&self) -> usize;
+    /// The parts of the hub that live in this process (its subscription counter, config,
+    /// presence and connection health), from which the default methods below answer. The
+    /// backends of this crate have them; a hub written elsewhere returns `None` (the default)
+    /// and implements those methods itself.
+    fn local(&self) -> Option<LocalParts<'_>> {
+        None
+    }
 
-    /// The backend's health, as last seen.
-    fn status(&self) -> HubStatus;
+    /// How many subscriptions are live in this process.
+    fn live_subscriptions(&self) -> usize {
+        self.local().map_or(0, |l| l.counter.live())
+    }
+
+    /// The backend's health, as last seen. Without [`local`](Self::local) parts: a healthy
+    /// backend named `unknown`.
+    fn status(&self) -> HubStatus {
+        self.local().map_or_else(
+            || HubStatus {
+                backend: "unknown".into(),
+                healthy: true,
+                detail: None,
+                subscriptions: self.live_subscriptions(),
+            },
+            |l| l.status(),
+        )
+    }
 
     /// Checks the backend now (e.g. a round trip to its server) and returns its health.
     fn check(&self) -> BoxFuture<'_, HubStatus> {
@@ -425,6 +448,10 @@ pub trait EventHub: Send + Sync + 'static {
     /// creates nothing. [`EventHubExt::subscribe_latest`] starts from it. The default knows
     /// no event, so a backend that does not implement it serves latest-value subscriptions as
     /// live ones.
+    ///
+    /// Not [`position`](Self::position): that is where the topic stands, also when its newest
+    /// event has since left the window (by age, count or bytes), so a resume from it loses
+    /// nothing; this is an event the window still holds, to be replayed.
     fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
         let _ = topic;
         Box::pin(futures_util::future::ready(Ok(None)))
@@ -432,7 +459,10 @@ pub trait EventHub: Send + Sync + 'static {
 
     /// How many topics one merged stream may hold ([`HubConfig::max_topics_per_stream`]).
     fn max_topics_per_stream(&self) -> usize {
-        HubConfig::default().topics_per_stream()
+        self.local().map_or_else(
+            || HubConfig::default().topics_per_stream(),
+            |l| l.cfg.topics_per_stream(),
+        )
     }
 
     /// Makes `member` (a user id) present in `topic` until the returned guard is dropped.
@@ -448,18 +478,22 @@ pub trait EventHub: Send + Sync + 'static {
         topic: &'a str,
         member: &'a str,
     ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
-        let _ = (topic, member);
-        Box::pin(futures_util::future::ready(Err(
-            HubError::PresenceUnsupported,
-        )))
+        match self.local() {
+            Some(l) => Box::pin(l.presence.join(topic, member)),
+            None => Box::pin(futures_util::future::ready(Err(
+                HubError::PresenceUnsupported,
+            ))),
+        }
     }
 
     /// The members present in `topic` (on every instance, expired entries left out), sorted.
     fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
-        let _ = topic;
-        Box::pin(futures_util::future::ready(Err(
-            HubError::PresenceUnsupported,
-        )))
+        match self.local() {
+            Some(l) => Box::pin(l.presence.members(topic)),
+            None => Box::pin(futures_util::future::ready(Err(
+                HubError::PresenceUnsupported,
+            ))),
+        }
     }
 
     /// How many members are present in `topic`.
@@ -468,9 +502,10 @@ pub trait EventHub: Send + Sync + 'static {
     }
 
     /// What this hub's subscriptions in this process have delivered (events, gaps, lagged
-    /// disconnects). The default counts nothing.
+    /// disconnects). Without [`local`](Self::local) parts, the default counts nothing.
     fn counts(&self) -> HubCounts {
-        HubCounts::default()
+        self.local()
+            .map_or_else(HubCounts::default, |l| l.counter.counts())
     }
 }
 
@@ -558,6 +593,9 @@ impl<H: EventHub + ?Sized> EventHub for Arc<H> {
     }
     fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
         (**self).position(topic)
+    }
+    fn local(&self) -> Option<LocalParts<'_>> {
+        (**self).local()
     }
     fn live_subscriptions(&self) -> usize {
         (**self).live_subscriptions()

@@ -46,7 +46,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -58,12 +57,14 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::HubCounts;
+use super::LocalParts;
+use super::local;
 use super::log::{Budget, LogOwner, TopicLog};
-use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
+use super::position;
+use super::presence::{Presence, PresenceStore, millis};
 use super::{
-    EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume,
-    Subscription, SubscriptionCounter,
+    EventHub, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume, Subscription,
+    SubscriptionCounter,
 };
 
 /// Default subject prefix: a topic's events are stored on `pikku_hub.ev.<topic>`, in the
@@ -134,27 +135,18 @@ enum Ready {
 
 /// The connection's state, shared with the client's event callback.
 struct Health {
-    healthy: AtomicBool,
-    detail: Mutex<Option<String>>,
+    state: local::Health,
     /// Bumped on every (re)connect: topic tasks catch up from the stream then.
     connects: watch::Sender<u64>,
 }
 
 impl Health {
     fn ok(&self) {
-        // Only a change takes the lock: this runs on every publish.
-        if !self.healthy.swap(true, Ordering::SeqCst) {
-            tracing::info!("nats event hub reconnected");
-            *self.detail.lock() = None;
-        }
+        self.state.ok();
     }
 
     fn fail(&self, e: &dyn std::fmt::Display) -> HubError {
-        if self.healthy.swap(false, Ordering::SeqCst) {
-            tracing::warn!(error = %e, "nats event hub unavailable");
-        }
-        *self.detail.lock() = Some(e.to_string());
-        HubError::unavailable(e)
+        self.state.fail(e)
     }
 
     fn on_event(&self, event: async_nats::Event) {
@@ -214,8 +206,7 @@ impl NatsHub {
         }
         let (connects, _) = watch::channel(0);
         let health = Arc::new(Health {
-            healthy: AtomicBool::new(true),
-            detail: Mutex::new(None),
+            state: local::Health::new("nats"),
             connects,
         });
         let events = health.clone();
@@ -680,73 +671,26 @@ impl Inner {
     }
 
     /// Items a resume from `resume` yields before the live feed, and the last position they
-    /// cover (later live events at or before it are duplicates). The same decisions as the
-    /// Redis hub's.
+    /// cover (later live events at or before it are duplicates): [`position::replay`] over
+    /// the subject's history.
     async fn replay(
         &self,
         token: &str,
         resume: Resume,
     ) -> Result<(Vec<HubItem>, Option<Position>), HubError> {
-        let mut items = Vec::new();
-        let (after, limit) = match resume {
-            Resume::Live => (None, 0),
-            Resume::After(p) => (Some(p), usize::MAX),
-            Resume::Start | Resume::Invalid => (None, usize::MAX),
+        // A live subscription reads only where the topic stands.
+        let limit = if resume == Resume::Live {
+            0
+        } else {
+            usize::MAX
         };
-        let history = self.read(token, after, limit, 0).await?;
-        let Some(current) = history.epoch else {
-            // No history at all: whatever the client saw is gone.
-            if matches!(resume, Resume::After(_)) {
-                items.push(gap(GapReason::Reset, None));
-            } else if resume == Resume::Invalid {
-                items.push(gap(GapReason::UnknownId, None));
-            }
-            return Ok((items, None));
+        let history = self.read(token, resume.after(), limit, 0).await?;
+        let history = position::History {
+            epoch: history.epoch,
+            last: history.last,
+            events: history.events,
         };
-        let from = match resume {
-            Resume::Live => {
-                return Ok((
-                    items,
-                    Some(Position {
-                        epoch: current,
-                        offset: history.last,
-                    }),
-                ));
-            }
-            Resume::Invalid => {
-                items.push(gap(GapReason::UnknownId, None));
-                0
-            }
-            Resume::After(p) if p.epoch != current => {
-                items.push(gap(GapReason::Reset, None));
-                0
-            }
-            Resume::After(p) if p.offset > history.last => {
-                items.push(gap(GapReason::UnknownId, None));
-                0
-            }
-            Resume::After(p) => p.offset,
-            Resume::Start => 0,
-        };
-        let first = history
-            .events
-            .first()
-            .map_or(history.last + 1, HubEvent::seq);
-        if (from > 0 || resume == Resume::Start) && from + 1 < first {
-            items.push(gap(GapReason::Expired, Some(first - from - 1)));
-        }
-        let last = Position {
-            epoch: current,
-            offset: history.last.max(from),
-        };
-        items.extend(
-            history
-                .events
-                .into_iter()
-                .filter(|e| e.seq() > from)
-                .map(HubItem::Event),
-        );
-        Ok((items, Some(last)))
+        Ok(position::replay(resume, history))
     }
 }
 
@@ -758,10 +702,6 @@ async fn create_stream(js: &jetstream::Context, config: &stream::Config) -> Resu
         Ok(Err(e)) => Err(HubError::unavailable(format!("stream {name}: {e}"))),
         Err(_) => Err(HubError::unavailable(format!("stream {name}: timed out"))),
     }
-}
-
-fn gap(reason: GapReason, missed: Option<u64>) -> HubItem {
-    HubItem::Gap { reason, missed }
 }
 
 /// A topic as one subject token: `[A-Za-z0-9_-]` kept, every other byte percent-encoded, the
@@ -1029,6 +969,16 @@ impl EventHub for NatsHub {
         })
     }
 
+    fn local(&self) -> Option<LocalParts<'_>> {
+        Some(LocalParts {
+            backend: "nats",
+            counter: &self.inner.counter,
+            cfg: &self.inner.cfg,
+            presence: &self.presence,
+            health: Some(&self.inner.health.state),
+        })
+    }
+
     fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
         Box::pin(async move {
             let subject = self.inner.stored_subject(&encode(topic));
@@ -1041,10 +991,6 @@ impl EventHub for NatsHub {
                 }),
             }
         })
-    }
-
-    fn live_subscriptions(&self) -> usize {
-        self.inner.counter.live()
     }
 
     fn check(&self) -> BoxFuture<'_, HubStatus> {
@@ -1064,40 +1010,6 @@ impl EventHub for NatsHub {
                 .await?
                 .and_then(|m| header_position(&m.headers)))
         })
-    }
-
-    fn max_topics_per_stream(&self) -> usize {
-        self.inner.cfg.topics_per_stream()
-    }
-
-    fn status(&self) -> HubStatus {
-        let healthy = self.inner.health.healthy.load(Ordering::SeqCst);
-        HubStatus {
-            backend: "nats".into(),
-            healthy,
-            detail: if healthy {
-                None
-            } else {
-                self.inner.health.detail.lock().clone()
-            },
-            subscriptions: self.inner.counter.live(),
-        }
-    }
-
-    fn counts(&self) -> HubCounts {
-        self.inner.counter.counts()
-    }
-
-    fn join<'a>(
-        &'a self,
-        topic: &'a str,
-        member: &'a str,
-    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
-        Box::pin(self.presence.join(topic, member))
-    }
-
-    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
-        Box::pin(self.presence.members(topic))
     }
 }
 

@@ -60,12 +60,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::HubCounts;
+use super::LocalParts;
+use super::local::Health;
 use super::log::{Budget, LogOwner, TopicLog};
-use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
+use super::position::{self, History};
+use super::presence::{Presence, PresenceStore, millis};
 use super::{
-    EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume,
-    Subscription, SubscriptionCounter,
+    EventHub, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume, Subscription,
+    SubscriptionCounter,
 };
 
 /// Default prefix: tables `pikku_hub_topics` and `pikku_hub_events`, channel `pikku_hub`.
@@ -295,8 +297,7 @@ struct Inner {
     topics: Mutex<HashMap<Arc<str>, Entry>>,
     budget: Arc<Budget>,
     counter: SubscriptionCounter,
-    healthy: AtomicBool,
-    detail: Mutex<Option<String>>,
+    health: Health,
 }
 
 /// A topic active on this instance: its local log and whether the listener follows it.
@@ -377,8 +378,7 @@ impl PgHub {
             listener: tx,
             topics: Mutex::new(HashMap::new()),
             counter: SubscriptionCounter::default(),
-            healthy: AtomicBool::new(true),
-            detail: Mutex::new(None),
+            health: Health::new("postgres"),
         });
         // Spawned once the hub is whole: a listener that ran earlier would find no hub.
         rt.spawn(listener(Arc::downgrade(&inner), rx));
@@ -467,18 +467,11 @@ fn parse_note(payload: &str) -> Option<(Position, &str)> {
 
 impl Inner {
     fn ok(&self) {
-        if !self.healthy.swap(true, Ordering::SeqCst) {
-            tracing::info!("postgres event hub reconnected");
-            *self.detail.lock() = None;
-        }
+        self.health.ok();
     }
 
     fn fail(&self, e: &dyn std::fmt::Display) -> HubError {
-        if self.healthy.swap(false, Ordering::SeqCst) {
-            tracing::warn!(error = %e, "postgres event hub unavailable");
-        }
-        *self.detail.lock() = Some(e.to_string());
-        HubError::unavailable(e)
+        self.health.fail(e)
     }
 
     /// A pooled connection, with the hub's tables in place.
@@ -698,104 +691,19 @@ impl Inner {
     }
 
     /// Items a resume from `resume` yields before the live feed, and the last position they
-    /// cover (later live events at or before it are duplicates).
+    /// cover (later live events at or before it are duplicates): [`position::replay`] over
+    /// the topic's history.
     async fn replay(
         &self,
         topic: &str,
         resume: Resume,
     ) -> Result<(Vec<HubItem>, Option<Position>), HubError> {
-        let mut items = Vec::new();
-        let after = match resume {
-            Resume::After(p) => Some(p),
-            Resume::Live | Resume::Start | Resume::Invalid => None,
-        };
-        let history = self.read(topic, after).await?;
-        let Some(current) = history.epoch else {
-            // No history at all: whatever the client saw is gone.
-            if matches!(resume, Resume::After(_)) {
-                items.push(HubItem::Gap {
-                    reason: GapReason::Reset,
-                    missed: None,
-                });
-            } else if resume == Resume::Invalid {
-                items.push(HubItem::Gap {
-                    reason: GapReason::UnknownId,
-                    missed: None,
-                });
-            }
-            return Ok((items, None));
-        };
-        let from = match resume {
-            Resume::Live => {
-                return Ok((
-                    items,
-                    Some(Position {
-                        epoch: current,
-                        offset: history.last,
-                    }),
-                ));
-            }
-            Resume::Invalid => {
-                items.push(HubItem::Gap {
-                    reason: GapReason::UnknownId,
-                    missed: None,
-                });
-                0
-            }
-            Resume::After(p) if p.epoch != current => {
-                items.push(HubItem::Gap {
-                    reason: GapReason::Reset,
-                    missed: None,
-                });
-                0
-            }
-            Resume::After(p) if p.offset > history.last => {
-                items.push(HubItem::Gap {
-                    reason: GapReason::UnknownId,
-                    missed: None,
-                });
-                0
-            }
-            Resume::After(p) => p.offset,
-            Resume::Start => 0,
-        };
-        let first = history
-            .events
-            .first()
-            .map_or(history.last + 1, HubEvent::seq);
-        // Only a resume within the current history can have lost its start to trimming.
-        let continuous = matches!(resume, Resume::Start)
-            || matches!(resume, Resume::After(p) if p.epoch == current && p.offset <= history.last);
-        if continuous && from + 1 < first {
-            items.push(HubItem::Gap {
-                reason: GapReason::Expired,
-                missed: Some(first - from - 1),
-            });
-        }
-        let last = Position {
-            epoch: current,
-            offset: history.last.max(from),
-        };
-        items.extend(
-            history
-                .events
-                .into_iter()
-                .filter(|e| e.seq() > from)
-                .map(HubItem::Event),
-        );
-        Ok((items, Some(last)))
+        let history = self.read(topic, resume.after()).await?;
+        Ok(position::replay(resume, history))
     }
 }
 
-/// What [`Names::read_sql`] returns.
-struct History {
-    /// `None` when the topic has no history (never published, or its row is gone).
-    epoch: Option<u64>,
-    last: u64,
-    /// Oldest first.
-    events: Vec<HubEvent>,
-}
-
+/// Reading what [`Names::read_sql`] returns.
 impl History {
     fn from_rows(rows: Vec<tokio_postgres::Row>) -> Self {
         let Some(first) = rows.first() else {
@@ -1171,12 +1079,18 @@ impl EventHub for PgHub {
         })
     }
 
-    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
-        Box::pin(self.inner.position(topic))
+    fn local(&self) -> Option<LocalParts<'_>> {
+        Some(LocalParts {
+            backend: "postgres",
+            counter: &self.inner.counter,
+            cfg: &self.inner.cfg,
+            presence: &self.presence,
+            health: Some(&self.inner.health),
+        })
     }
 
-    fn live_subscriptions(&self) -> usize {
-        self.inner.counter.live()
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        Box::pin(self.inner.position(topic))
     }
 
     fn check(&self) -> BoxFuture<'_, HubStatus> {
@@ -1188,35 +1102,6 @@ impl EventHub for PgHub {
 
     fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
         Box::pin(self.inner.newest(topic))
-    }
-
-    fn max_topics_per_stream(&self) -> usize {
-        self.inner.cfg.topics_per_stream()
-    }
-
-    fn status(&self) -> HubStatus {
-        HubStatus {
-            backend: "postgres".into(),
-            healthy: self.inner.healthy.load(Ordering::SeqCst),
-            detail: self.inner.detail.lock().clone(),
-            subscriptions: self.inner.counter.live(),
-        }
-    }
-
-    fn counts(&self) -> HubCounts {
-        self.inner.counter.counts()
-    }
-
-    fn join<'a>(
-        &'a self,
-        topic: &'a str,
-        member: &'a str,
-    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
-        Box::pin(self.presence.join(topic, member))
-    }
-
-    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
-        Box::pin(self.presence.members(topic))
     }
 }
 

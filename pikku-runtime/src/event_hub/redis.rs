@@ -33,7 +33,6 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -45,12 +44,14 @@ use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, watch};
 
-use super::HubCounts;
+use super::LocalParts;
+use super::local::Health;
 use super::log::{Budget, LogOwner, TopicLog};
-use super::presence::{Presence, PresenceGuard, PresenceStore, millis};
+use super::position::{self, History};
+use super::presence::{Presence, PresenceStore, millis};
 use super::{
-    EventHub, GapReason, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume,
-    Subscription, SubscriptionCounter,
+    EventHub, HubConfig, HubError, HubEvent, HubItem, HubStatus, Position, Resume, Subscription,
+    SubscriptionCounter,
 };
 
 /// Default key prefix: a topic's stream is `pikku:hub:{<topic>}`.
@@ -116,8 +117,7 @@ struct Inner {
     topics: Mutex<HashMap<Arc<str>, Entry>>,
     budget: Arc<Budget>,
     counter: SubscriptionCounter,
-    healthy: AtomicBool,
-    detail: Mutex<Option<String>>,
+    health: Health,
 }
 
 /// A topic active on this instance: its local log and whether its channel is subscribed.
@@ -185,8 +185,7 @@ impl RedisHub {
             readers,
             topics: Mutex::new(HashMap::new()),
             counter: SubscriptionCounter::default(),
-            healthy: AtomicBool::new(true),
-            detail: Mutex::new(None),
+            health: Health::new("redis"),
         });
         // Spawned once the hub is whole: a reader that ran earlier would find no hub and stop.
         for rx in receivers {
@@ -261,18 +260,11 @@ impl Inner {
     }
 
     fn ok(&self) {
-        if !self.healthy.swap(true, Ordering::SeqCst) {
-            tracing::info!("redis event hub reconnected");
-            *self.detail.lock() = None;
-        }
+        self.health.ok();
     }
 
     fn fail(&self, e: &dyn std::fmt::Display) -> HubError {
-        if self.healthy.swap(false, Ordering::SeqCst) {
-            tracing::warn!(error = %e, "redis event hub unavailable");
-        }
-        *self.detail.lock() = Some(e.to_string());
-        HubError::unavailable(e)
+        self.health.fail(e)
     }
 
     async fn publish(&self, key: &str, json: Bytes) -> Result<String, HubError> {
@@ -364,105 +356,19 @@ impl Inner {
     }
 
     /// Items a resume from `resume` yields before the live feed, and the last position they
-    /// cover (later live events at or before it are duplicates).
+    /// cover (later live events at or before it are duplicates): [`position::replay`] over
+    /// the topic's history.
     async fn replay(
         &self,
         key: &str,
         resume: Resume,
     ) -> Result<(Vec<HubItem>, Option<Position>), HubError> {
-        let mut items = Vec::new();
-        let after = match resume {
-            Resume::Live => None,
-            Resume::After(p) => Some(p),
-            Resume::Start | Resume::Invalid => None,
-        };
-        let history = self.read(key, after).await?;
-        let Some(current) = history.epoch else {
-            // No history at all: whatever the client saw is gone.
-            if matches!(resume, Resume::After(_)) {
-                items.push(HubItem::Gap {
-                    reason: GapReason::Reset,
-                    missed: None,
-                });
-            } else if resume == Resume::Invalid {
-                items.push(HubItem::Gap {
-                    reason: GapReason::UnknownId,
-                    missed: None,
-                });
-            }
-            return Ok((items, None));
-        };
-        let from = match resume {
-            Resume::Live => {
-                return Ok((
-                    items,
-                    Some(Position {
-                        epoch: current,
-                        offset: history.last,
-                    }),
-                ));
-            }
-            Resume::Invalid => {
-                items.push(HubItem::Gap {
-                    reason: GapReason::UnknownId,
-                    missed: None,
-                });
-                0
-            }
-            Resume::After(p) if p.epoch != current => {
-                items.push(HubItem::Gap {
-                    reason: GapReason::Reset,
-                    missed: None,
-                });
-                0
-            }
-            Resume::After(p) if p.offset > history.last => {
-                items.push(HubItem::Gap {
-                    reason: GapReason::UnknownId,
-                    missed: None,
-                });
-                0
-            }
-            Resume::After(p) => p.offset,
-            Resume::Start => 0,
-        };
-        let first = history
-            .events
-            .first()
-            .map_or(history.last + 1, HubEvent::seq);
-        // Only a resume within the current history can have lost its start to trimming.
-        let continuous = matches!(resume, Resume::Start)
-            || matches!(resume, Resume::After(p) if p.epoch == current && p.offset <= history.last);
-        if continuous && from + 1 < first {
-            items.push(HubItem::Gap {
-                reason: GapReason::Expired,
-                missed: Some(first - from - 1),
-            });
-        }
-        let last = Position {
-            epoch: current,
-            offset: history.last.max(from),
-        };
-        items.extend(
-            history
-                .events
-                .into_iter()
-                .filter(|e| e.seq() > from)
-                .map(HubItem::Event),
-        );
-        Ok((items, Some(last)))
+        let history = self.read(key, resume.after()).await?;
+        Ok(position::replay(resume, history))
     }
 }
 
-/// What [`READ_LUA`] returns.
-struct History {
-    /// `None` when the topic has no history (never published, or its keys are gone).
-    epoch: Option<u64>,
-    last: u64,
-    /// Oldest first.
-    events: Vec<HubEvent>,
-}
-
+/// Reading what [`READ_LUA`] returns.
 impl History {
     fn parse(reply: Value) -> Option<Self> {
         let Value::Array(parts) = reply else {
@@ -877,12 +783,18 @@ impl EventHub for RedisHub {
         })
     }
 
-    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
-        Box::pin(async move { self.inner.position(&self.key(topic)).await })
+    fn local(&self) -> Option<LocalParts<'_>> {
+        Some(LocalParts {
+            backend: "redis",
+            counter: &self.inner.counter,
+            cfg: &self.inner.cfg,
+            presence: &self.presence,
+            health: Some(&self.inner.health),
+        })
     }
 
-    fn live_subscriptions(&self) -> usize {
-        self.inner.counter.live()
+    fn position<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
+        Box::pin(async move { self.inner.position(&self.key(topic)).await })
     }
 
     fn check(&self) -> BoxFuture<'_, HubStatus> {
@@ -894,35 +806,6 @@ impl EventHub for RedisHub {
 
     fn newest<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Option<Position>, HubError>> {
         Box::pin(async move { self.inner.newest(&self.key(topic)).await })
-    }
-
-    fn max_topics_per_stream(&self) -> usize {
-        self.inner.cfg.topics_per_stream()
-    }
-
-    fn status(&self) -> HubStatus {
-        HubStatus {
-            backend: "redis".into(),
-            healthy: self.inner.healthy.load(Ordering::SeqCst),
-            detail: self.inner.detail.lock().clone(),
-            subscriptions: self.inner.counter.live(),
-        }
-    }
-
-    fn counts(&self) -> HubCounts {
-        self.inner.counter.counts()
-    }
-
-    fn join<'a>(
-        &'a self,
-        topic: &'a str,
-        member: &'a str,
-    ) -> BoxFuture<'a, Result<PresenceGuard, HubError>> {
-        Box::pin(self.presence.join(topic, member))
-    }
-
-    fn presence<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<Vec<String>, HubError>> {
-        Box::pin(self.presence.members(topic))
     }
 }
 
