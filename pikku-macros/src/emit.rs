@@ -87,7 +87,7 @@ fn descriptor(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
         Some(t) => quote!(::core::option::Option::Some(#rt::type_id::<#t>)),
         None => quote!(::core::option::Option::None),
     };
-    let (input_schema, input_plan) = input_fns(shape, krate);
+    let input_schema = input_schema(shape, krate);
     let (kind, output_schema, item_schema, fallible_items) = response_fields(shape, krate);
     let handler = handler(f, spec, shape);
     quote! {
@@ -110,7 +110,6 @@ fn descriptor(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
                 services_type_name: #rt::type_name::<#services>,
                 session_type: #session_type,
                 input_schema: #input_schema,
-                input_plan: #input_plan,
                 output_schema: #output_schema,
                 item_schema: #item_schema,
                 fallible_items: #fallible_items,
@@ -134,21 +133,15 @@ fn rate_limit(rate: Option<RateLimit>, rt: &TokenStream) -> TokenStream {
     }
 }
 
-/// The input's schema and extraction plan, spanned at the input type so a missing
-/// `Deserialize` or `JsonSchema` is reported there.
-fn input_fns(shape: &Shape, krate: &CratePath) -> (TokenStream, TokenStream) {
+/// The input's schema function (the runtime also reads the input plan off it), spanned at
+/// the input type so a missing `JsonSchema` is reported there.
+fn input_schema(shape: &Shape, krate: &CratePath) -> TokenStream {
     match shape.input() {
         Some(t) => {
             let k = krate.at(t.span());
-            (
-                quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::input_fns::<#t>().0)),
-                quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::input_fns::<#t>().1)),
-            )
+            quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::schema_of::<#t>))
         }
-        None => (
-            quote!(::core::option::Option::None),
-            quote!(::core::option::Option::None),
-        ),
+        None => quote!(::core::option::Option::None),
     }
 }
 
