@@ -14,13 +14,16 @@ use crate::args::{CratePath, RateLimit, RouteSpec};
 use crate::signature::{Item, Output, Param, Shape, Wrap};
 
 /// The function, unchanged, followed by its route struct.
-pub fn emit(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+///
+/// `item` is the function's tokens as written: re-emitted as they are (the same tokens `f`
+/// was parsed from), which is cheaper for the compiler than printing `f`'s syntax tree back.
+pub fn emit(item: TokenStream, f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     let descriptor = descriptor(f, spec, shape);
     let client_calls = client_calls(f, spec, shape);
     let probe = visibility_probe(f);
     let route_struct = route_struct(f, spec, quote!(#descriptor #client_calls #probe));
     quote! {
-        #f
+        #item
 
         #route_struct
     }
@@ -87,7 +90,7 @@ fn descriptor(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
         Some(t) => quote!(::core::option::Option::Some(#rt::type_id::<#t>)),
         None => quote!(::core::option::Option::None),
     };
-    let (input_schema, input_plan) = input_fns(shape, krate);
+    let input_schema = input_schema(shape, krate);
     let (kind, output_schema, item_schema, fallible_items) = response_fields(shape, krate);
     let handler = handler(f, spec, shape);
     quote! {
@@ -110,7 +113,6 @@ fn descriptor(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
                 services_type_name: #rt::type_name::<#services>,
                 session_type: #session_type,
                 input_schema: #input_schema,
-                input_plan: #input_plan,
                 output_schema: #output_schema,
                 item_schema: #item_schema,
                 fallible_items: #fallible_items,
@@ -134,21 +136,15 @@ fn rate_limit(rate: Option<RateLimit>, rt: &TokenStream) -> TokenStream {
     }
 }
 
-/// The input's schema and extraction plan, spanned at the input type so a missing
-/// `Deserialize` or `JsonSchema` is reported there.
-fn input_fns(shape: &Shape, krate: &CratePath) -> (TokenStream, TokenStream) {
+/// The input's schema function (the runtime also reads the input plan off it), spanned at
+/// the input type so a missing `JsonSchema` is reported there.
+fn input_schema(shape: &Shape, krate: &CratePath) -> TokenStream {
     match shape.input() {
         Some(t) => {
             let k = krate.at(t.span());
-            (
-                quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::input_fns::<#t>().0)),
-                quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::input_fns::<#t>().1)),
-            )
+            quote_spanned!(t.span()=> ::core::option::Option::Some(#k::__private::schema_of::<#t>))
         }
-        None => (
-            quote!(::core::option::Option::None),
-            quote!(::core::option::Option::None),
-        ),
+        None => quote!(::core::option::Option::None),
     }
 }
 
@@ -379,19 +375,39 @@ pub fn route_of(input: TokenStream) -> TokenStream {
 }
 
 /// What `#[derive(RouteImpl)]` emits: `impl Name { <the tokens of #[__pikku_route(...)]> }`.
+///
+/// Reads only the item's top-level tokens (`#`, `[...]`, `struct`, the name): the attribute's
+/// contents, most of the expansion, are handed back as one group without being walked or
+/// parsed, so every function's descriptor does not cross the compiler's macro interface
+/// token by token a second time.
 pub fn route_impl(item: TokenStream) -> TokenStream {
-    let input: syn::DeriveInput = match syn::parse2(item) {
-        Ok(i) => i,
-        Err(e) => return e.to_compile_error(),
-    };
-    let name = &input.ident;
-    let items = input.attrs.iter().find_map(|a| match &a.meta {
-        syn::Meta::List(l) if l.path.is_ident("__pikku_route") => Some(&l.tokens),
-        _ => None,
-    });
-    match items {
-        Some(items) => quote_spanned! {Span::call_site()=> impl #name { #items } },
-        None => TokenStream::new(),
+    use proc_macro2::{Delimiter, TokenTree};
+    let mut items = None;
+    let mut name = None;
+    let mut after_struct = false;
+    for tt in item {
+        match tt {
+            TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket && items.is_none() => {
+                let mut inner = g.stream().into_iter();
+                if let (Some(TokenTree::Ident(path)), Some(TokenTree::Group(list))) =
+                    (inner.next(), inner.next())
+                {
+                    if path == "__pikku_route" {
+                        items = Some(list.stream());
+                    }
+                }
+            }
+            TokenTree::Ident(i) if after_struct => {
+                name = Some(i);
+                break;
+            }
+            TokenTree::Ident(i) if i == "struct" => after_struct = true,
+            _ => {}
+        }
+    }
+    match (name, items) {
+        (Some(name), Some(items)) => quote_spanned! {Span::call_site()=> impl #name { #items } },
+        _ => TokenStream::new(),
     }
 }
 

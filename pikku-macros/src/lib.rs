@@ -89,7 +89,7 @@ fn expand(
     let shape = signature::analyse(&f, &spec, &mut errors);
     let bare_yield = body::check_bare_yield(&f, &mut errors);
     match (errors.finish(), shape) {
-        (Ok(()), Some(shape)) => emit::emit(&f, &spec, &shape),
+        (Ok(()), Some(shape)) => emit::emit(item, &f, &spec, &shape),
         (Err(e), _) => {
             // Keep the function so its body still type-checks and the only errors are ours.
             let err = e.to_compile_error();

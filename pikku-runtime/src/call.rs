@@ -13,13 +13,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 use http::HeaderMap;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::context::Context;
 use crate::error::PikkuError;
 use crate::input::{self, InputPlan, RawInput};
-use crate::sse::{self, Event};
+use crate::sse;
 
 /// One step of a generated handler's output.
 ///
@@ -87,22 +86,17 @@ impl<T: Send + Sync + 'static> SessionArg for Arc<T> {
 }
 
 impl Call {
-    fn prepare<S, I, U>(self) -> Result<Prepared<S, I, U>, PikkuError>
+    /// The call's typed parts. Generic, so compiled once per function: it only calls the
+    /// shared pieces (one downcast per services type, one session take per session type, one
+    /// deserialization per input type); the input merging is not generic.
+    pub(crate) fn prepare<S, I, U>(self) -> Result<Prepared<S, I, U>, PikkuError>
     where
         S: Send + Sync + 'static,
         I: DeserializeOwned,
         U: SessionArg,
     {
-        let services = self
-            .services
-            .downcast::<S>()
-            .map_err(|_| PikkuError::internal("services type differs from the function's"))?;
-        let input = if let Some(plan) = self.input_plan {
-            input::decode(plan, &self.raw, self.has_body)?
-        } else {
-            // `()` deserializes from null: functions without input ignore the request's data.
-            serde_json::from_value(serde_json::Value::Null).map_err(PikkuError::internal)?
-        };
+        let services = downcast_services::<S>(self.services)?;
+        let input = input::from_value(input_value(self.input_plan, &self.raw, self.has_body)?)?;
         Ok(Prepared {
             services,
             input,
@@ -112,33 +106,34 @@ impl Call {
     }
 }
 
-/// Runs a generated handler body with the call's typed parts (generated code calls this).
-pub fn run<S, I, U, St, F>(call: Call, body: F) -> Steps
-where
-    F: FnOnce(Prepared<S, I, U>) -> St,
-    S: Send + Sync + 'static,
-    I: DeserializeOwned,
-    U: SessionArg,
-    St: Stream<Item = Step> + Send + 'static,
-{
-    match call.prepare::<S, I, U>() {
-        Ok(p) => Box::pin(body(p)),
-        Err(e) => Box::pin(futures_util::stream::once(async move {
-            Step::Fail(e, HeaderMap::new())
-        })),
+fn downcast_services<S: Send + Sync + 'static>(
+    services: Arc<dyn Any + Send + Sync>,
+) -> Result<Arc<S>, PikkuError> {
+    services
+        .downcast::<S>()
+        .map_err(|_| PikkuError::internal("services type differs from the function's"))
+}
+
+/// The input as one JSON value: merged from the request, or `null` for a function without
+/// input (`()` deserializes from it, so functions without input ignore the request's data).
+fn input_value(
+    plan: Option<&'static InputPlan>,
+    raw: &RawInput,
+    has_body: bool,
+) -> Result<serde_json::Value, PikkuError> {
+    match plan {
+        Some(plan) => input::merge(plan, raw, has_body),
+        None => Ok(serde_json::Value::Null),
     }
 }
 
-/// [`run`] for a function that answers once (JSON): `body` is a future of its one step.
-pub fn run_once<S, I, U, Fut, F>(call: Call, body: F) -> Steps
-where
-    F: FnOnce(Prepared<S, I, U>) -> Fut,
-    S: Send + Sync + 'static,
-    I: DeserializeOwned,
-    U: SessionArg,
-    Fut: Future<Output = Step> + Send + 'static,
-{
-    run(call, |p| futures_util::stream::once(body(p)))
+/// The steps of a call that failed before its function ran. Not generic: one type and one
+/// vtable for every function's error path.
+pub(crate) fn failed(e: PikkuError) -> Steps {
+    Box::pin(futures_util::stream::once(std::future::ready(Step::Fail(
+        e,
+        HeaderMap::new(),
+    ))))
 }
 
 /// A stream starts, with the headers the function added.
@@ -146,37 +141,33 @@ pub fn open(ctx: &Context) -> Step {
     Step::Open(ctx.take_response_headers())
 }
 
-/// A JSON answer, with the headers the function added.
-pub fn json<T: Serialize>(ctx: &Context, value: &T) -> Step {
-    Step::Json(
-        serde_json::to_vec(value)
-            .map(Bytes::from)
-            .map_err(PikkuError::internal),
-        ctx.take_response_headers(),
-    )
-}
-
-/// A JSON answer from a fallible function.
-pub fn json_result<T: Serialize, E: Into<PikkuError>>(ctx: &Context, value: Result<T, E>) -> Step {
-    match value {
-        Ok(v) => json(ctx, &v),
-        Err(e) => Step::Json(Err(e.into()), ctx.take_response_headers()),
-    }
-}
-
 /// An error before anything was sent.
 pub fn fail<E: Into<PikkuError>>(ctx: &Context, e: E) -> Step {
     Step::Fail(e.into(), ctx.take_response_headers())
 }
 
-/// A data-only event.
-pub fn frame<T: Serialize>(item: &T) -> Step {
-    Step::Event(sse::encode_json(item).unwrap_or_else(|e| sse::encode_error(&e)))
+/// A JSON answer from its serialization, with the headers the function added. The generic
+/// wrappers in [`crate::checks`] only serialize; building the step is compiled once.
+pub(crate) fn json_step(ctx: &Context, bytes: serde_json::Result<Vec<u8>>) -> Step {
+    Step::Json(
+        bytes.map(Bytes::from).map_err(PikkuError::internal),
+        ctx.take_response_headers(),
+    )
 }
 
-/// An event with fields.
-pub fn frame_event<T: Serialize>(item: &Event<T>) -> Step {
-    Step::Event(item.encode().unwrap_or_else(|e| sse::encode_error(&e)))
+/// The error a fallible JSON function returned.
+pub(crate) fn json_error(ctx: &Context, e: PikkuError) -> Step {
+    Step::Json(Err(e), ctx.take_response_headers())
+}
+
+/// An encoded event, or `event: error` if encoding failed.
+pub(crate) fn event_step(encoded: Result<Bytes, PikkuError>) -> Step {
+    Step::Event(encoded.unwrap_or_else(|e| sse::encode_error(&e)))
+}
+
+/// A failed stream item: `event: error`.
+pub(crate) fn event_error(e: PikkuError) -> Step {
+    Step::Event(sse::encode_error(&e))
 }
 
 /// A pre-encoded event, sent as it is.
@@ -188,22 +179,6 @@ pub fn frame_raw<T>(item: sse::Frame<T>) -> Step {
 pub fn frame_raw_result<T, E: Into<PikkuError>>(item: Result<sse::Frame<T>, E>) -> Step {
     match item {
         Ok(v) => frame_raw(v),
-        Err(e) => Step::Event(sse::encode_error(&e.into())),
-    }
-}
-
-/// A fallible item: `Err` becomes `event: error`.
-pub fn frame_result<T: Serialize, E: Into<PikkuError>>(item: Result<T, E>) -> Step {
-    match item {
-        Ok(v) => frame(&v),
-        Err(e) => Step::Event(sse::encode_error(&e.into())),
-    }
-}
-
-/// A fallible event item.
-pub fn frame_event_result<T: Serialize, E: Into<PikkuError>>(item: Result<Event<T>, E>) -> Step {
-    match item {
-        Ok(v) => frame_event(&v),
-        Err(e) => Step::Event(sse::encode_error(&e.into())),
+        Err(e) => event_error(e.into()),
     }
 }

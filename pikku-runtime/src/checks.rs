@@ -16,9 +16,7 @@ use std::future::Future;
 use crate::call::{self, Call, Prepared, SessionArg, Step, Steps};
 use crate::context::Context;
 use crate::error::PikkuError;
-use crate::input::InputPlan;
-use crate::registry::SchemaFn;
-use crate::sse::Event;
+use crate::sse::{self, Event};
 
 /// The input of a Pikku function: read from the path, the query and the JSON body.
 #[diagnostic::on_unimplemented(
@@ -48,17 +46,19 @@ pub trait PikkuOutput: Serialize {}
 impl<T: Serialize + ?Sized> PikkuOutput for T {}
 
 /// The schema function of an output or item type, for descriptors.
+///
+/// It is also the input's schema function: the runtime reads the input plan off it (see
+/// [`InputPlan::from_schema_fn`](crate::input::InputPlan::from_schema_fn)).
 pub fn schema_of<T: PikkuSchema>(g: &mut SchemaGenerator) -> Schema {
-    crate::registry::schema_of::<T>(g)
+    // Not through `registry::schema_of`: one instance per type, not two.
+    g.subschema_for::<T>()
 }
 
-/// The schema function and input plan of an input type, for descriptors. One function for
-/// both, so a missing `JsonSchema` is reported once.
-pub const fn input_fns<T: PikkuSchema>() -> (SchemaFn, fn() -> InputPlan) {
-    (crate::registry::schema_of::<T>, InputPlan::of::<T>)
-}
-
-/// [`call::run`], with the input bound spelled for users.
+/// Runs a generated handler body with the call's typed parts: the body's stream of steps, or
+/// the one failure step if the call cannot be prepared (services, input or session).
+///
+/// This is the only generic layer per function (no wrapper around a `call::` function), so
+/// each `#[pikku_func]` compiles one instance of it.
 pub fn run<S, I, U, St, F>(call: Call, body: F) -> Steps
 where
     F: FnOnce(Prepared<S, I, U>) -> St,
@@ -67,10 +67,13 @@ where
     U: SessionArg,
     St: Stream<Item = Step> + Send + 'static,
 {
-    call::run(call, body)
+    match call.prepare::<S, I, U>() {
+        Ok(p) => Box::pin(body(p)),
+        Err(e) => call::failed(e),
+    }
 }
 
-/// [`call::run_once`], with the input bound spelled for users.
+/// [`run`] for a function that answers once (JSON): `body` is a future of its one step.
 pub fn run_once<S, I, U, Fut, F>(call: Call, body: F) -> Steps
 where
     F: FnOnce(Prepared<S, I, U>) -> Fut,
@@ -79,38 +82,50 @@ where
     U: SessionArg,
     Fut: Future<Output = Step> + Send + 'static,
 {
-    call::run_once(call, body)
+    match call.prepare::<S, I, U>() {
+        Ok(p) => Box::pin(futures_util::stream::once(body(p))),
+        Err(e) => call::failed(e),
+    }
 }
 
-/// [`call::json`].
+/// A JSON answer, with the headers the function added.
 pub fn json<T: PikkuOutput>(ctx: &Context, value: &T) -> Step {
-    call::json(ctx, value)
+    call::json_step(ctx, serde_json::to_vec(value))
 }
 
-/// [`call::json_result`].
+/// A JSON answer from a fallible function.
 pub fn json_result<T: PikkuOutput, E: Into<PikkuError>>(
     ctx: &Context,
     value: Result<T, E>,
 ) -> Step {
-    call::json_result(ctx, value)
+    match value {
+        Ok(v) => call::json_step(ctx, serde_json::to_vec(&v)),
+        Err(e) => call::json_error(ctx, e.into()),
+    }
 }
 
-/// [`call::frame`].
+/// A data-only event.
 pub fn frame<T: PikkuOutput>(item: &T) -> Step {
-    call::frame(item)
+    call::event_step(sse::encode_json(item))
 }
 
-/// [`call::frame_event`].
+/// An event with fields.
 pub fn frame_event<T: PikkuOutput>(item: &Event<T>) -> Step {
-    call::frame_event(item)
+    call::event_step(item.encode())
 }
 
-/// [`call::frame_result`].
+/// A fallible item: `Err` becomes `event: error`.
 pub fn frame_result<T: PikkuOutput, E: Into<PikkuError>>(item: Result<T, E>) -> Step {
-    call::frame_result(item)
+    match item {
+        Ok(v) => call::event_step(sse::encode_json(&v)),
+        Err(e) => call::event_error(e.into()),
+    }
 }
 
-/// [`call::frame_event_result`].
+/// A fallible event item.
 pub fn frame_event_result<T: PikkuOutput, E: Into<PikkuError>>(item: Result<Event<T>, E>) -> Step {
-    call::frame_event_result(item)
+    match item {
+        Ok(v) => call::event_step(v.encode()),
+        Err(e) => call::event_error(e.into()),
+    }
 }

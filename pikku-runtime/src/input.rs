@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use schemars::{JsonSchema, Schema};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -50,17 +50,34 @@ pub struct InputPlan {
 }
 
 impl InputPlan {
-    /// Reads the plan off `T`'s JSON schema.
+    /// Reads the plan off `T`'s JSON schema (for tests and tools; routes use
+    /// [`InputPlan::from_schema_fn`] with their descriptor's schema function).
     pub fn of<T: JsonSchema>() -> Self {
-        let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
-        Self::from_schema(&schema)
+        Self::from_schema_fn(|g| g.subschema_for::<T>())
     }
 
-    fn from_schema(root: &Schema) -> Self {
+    /// Reads the plan off the schema a descriptor's schema function builds.
+    ///
+    /// Not generic: the runtime builds the plan from the route's `input_schema` pointer, so
+    /// no per-type plan code is compiled into every `#[pikku_func]` crate.
+    pub fn from_schema_fn(schema_fn: fn(&mut SchemaGenerator) -> Schema) -> Self {
+        // The default generator writes named schemas under `$defs`, which `Defs::of_root`
+        // reads; the input's own schema may be one of them (a `$ref`).
+        let mut generator = SchemaGenerator::default();
+        let schema = schema_fn(&mut generator);
+        let mut root = Map::new();
+        root.insert(
+            "$defs".to_owned(),
+            Value::Object(generator.take_definitions(true)),
+        );
+        Self::from_schema(&schema, &Value::Object(root))
+    }
+
+    /// `schema`, whose `$ref`s point into `root`'s `$defs`.
+    fn from_schema(schema: &Schema, root: &Value) -> Self {
         let mut plan = InputPlan::default();
-        let root_v = root.as_value();
-        let defs = Defs::of_root(root_v);
-        let Some(obj) = defs.resolve(root_v) else {
+        let defs = Defs::of_root(root);
+        let Some(obj) = defs.resolve(schema.as_value()) else {
             return plan;
         };
         if let Some(Value::Object(props)) = obj.get("properties") {
@@ -177,6 +194,12 @@ pub fn decode<T: DeserializeOwned>(
     raw: &RawInput,
     has_body: bool,
 ) -> Result<T, PikkuError> {
+    from_value(merge(plan, raw, has_body)?)
+}
+
+/// The request's parts merged into one JSON value (the generic [`decode`] only deserializes
+/// it, so the merging is compiled once, not once per input type).
+pub(crate) fn merge(plan: &InputPlan, raw: &RawInput, has_body: bool) -> Result<Value, PikkuError> {
     let mut merged = Map::new();
     if has_body && !raw.body.iter().all(u8::is_ascii_whitespace) {
         let body: Value = serde_json::from_slice(&raw.body)
@@ -185,7 +208,7 @@ pub fn decode<T: DeserializeOwned>(
             Value::Object(map) => merged = map,
             // A non-object body is the whole input when nothing else contributes.
             other if raw.path.is_empty() && raw.query.as_deref().unwrap_or("").is_empty() => {
-                return from_value(other);
+                return Ok(other);
             }
             _ => {
                 return Err(PikkuError::bad_request(
@@ -213,7 +236,7 @@ pub fn decode<T: DeserializeOwned>(
     for (k, v) in &raw.path {
         merged.insert(k.clone(), plan.coerce(k, v));
     }
-    from_value(Value::Object(merged))
+    Ok(Value::Object(merged))
 }
 
 impl RawInput {
@@ -258,8 +281,15 @@ impl RawInput {
     }
 }
 
-fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, PikkuError> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
+/// Deserializes the merged input; the error mapping is a separate, non-generic function so
+/// each input type compiles only the deserialization.
+pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, PikkuError> {
+    serde_path_to_error::deserialize(value).map_err(input_error)
+}
+
+/// A deserialization error as a 422 naming the field.
+fn input_error(err: serde_path_to_error::Error<serde_json::Error>) -> PikkuError {
+    {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();
         // serde reports a missing field on its parent; name the field itself.
@@ -273,7 +303,7 @@ fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, PikkuError> {
             })
             .unwrap_or(path);
         PikkuError::unprocessable(format!("invalid input at `{field}`: {inner}")).with_field(field)
-    })
+    }
 }
 
 fn missing_field(msg: &str) -> Option<&str> {

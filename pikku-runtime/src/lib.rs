@@ -205,8 +205,8 @@ pub mod prelude {
 pub mod __private {
     pub use crate::call::{Call, Prepared, Step, Steps, fail, frame_raw, frame_raw_result, open};
     pub use crate::checks::{
-        frame, frame_event, frame_event_result, frame_result, input_fns, json, json_result, run,
-        run_once, schema_of,
+        frame, frame_event, frame_event_result, frame_result, json, json_result, run, run_once,
+        schema_of,
     };
     pub use crate::input::InputPlan;
     pub use crate::registry::{

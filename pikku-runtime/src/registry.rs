@@ -131,8 +131,6 @@ pub struct RouteDef {
     pub session_type: Option<fn() -> TypeId>,
     /// Schema of the input type, if the function takes one.
     pub input_schema: Option<SchemaFn>,
-    /// How the input is read off a request; built on first use.
-    pub input_plan: Option<fn() -> InputPlan>,
     /// Schema of the JSON output (json / either routes).
     pub output_schema: Option<SchemaFn>,
     /// Schema of one stream item's data (stream / either routes).
@@ -148,10 +146,14 @@ pub struct RouteDef {
 }
 
 impl RouteDef {
-    /// The input plan, built once.
+    /// How the input is read off a request: built once, from the input's schema (one
+    /// non-generic function for every route, rather than one per input type).
     pub(crate) fn plan(&self) -> &InputPlan {
-        self.__plan
-            .get_or_init(|| self.input_plan.map(|f| f()).unwrap_or_default())
+        self.__plan.get_or_init(|| {
+            self.input_schema
+                .map(InputPlan::from_schema_fn)
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -315,7 +317,6 @@ pub(crate) fn test_route(method: Method, path: &'static str, fn_name: &'static s
         services_type_name: std::any::type_name::<()>,
         session_type: None,
         input_schema: None,
-        input_plan: None,
         output_schema: None,
         item_schema: None,
         fallible_items: false,
