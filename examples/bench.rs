@@ -9,6 +9,8 @@
 //! | `POST /bench/publish-each?prefix=P&count=C` | publishes one event `{"seq": i, ..}` to each of the topics `P0` .. `P{C-1}` (many topics, one subscriber each); `{"published": C}` |
 //!
 //! Environment: `PIKKU_ADDR` (default `127.0.0.1:3100`), `PIKKU_SSE_HEARTBEAT_MS`,
+//! `PIKKU_DIRECT_EVENT_STREAMS` (`0`: every request through hyper, see
+//! `ServeConfig::direct_event_streams`),
 //! `PIKKU_EVENT_HUB` (the hub backend, via [`pikku::event_hub::from_env`]) and `RUST_LOG`
 //! (default `warn`: a benchmark does not log per request).
 //!
@@ -202,7 +204,10 @@ async fn main() -> std::process::ExitCode {
         }
     };
     tracing::info!("bench app listening on http://{addr}");
-    match pikku::serve(listener, router, shutdown).await {
+    // `PIKKU_DIRECT_EVENT_STREAMS=0` leaves event streams to hyper, for A/B runs.
+    let direct = std::env::var("PIKKU_DIRECT_EVENT_STREAMS").map_or(true, |v| v != "0");
+    let cfg = pikku::ServeConfig::default().direct_event_streams(direct);
+    match pikku::serve_with(listener, router, shutdown, cfg).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: server error: {e}");

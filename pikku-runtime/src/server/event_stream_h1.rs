@@ -43,6 +43,13 @@ const HEADERS_MAX: usize = 64;
 /// `connection: close` exchange) before the connection is closed.
 const UNEXPECTED_INPUT_MAX: usize = 64 * 1024;
 
+/// Most bytes of ready body frames written at once: the server's buffer bound, as hyper
+/// would queue them.
+const WRITE_BATCH_MAX: usize = super::CONNECTION_BUFFER_MAX;
+
+/// Most extra frames in one write (a `writev` takes at most 1,024 slices).
+const WRITE_BATCH_FRAMES: usize = 16;
+
 /// What the first bytes of a connection turned out to be.
 pub(super) enum FirstRequest {
     /// An event-stream request, to be answered here.
@@ -204,15 +211,49 @@ where
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                if data.is_empty() {
+                if !chunked {
+                    io.write_all(&data).await?;
+                    io.flush().await?;
                     continue;
                 }
-                if chunked {
-                    write_chunk(io, &data).await?;
-                } else {
-                    io.write_all(&data).await?;
+                // Frames the body has ready now leave in the same write, as hyper queues
+                // them: a fast producer pays one syscall per `WRITE_BATCH_MAX`, not per frame.
+                let mut batch = Batch::new(data);
+                let mut ended = None;
+                while batch.len < WRITE_BATCH_MAX && batch.more.len() < WRITE_BATCH_FRAMES {
+                    let ready = std::future::poll_fn(|cx| {
+                        Poll::Ready(match Pin::new(&mut body).poll_frame(cx) {
+                            Poll::Ready(frame) => Some(frame),
+                            Poll::Pending => None,
+                        })
+                    })
+                    .await;
+                    match ready {
+                        Some(Some(Ok(frame))) => {
+                            if let Ok(data) = frame.into_data() {
+                                batch.push(data);
+                            }
+                        }
+                        Some(None) => {
+                            ended = Some(Ok(()));
+                            break;
+                        }
+                        Some(Some(Err(e))) => {
+                            ended = Some(Err(e));
+                            break;
+                        }
+                        None => break,
+                    }
                 }
-                io.flush().await?;
+                write_chunk(io, batch).await?;
+                match ended {
+                    None => io.flush().await?,
+                    Some(Ok(())) => {
+                        io.write_all(b"0\r\n\r\n").await?;
+                        return io.flush().await;
+                    }
+                    Some(Err(e)) => return Err(io::Error::other(e)),
+                }
             }
             Ok(None) => {
                 if chunked {
@@ -300,24 +341,67 @@ fn encode_head(parts: &http::response::Parts, length: Option<u64>, chunked: bool
     head
 }
 
-/// Writes one chunk (size line, data, CRLF) with as few syscalls as the transport allows.
-async fn write_chunk<I>(io: &mut I, data: &Bytes) -> io::Result<()>
+/// Body frames that leave in one chunk.
+struct Batch {
+    first: Bytes,
+    /// Allocated only when a second frame was ready at once.
+    more: Vec<Bytes>,
+    len: usize,
+}
+
+impl Batch {
+    fn new(first: Bytes) -> Self {
+        Self {
+            len: first.len(),
+            first,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        if !data.is_empty() {
+            self.len += data.len();
+            self.more.push(data);
+        }
+    }
+}
+
+/// Writes `batch` as one chunk (size line, the frames, CRLF) with one `writev` where the
+/// transport allows, without copying the frames.
+async fn write_chunk<I>(io: &mut I, batch: Batch) -> io::Result<()>
 where
     I: AsyncWrite + Unpin,
 {
+    if batch.len == 0 {
+        return Ok(());
+    }
     let mut size = [0u8; 18];
     let size_len = {
         use std::io::Write as _;
         let mut cursor = io::Cursor::new(&mut size[..]);
-        write!(cursor, "{:x}\r\n", data.len())?;
+        write!(cursor, "{:x}\r\n", batch.len)?;
         cursor.position() as usize
     };
-    let mut parts = [
-        IoSlice::new(&size[..size_len]),
-        IoSlice::new(data),
-        IoSlice::new(b"\r\n"),
-    ];
-    let mut bufs = &mut parts[..];
+    if batch.more.is_empty() {
+        let mut parts = [
+            IoSlice::new(&size[..size_len]),
+            IoSlice::new(&batch.first),
+            IoSlice::new(b"\r\n"),
+        ];
+        return write_all_vectored(io, &mut parts).await;
+    }
+    let mut parts = Vec::with_capacity(batch.more.len() + 3);
+    parts.push(IoSlice::new(&size[..size_len]));
+    parts.push(IoSlice::new(&batch.first));
+    parts.extend(batch.more.iter().map(|b| IoSlice::new(b)));
+    parts.push(IoSlice::new(b"\r\n"));
+    write_all_vectored(io, &mut parts).await
+}
+
+async fn write_all_vectored<I>(io: &mut I, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()>
+where
+    I: AsyncWrite + Unpin,
+{
     while !bufs.is_empty() {
         let n = io.write_vectored(bufs).await?;
         if n == 0 {
