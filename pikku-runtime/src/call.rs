@@ -25,14 +25,18 @@ use crate::sse;
 /// The first step carries the response headers the function added through
 /// [`Context::append_response_header`]: they are part of the call's result.
 #[derive(Debug)]
+///
+/// The first steps are boxed so that a `Step` is as small as an `Event`: every event of a
+/// stream is moved through the generator as a `Step`, and a header map and an error inline
+/// made each of those moves a 200-byte copy.
 pub enum Step {
     /// A stream starts: send the SSE headers, and these.
-    Open(HeaderMap),
+    Open(Box<HeaderMap>),
     /// A JSON answer (already serialized), or the error the function returned, with the
     /// headers to send.
-    Json(Result<Bytes, PikkuError>, HeaderMap),
-    /// The function failed before anything was sent.
-    Fail(PikkuError, HeaderMap),
+    Json(Box<(Result<Bytes, PikkuError>, HeaderMap)>),
+    /// The function failed before anything was sent, with the headers to send.
+    Fail(Box<(PikkuError, HeaderMap)>),
     /// One encoded SSE event.
     Event(Bytes),
 }
@@ -131,36 +135,37 @@ fn input_value(
 /// vtable for every function's error path.
 pub(crate) fn failed(e: PikkuError) -> Steps {
     Box::pin(futures_util::stream::once(std::future::ready(Step::Fail(
-        e,
-        HeaderMap::new(),
+        Box::new((e, HeaderMap::new())),
     ))))
 }
 
 /// A stream starts, with the headers the function added.
 pub fn open(ctx: &Context) -> Step {
-    Step::Open(ctx.take_response_headers())
+    Step::Open(Box::new(ctx.take_response_headers()))
 }
 
 /// An error before anything was sent.
 pub fn fail<E: Into<PikkuError>>(ctx: &Context, e: E) -> Step {
-    Step::Fail(e.into(), ctx.take_response_headers())
+    Step::Fail(Box::new((e.into(), ctx.take_response_headers())))
 }
 
 /// A JSON answer from its serialization, with the headers the function added. The generic
 /// wrappers in [`crate::checks`] only serialize; building the step is compiled once.
 pub(crate) fn json_step(ctx: &Context, bytes: serde_json::Result<Vec<u8>>) -> Step {
-    Step::Json(
+    Step::Json(Box::new((
         bytes.map(Bytes::from).map_err(PikkuError::internal),
         ctx.take_response_headers(),
-    )
+    )))
 }
 
 /// The error a fallible JSON function returned.
 pub(crate) fn json_error(ctx: &Context, e: PikkuError) -> Step {
-    Step::Json(Err(e), ctx.take_response_headers())
+    Step::Json(Box::new((Err(e), ctx.take_response_headers())))
 }
 
-/// An encoded event, or `event: error` if encoding failed.
+/// An encoded event, or `event: error` if encoding failed. Inlined into the generic
+/// per-item wrappers: it runs once per event.
+#[inline]
 pub(crate) fn event_step(encoded: Result<Bytes, PikkuError>) -> Step {
     Step::Event(encoded.unwrap_or_else(|e| sse::encode_error(&e)))
 }
@@ -171,6 +176,7 @@ pub(crate) fn event_error(e: PikkuError) -> Step {
 }
 
 /// A pre-encoded event, sent as it is.
+#[inline]
 pub fn frame_raw<T>(item: sse::Frame<T>) -> Step {
     Step::Event(item.into_bytes())
 }

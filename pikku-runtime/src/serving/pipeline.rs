@@ -297,21 +297,22 @@ fn respond(
             );
             let mut res = http::Response::new(PikkuBody::Sse(Box::new(body)));
             app.sse.apply_headers(res.headers_mut());
-            with_headers(res, added)
+            with_headers(res, *added)
         }
-        Ok(Some(Step::Json(Ok(bytes), added))) => {
-            let mut res = http::Response::new(PikkuBody::from(bytes));
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            with_headers(res, added)
-        }
-        Ok(Some(Step::Json(Err(e), added) | Step::Fail(e, added))) => {
-            if e.status().is_server_error() {
-                tracing::error!(parent: &span, error = %e, "function failed");
+        Ok(Some(Step::Json(answer))) => match *answer {
+            (Ok(bytes), added) => {
+                let mut res = http::Response::new(PikkuBody::from(bytes));
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                with_headers(res, added)
             }
-            with_headers(e.to_response(), added)
+            (Err(e), added) => failed(e, added, &span),
+        },
+        Ok(Some(Step::Fail(failure))) => {
+            let (e, added) = *failure;
+            failed(e, added, &span)
         }
         Ok(Some(Step::Event(_)) | None) => {
             PikkuError::internal("handler produced no response").to_response()
@@ -322,6 +323,18 @@ fn respond(
             PikkuError::internal_logged().to_response()
         }
     }
+}
+
+/// The response to an error the function returned (logged when it is the server's fault).
+fn failed(
+    e: PikkuError,
+    added: http::HeaderMap,
+    span: &tracing::Span,
+) -> http::Response<PikkuBody> {
+    if e.status().is_server_error() {
+        tracing::error!(parent: span, error = %e, "function failed");
+    }
+    with_headers(e.to_response(), added)
 }
 
 impl ResponseKind {
