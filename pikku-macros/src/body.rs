@@ -1,18 +1,24 @@
 //! Checks of the function's body that the compiler reports poorly on its own.
 
-use syn::spanned::Spanned;
+use syn::ExprYield;
 use syn::visit::Visit;
-use syn::{ExprYield, ItemFn};
 
 use crate::args::CratePath;
 use crate::errors::Errors;
+use crate::item::FnItem;
 
 /// A `yield` outside `stream!`/`try_stream!` (macro bodies are not parsed, so every `yield`
 /// the visitor sees is bare). Stable Rust rejects it (E0658, "yield syntax is experimental")
 /// without saying what to write instead; this adds the rewrite. Returns whether one was found.
-pub fn check_bare_yield(f: &ItemFn, errors: &mut Errors) -> bool {
+pub fn check_bare_yield(f: &FnItem, errors: &mut Errors) -> bool {
+    if !f.body_mentions("yield") {
+        return false;
+    }
+    let Some(block) = f.parse_block() else {
+        return false;
+    };
     let mut finder = FirstYield(None);
-    finder.visit_block(&f.block);
+    finder.visit_block(&block);
     let Some(span) = finder.0 else {
         return false;
     };
@@ -29,15 +35,16 @@ pub fn check_bare_yield(f: &ItemFn, errors: &mut Errors) -> bool {
 
 /// The function with its body inside `stream! { ... }`: what the user meant, so the only errors
 /// left are the `yield` one and rustc's feature gate (not "async coroutines are not supported").
-pub fn wrap_body_in_stream(f: &ItemFn, krate: &CratePath) -> ItemFn {
-    let mut f = f.clone();
-    let stmts = &f.block.stmts;
-    let span = f.block.span();
+pub fn wrap_body_in_stream(f: FnItem, krate: &CratePath) -> FnItem {
+    let span = f.body.span();
     let k = krate.at(span);
-    f.block = syn::parse_quote_spanned! {span=> {
-        #k::stream! { #(#stmts)* }
-    }};
-    f
+    let stmts = f.body_tokens();
+    let mut body = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Brace,
+        quote::quote_spanned! {span=> #k::stream! { #stmts } },
+    );
+    body.set_span(span);
+    FnItem { body, ..f }
 }
 
 struct FirstYield(Option<proc_macro2::Span>);

@@ -7,17 +7,18 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::Type;
 use syn::spanned::Spanned;
-use syn::{ItemFn, Type};
 
 use crate::args::{CratePath, RateLimit, RouteSpec};
+use crate::item::FnItem;
 use crate::signature::{Item, Output, Param, Shape, Wrap};
 
 /// The function, unchanged, followed by its route struct.
 ///
 /// `item` is the function's tokens as written: re-emitted as they are (the same tokens `f`
 /// was parsed from), which is cheaper for the compiler than printing `f`'s syntax tree back.
-pub fn emit(item: TokenStream, f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+pub fn emit(item: TokenStream, f: &FnItem, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     let descriptor = descriptor(f, spec, shape);
     let client_calls = client_calls(f, spec, shape);
     let probe = visibility_probe(f);
@@ -42,7 +43,7 @@ pub fn emit(item: TokenStream, f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> T
 /// an error per generated item. That is only for the functions the macro cannot tell apart
 /// from free ones: a method taking `self`, or a function naming `Self`, gets the macro's own
 /// error and no struct.
-fn route_struct(f: &ItemFn, spec: &RouteSpec, impl_items: TokenStream) -> TokenStream {
+fn route_struct(f: &FnItem, spec: &RouteSpec, impl_items: TokenStream) -> TokenStream {
     let krate = &spec.krate;
     let name = &f.sig.ident;
     let doc = format!("The route of [`{name}()`](fn@{name}), for explicit registration.");
@@ -63,7 +64,7 @@ fn route_struct(f: &ItemFn, spec: &RouteSpec, impl_items: TokenStream) -> TokenS
 
 /// `pub fn route() -> &'static RouteDef`: the static descriptor, submitted to `inventory` so
 /// `Pikku::new` finds it.
-fn descriptor(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+fn descriptor(f: &FnItem, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     let krate = &spec.krate;
     let rt = quote!(#krate::__private);
     let name = f.sig.ident.to_string();
@@ -176,7 +177,7 @@ fn response_fields(
 }
 
 /// The descriptor's `handler`: a plain `fn` the runtime calls per request.
-fn handler(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+fn handler(f: &FnItem, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     let krate = &spec.krate;
     let rt = quote!(#krate::__private);
     let run = run_call(f, spec, shape);
@@ -192,7 +193,7 @@ fn handler(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
 
 /// The handler's body: the runtime prepares the call (services, input, session), then the
 /// permission checks run, the function is called and its output becomes steps.
-fn run_call(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+fn run_call(f: &FnItem, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     let name = &f.sig.ident;
     let services = &shape.services;
     let input_ty: Type = shape
@@ -297,7 +298,7 @@ fn output_body(shape: &Shape, krate: &CratePath) -> TokenStream {
 
 /// Typed client calls (`f::call(&client, input)`), expanded by the runtime only when its
 /// `client` feature is on.
-fn client_calls(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
+fn client_calls(f: &FnItem, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     let krate = &spec.krate;
     let rt = quote!(#krate::__private);
     let vis = &f.vis;
@@ -321,7 +322,7 @@ fn client_calls(f: &ItemFn, spec: &RouteSpec, shape: &Shape) -> TokenStream {
 
 /// A method as visible as the function, for `routes![f]` to check that the function is visible
 /// where it is named (see [`route_of`]).
-fn visibility_probe(f: &ItemFn) -> TokenStream {
+fn visibility_probe(f: &FnItem) -> TokenStream {
     let vis = &f.vis;
     quote! {
         #[doc(hidden)]
@@ -466,7 +467,7 @@ fn option_str(s: Option<String>) -> TokenStream {
 }
 
 /// The doc comment as (summary: first paragraph, description: the rest).
-fn doc_comment(f: &ItemFn) -> (Option<String>, Option<String>) {
+fn doc_comment(f: &FnItem) -> (Option<String>, Option<String>) {
     let lines: Vec<String> = f
         .attrs
         .iter()

@@ -10,6 +10,7 @@ mod args;
 mod body;
 mod emit;
 mod errors;
+mod item;
 mod signature;
 
 /// Declares a Pikku function: an HTTP route answering with JSON or Server-Sent Events.
@@ -73,7 +74,7 @@ fn expand(
     attr: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
-    let f: syn::ItemFn = match syn::parse2(item.clone()) {
+    let f = match item::FnItem::parse(item.clone()) {
         Ok(f) => f,
         Err(e) => {
             let msg = format!("`#[pikku_func]` goes on an `async fn`: {e}");
@@ -94,7 +95,7 @@ fn expand(
             // Keep the function so its body still type-checks and the only errors are ours.
             let err = e.to_compile_error();
             let f = if bare_yield {
-                body::wrap_body_in_stream(&f, &spec.krate)
+                body::wrap_body_in_stream(f, &spec.krate)
             } else {
                 f
             };

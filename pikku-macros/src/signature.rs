@@ -7,7 +7,9 @@
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeParamBound};
+use syn::{FnArg, GenericArgument, PathArguments, ReturnType, Type, TypeParamBound};
+
+use crate::item::FnItem;
 
 use crate::args::{ResponseKey, RouteSpec};
 use crate::errors::Errors;
@@ -104,7 +106,7 @@ impl Shape {
 }
 
 /// Reads the signature and checks it against the attribute; `None` when it cannot be read.
-pub fn analyse(f: &ItemFn, spec: &RouteSpec, errors: &mut Errors) -> Option<Shape> {
+pub fn analyse(f: &FnItem, spec: &RouteSpec, errors: &mut Errors) -> Option<Shape> {
     let sig = &f.sig;
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
@@ -241,10 +243,14 @@ fn method_error(r: &syn::Receiver) -> syn::Error {
 /// `trait` block. Reporting it here replaces rustc's error about the route struct, which cannot
 /// go there; an associated function that names neither `self` nor `Self` looks exactly like a
 /// free function to the macro, so that one is still rustc's.
-fn check_no_self_type(f: &ItemFn, errors: &mut Errors) {
+fn check_no_self_type(f: &FnItem, errors: &mut Errors) {
     let mut finder = FirstSelfType(None);
     finder.visit_signature(&f.sig);
-    finder.visit_block(&f.block);
+    if finder.0.is_none() && f.body_mentions("Self") {
+        if let Some(block) = f.parse_block() {
+            finder.visit_block(&block);
+        }
+    }
     if let Some(span) = finder.0 {
         errors.push(syn::Error::new(
             span,
