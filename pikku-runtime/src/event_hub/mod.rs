@@ -819,6 +819,16 @@ pub async fn from_env(cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
 /// for PostgreSQL), isolating apps sharing a server.
 pub const EVENT_HUB_PREFIX_ENV: &str = "PIKKU_EVENT_HUB_PREFIX";
 
+/// The cargo feature of a remote backend's URL scheme.
+fn backend_feature(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "redis" | "rediss" => Some("redis"),
+        "nats" => Some("nats"),
+        "postgres" | "postgresql" => Some("postgres"),
+        _ => None,
+    }
+}
+
 /// The hub a URL names: `memory`, `redis://...` or `postgres://...` (prefix from
 /// `PIKKU_EVENT_HUB_PREFIX`).
 pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, HubError> {
@@ -841,8 +851,38 @@ pub async fn from_url(url: &str, cfg: HubConfig) -> Result<Arc<dyn EventHub>, Hu
             let prefix = prefix.unwrap_or_else(|| postgres::DEFAULT_PREFIX.to_string());
             Ok(Arc::new(postgres::PgHub::open(url, &prefix, cfg)?))
         }
-        other => Err(HubError::unavailable(format!(
-            "unsupported event hub `{other}` in {EVENT_HUB_ENV}; use `memory`, `redis://host:port`, `nats://host:port` or `postgres://user@host:port/db` (each remote backend behind its cargo feature)"
-        ))),
+        other => Err(HubError::unavailable(match backend_feature(other) {
+            Some(feature) => format!(
+                "{EVENT_HUB_ENV} names a `{other}` hub, but this build has no `{feature}` feature: enable it on `pikku-runtime` (features = [\"{feature}\"])"
+            ),
+            None => format!(
+                "unsupported event hub `{other}` in {EVENT_HUB_ENV}; use `memory`, `redis://host:port`, `nats://host:port` or `postgres://user@host:port/db` (each remote backend behind its cargo feature)"
+            ),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_schemes_name_their_feature() {
+        assert_eq!(backend_feature("rediss"), Some("redis"));
+        assert_eq!(backend_feature("nats"), Some("nats"));
+        assert_eq!(backend_feature("postgresql"), Some("postgres"));
+        assert_eq!(backend_feature("kafka"), None);
+    }
+
+    /// Redis is opt-in: a build without it says which feature to enable, not "unsupported".
+    #[cfg(not(feature = "redis"))]
+    #[tokio::test]
+    async fn a_redis_url_without_the_feature_says_to_enable_it() {
+        let err = match from_url("redis://127.0.0.1:6379", HubConfig::default()).await {
+            Ok(_) => panic!("a redis hub without the redis feature"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("no `redis` feature"), "{err}");
+        assert!(err.contains("features = [\"redis\"]"), "{err}");
     }
 }
