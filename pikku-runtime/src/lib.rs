@@ -83,7 +83,7 @@
 //!
 //! - `openapi` (default): `/openapi.json`, `/docs` and [`openapi::document`].
 //! - `ts-client` (default): the TypeScript client generator and `--emit-ts-client`.
-//! - `jwt`: [`session::JwtSessions`], signed session tokens.
+//! - `jwt`: `session::JwtSessions`, signed session tokens.
 //! - `redis`, `nats`, `postgres`: event hub backends (the embedded hub needs no feature).
 //! - `client`: the typed Rust client (`f::call(&client, input)` beside every function).
 //! - `tls`: HTTPS in [`serve`] (rustls; HTTP/2 and HTTP/1.1 by ALPN).

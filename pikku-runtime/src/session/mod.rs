@@ -27,7 +27,7 @@ pub use jwt::{
 pub(crate) use revocation::RevocationWatch;
 pub use revocation::Revocations;
 
-/// The cookie [`JwtSessions`] reads and writes, and the one OpenAPI documents by default.
+/// The cookie `JwtSessions` (feature `jwt`) reads and writes, and the one OpenAPI documents by default.
 pub const SESSION_COOKIE: &str = "pikku_session";
 
 /// Finds the session of a request.
