@@ -77,7 +77,7 @@
 //!    `lambda`).
 //!
 //! Beside them, each on the layers it needs: [`event_hub`] (publish/subscribe with resume) and
-//! [`client`] (the typed Rust client).
+//! `client` (the typed Rust client, feature `client`).
 //!
 //! ## Features
 //!
