@@ -31,9 +31,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -194,6 +200,13 @@ pub async fn serve_with(
         builder.http2().keep_alive_timeout(every);
     }
     let builder = Arc::new(builder);
+    // The same HTTP/1.1 settings, for connections served one exchange at a time.
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout)
+        .max_buf_size(CONNECTION_BUFFER_MAX);
+    let http1 = Arc::new(http1);
     #[cfg(feature = "tls")]
     let acceptor = cfg
         .tls
@@ -226,9 +239,11 @@ pub async fn serve_with(
         };
         let conn = Connection {
             builder: builder.clone(),
+            http1: http1.clone(),
             router: router.clone(),
             peer,
             first_request_by: cfg.header_read_timeout.map(|limit| Instant::now() + limit),
+            shutdown: shutdown.0.clone(),
             direct_event_streams: cfg.direct_event_streams,
             // Taken now, so shutdown waits for this connection even while its TLS handshake
             // is still going.
@@ -252,13 +267,25 @@ pub async fn serve_with(
     }
 }
 
+/// How [`Connection::serve_http1`] left a connection.
+enum Handoff<I> {
+    /// Closed (by the client, hyper, a timeout or shutdown).
+    Done,
+    /// Its next request is an event stream.
+    EventStream(I, Box<http::Request<axum::body::Body>>),
+    /// Its next requests are hyper's, starting with these bytes.
+    Hyper(I, Bytes),
+}
+
 /// One accepted connection, before its protocol is known.
 struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
+    http1: Arc<http1::Builder>,
     router: Router,
     peer: SocketAddr,
     /// When the connection is closed unless its first request head has arrived.
     first_request_by: Option<Instant>,
+    shutdown: CancellationToken,
     /// [`ServeConfig::direct_event_streams`].
     direct_event_streams: bool,
     watcher: Watcher,
@@ -286,16 +313,115 @@ impl Connection {
             },
             None => first.await,
         };
-        match first {
-            FirstRequest::Closed => {}
-            FirstRequest::EventStream(req) => {
-                // Held until the stream ends, so a graceful shutdown waits for its last
-                // event (the stream itself ends on shutdown).
-                let _watcher = self.watcher;
-                event_stream_h1::serve(io, req, self.router, self.peer).await;
+        let req = match first {
+            FirstRequest::Closed => return,
+            FirstRequest::EventStream(req) => req,
+            // Boxed and returning before the stream is served, so a stream's task is not the
+            // size of a hyper connection, whichever request of its connection it was.
+            FirstRequest::Other(read) if event_stream_h1::http1_head(&read) => {
+                match Box::pin(self.serve_http1(Rewind::new(read, io))).await {
+                    Handoff::Done => return,
+                    Handoff::EventStream(inner, req) => {
+                        io = inner;
+                        req
+                    }
+                    Handoff::Hyper(inner, read) => {
+                        return Box::pin(self.serve_hyper(Rewind::new(read, inner))).await;
+                    }
+                }
             }
             // Boxed, so a stream's task is not the size of a hyper connection.
-            FirstRequest::Other(read) => Box::pin(self.serve_hyper(Rewind::new(read, io))).await,
+            FirstRequest::Other(read) => {
+                return Box::pin(self.serve_hyper(Rewind::new(read, io))).await;
+            }
+        };
+        // Held until the stream ends, so a graceful shutdown waits for its last event (the
+        // stream itself ends on shutdown).
+        let _watcher = self.watcher;
+        event_stream_h1::serve(io, req, self.router, self.peer).await;
+    }
+
+    /// Serves an HTTP/1.1 connection with hyper, watching the start of each request that
+    /// follows a body-less exchange ([`Watch`]): when one is an event-stream request, hyper is
+    /// shut down while idle (it has not seen a byte of it) and the connection is handed back
+    /// with the request, for [`event_stream_h1`]. So an `EventSource` opened on a keep-alive
+    /// connection a page's `fetch` used first costs what one on a new connection does.
+    async fn serve_http1<I>(&self, io: Rewind<I>) -> Handoff<I>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = Watch::new(io);
+        let state = io.state.clone();
+        let service = {
+            let (router, peer, state) = (self.router.clone(), self.peer, state.clone());
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                // The next bytes hyper reads may be this request's body: no watching until
+                // its response is sent, and then only if it had none.
+                state.watch.store(false, Ordering::Relaxed);
+                let keep = wants_keep_alive(req.version(), req.headers()) && no_body(req.headers());
+                req.extensions_mut().insert(ConnectInfo(peer));
+                // A Router is always ready: calling it without `poll_ready` is fine.
+                let response = router.clone().call(req);
+                let state = state.clone();
+                // Boxed: `poll_without_shutdown` needs an `Unpin` future.
+                Box::pin(async move {
+                    let res = response.await?;
+                    let keep = keep && wants_keep_alive(res.version(), res.headers());
+                    Ok::<_, std::convert::Infallible>(
+                        res.map(|body| axum::body::Body::new(WatchAfter { body, keep, state })),
+                    )
+                })
+            })
+        };
+        let mut conn = self.http1.serve_connection(TokioIo::new(io), service);
+        let mut closing = false;
+        let cancelled = self.shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let result = std::future::poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(result) = conn.poll_without_shutdown(cx) {
+                    return Poll::Ready(result);
+                }
+                if closing {
+                    return Poll::Pending;
+                }
+                // An event stream is waiting (hyper reads nothing more) and hyper has flushed
+                // its last response: it is idle, and its graceful shutdown closes it at once
+                // without touching the socket. Or the server is shutting down.
+                let handoff =
+                    state.stream.lock().is_some() && state.flushed.load(Ordering::Relaxed);
+                if handoff || cancelled.as_mut().poll(cx).is_ready() {
+                    closing = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                    continue;
+                }
+                return Poll::Pending;
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "connection ended with an error");
+            return Handoff::Done;
+        }
+        let parts = conn.into_parts();
+        let (mut inner, head, rest) = parts.io.into_inner().into_parts();
+        let stream = state.stream.lock().take();
+        match stream {
+            // The stream's head was all there was: it is the connection's next request.
+            Some(req) if parts.read_buf.is_empty() && rest.is_empty() => {
+                Handoff::EventStream(inner, req)
+            }
+            // Bytes hyper held before it (a pipelined request): hyper serves all of them.
+            Some(_) => {
+                let mut read = bytes::BytesMut::from(&parts.read_buf[..]);
+                read.extend_from_slice(&head);
+                read.extend_from_slice(&rest);
+                Handoff::Hyper(inner, read.freeze())
+            }
+            None => {
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut inner).await;
+                Handoff::Done
+            }
         }
     }
 
@@ -372,6 +498,211 @@ impl Connection {
             _ = shutdown.triggered() => return,
         };
         self.serve(tls).await;
+    }
+}
+
+/// Whether a message lets its connection be kept alive: HTTP/1.1 without `connection: close`.
+fn wants_keep_alive(version: http::Version, headers: &http::HeaderMap) -> bool {
+    version == http::Version::HTTP_11
+        && !headers.get_all(http::header::CONNECTION).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+        })
+}
+
+/// Whether a request has no body (so the next bytes after its head start the next request).
+fn no_body(headers: &http::HeaderMap) -> bool {
+    headers.get(http::header::TRANSFER_ENCODING).is_none()
+        && headers
+            .get_all(http::header::CONTENT_LENGTH)
+            .iter()
+            .all(|v| v.as_bytes() == b"0")
+}
+
+/// What [`Watch`] and the exchange's driver share.
+#[derive(Default)]
+struct WatchState {
+    /// Whether the next bytes read start a request (to be looked at before hyper gets them).
+    watch: AtomicBool,
+    /// Whether everything hyper wrote has been flushed: hyper flushes only once its own
+    /// buffer is empty, so after a flush it holds nothing unsent.
+    flushed: AtomicBool,
+    /// The event-stream request found at the start of the next request.
+    stream: parking_lot::Mutex<Option<Box<http::Request<axum::body::Body>>>>,
+}
+
+/// A response body that, once hyper drops it (the response is sent, or not needed), starts
+/// the watch for the next request if the exchange leaves the connection to be reused.
+struct WatchAfter {
+    body: axum::body::Body,
+    keep: bool,
+    state: Arc<WatchState>,
+}
+
+impl Drop for WatchAfter {
+    fn drop(&mut self) {
+        if self.keep {
+            self.state.watch.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl http_body::Body for WatchAfter {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The connection as hyper sees it in [`Connection::serve_http1`].
+///
+/// While watching, the bytes that start the next request are read into `head` and looked at
+/// ([`event_stream_h1::peek`]) before hyper gets any: anything but an event-stream request
+/// is then handed to hyper as read, and the watch ends until the next body-less exchange is
+/// over. An event-stream request is kept for the driver, and hyper's reads stay pending, so
+/// hyper stays idle. It also notes when hyper has flushed what it wrote.
+struct Watch<I> {
+    inner: Rewind<I>,
+    state: Arc<WatchState>,
+    /// The start of the next request, read while watching.
+    head: Vec<u8>,
+    /// How much of `head` hyper has been given.
+    given: usize,
+}
+
+impl<I> Watch<I> {
+    fn new(inner: Rewind<I>) -> Self {
+        let state = WatchState::default();
+        state.flushed.store(true, Ordering::Relaxed);
+        Self {
+            inner,
+            state: Arc::new(state),
+            head: Vec::new(),
+            given: 0,
+        }
+    }
+
+    /// The connection, the start of a request read here that hyper was not given, and the
+    /// bytes put back in front before hyper that were not read yet (in that order).
+    fn into_parts(self) -> (I, Vec<u8>, Bytes) {
+        let (rest, inner) = self.inner.into_parts();
+        let mut head = self.head;
+        head.drain(..self.given);
+        (inner, head, rest)
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.state.stream.lock().is_some() {
+            // Handed back: hyper waits (idle) until the driver shuts it down.
+            return Poll::Pending;
+        }
+        if this.given == this.head.len() && this.state.watch.load(Ordering::Relaxed) {
+            this.head.clear();
+            this.given = 0;
+            loop {
+                if this.head.len() == this.head.capacity() {
+                    if this.head.len() >= event_stream_h1::HEAD_MAX {
+                        break;
+                    }
+                    this.head
+                        .reserve(1024.min(event_stream_h1::HEAD_MAX - this.head.len()));
+                }
+                let mut read = tokio::io::ReadBuf::uninit(this.head.spare_capacity_mut());
+                match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {}
+                }
+                let n = read.filled().len();
+                // SAFETY: the read initialized and filled these `n` bytes of spare capacity.
+                unsafe { this.head.set_len(this.head.len() + n) };
+                if n == 0 {
+                    // The client closed: hyper gets what came before, then the end.
+                    break;
+                }
+                match event_stream_h1::peek(&this.head) {
+                    event_stream_h1::Parsed::Partial => continue,
+                    event_stream_h1::Parsed::Other => break,
+                    event_stream_h1::Parsed::EventStream(req) => {
+                        *this.state.stream.lock() = Some(req);
+                        return Poll::Pending;
+                    }
+                }
+            }
+            this.state.watch.store(false, Ordering::Relaxed);
+            if this.head.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        if this.given < this.head.len() {
+            let n = (this.head.len() - this.given).min(buf.remaining());
+            buf.put_slice(&this.head[this.given..this.given + n]);
+            this.given += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watch<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.state.flushed.store(false, Ordering::Relaxed);
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.state.flushed.store(false, Ordering::Relaxed);
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            self.state.flushed.store(true, Ordering::Relaxed);
+        }
+        flushed
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

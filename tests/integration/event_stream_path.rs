@@ -159,3 +159,175 @@ async fn a_client_that_keeps_sending_during_its_stream_is_disconnected() {
         "the stream was ended and its generator dropped"
     );
 }
+
+/// One complete response with a `content-length` body, read off a kept-alive connection.
+async fn read_response(conn: &mut TcpStream) -> String {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        while !raw.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                conn.read(&mut byte).await.unwrap(),
+                1,
+                "the connection stayed open"
+            );
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("a content-length")
+            .trim()
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; length];
+        conn.read_exact(&mut body).await.unwrap();
+        raw.extend_from_slice(&body);
+    })
+    .await;
+    assert!(read.is_ok(), "a whole response in time");
+    String::from_utf8(raw).unwrap()
+}
+
+#[tokio::test]
+async fn a_stream_on_a_connection_its_page_used_before_is_served_here_too() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    // Two requests kept alive (hyper's answers, with their lengths and no `connection: close`)...
+    for _ in 0..2 {
+        conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let res = read_response(&mut conn).await;
+        assert!(res.starts_with("HTTP/1.1 200 OK\r\n"), "{res}");
+        assert!(res.ends_with("{\"n\":1}"), "{res}");
+        assert!(
+            !res.to_ascii_lowercase().contains("connection: close"),
+            "{res}"
+        );
+    }
+    // ...then an `EventSource` on the same connection: answered by this path, which closes
+    // the connection after the stream (hyper would keep it open).
+    conn.write_all(STREAM_REQUEST.as_bytes()).await.unwrap();
+    let raw = read_to_close(&mut conn, 5).await;
+    let head = raw.split_once("\r\n\r\n").unwrap().0.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{raw}");
+    assert!(head.contains("connection: close"), "{raw}");
+    assert!(head.contains("transfer-encoding: chunked"), "{raw}");
+    assert!(
+        raw.contains("id: 3\n") && raw.ends_with("0\r\n\r\n"),
+        "{raw}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_with_a_body_or_a_close_leaves_its_connection_to_hyper() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    // After a request with a body, hyper keeps the connection: a stream on it is hyper's
+    // (no `connection: close`), and a request after the stream is still answered.
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    let body = r#"{"note":"hi"}"#;
+    conn.write_all(
+        format!(
+            "POST /t/echo/u1 HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let res = read_response(&mut conn).await;
+    assert!(res.starts_with("HTTP/1.1 200 OK\r\n"), "{res}");
+    assert!(res.contains("\"note\":\"hi\""), "{res}");
+    conn.write_all(
+        format!("{STREAM_REQUEST}GET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let raw = read_to_close(&mut conn, 5).await;
+    assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
+    let stream_head = raw.split_once("\r\n\r\n").unwrap().0.to_ascii_lowercase();
+    assert!(!stream_head.contains("connection: close"), "{raw}");
+    assert!(
+        raw.contains("id: 3\n") && raw.ends_with("{\"n\":1}"),
+        "{raw}"
+    );
+    // A request asking to close gets its answer, then the server closes the connection.
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let raw = read_to_close(&mut conn, 5).await;
+    assert!(
+        raw.starts_with("HTTP/1.1 200 OK\r\n") && raw.ends_with("{\"n\":1}"),
+        "{raw}"
+    );
+}
+
+#[tokio::test]
+async fn a_later_request_head_sent_slowly_is_cut_off_at_the_header_timeout() {
+    let (app, ..) = fixtures::app();
+    let shutdown = app.shutdown_handle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = pikku::ServeConfig::default().header_read_timeout(Some(Duration::from_millis(500)));
+    let server = tokio::spawn(pikku::serve_with(
+        listener,
+        app.router(),
+        shutdown.clone(),
+        cfg,
+    ));
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let res = read_response(&mut conn).await;
+    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    // The next head trickles in and never ends: the server stops waiting for it.
+    let (mut rd, mut wr) = conn.into_split();
+    let trickle = tokio::spawn(async move {
+        for b in b"GET /t/thing HTTP/1.1\r\nX-Slow: " {
+            if wr.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), rd.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "closed within the timeout, not after the 3 s trickle"
+    );
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    trickle.abort();
+    shutdown.trigger();
+    let _ = server.await;
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_kept_alive_connection_between_requests() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let res = read_response(&mut conn).await;
+    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    // The connection now waits for its next request; shutdown closes it at once (the test
+    // server's deadline for open connections is 2 s).
+    let t0 = std::time::Instant::now();
+    srv.stop().await.unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
+    let rest = read_to_close(&mut conn, 2).await;
+    assert_eq!(rest, "");
+}

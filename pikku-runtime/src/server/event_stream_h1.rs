@@ -11,8 +11,11 @@
 //!
 //! Anything else (other requests, HTTP/2 with prior knowledge, a head that does not parse)
 //! goes to hyper with the bytes read so far put back in front ([`Rewind`]), so hyper sees
-//! the connection exactly as the client sent it. Later requests of a keep-alive connection
-//! are hyper's, streams included.
+//! the connection exactly as the client sent it. On an HTTP/1.1 connection hyper serves,
+//! the start of each request after a body-less exchange is looked at ([`peek`]) before hyper
+//! reads it; an event-stream request there makes the server shut hyper down while it is idle
+//! and answer the request here. So an `EventSource` a browser opens on a keep-alive
+//! connection its page's `fetch` used first is served here too.
 //!
 //! A client going away is seen as the end of its side of the socket (or a failed write),
 //! and drops the body, hence the generator, as hyper does.
@@ -33,7 +36,7 @@ use tower::Service as _;
 
 /// Most bytes of a request head read here: as much as hyper would accept (the server's
 /// buffer limit), so what this module refuses hyper refuses too.
-const HEAD_MAX: usize = super::CONNECTION_BUFFER_MAX;
+pub(super) const HEAD_MAX: usize = super::CONNECTION_BUFFER_MAX;
 
 /// Most header lines of a request read here (hyper's default is 100); a longer head goes
 /// to hyper.
@@ -80,11 +83,7 @@ where
             Ok(0) | Err(_) => return FirstRequest::Other(buf.into()),
             Ok(_) => {}
         }
-        let prefix = buf.len().min(4);
-        if buf[..prefix] != b"GET "[..prefix] {
-            return FirstRequest::Other(buf.into());
-        }
-        match parse(&buf) {
+        match peek(&buf) {
             Parsed::Partial => continue,
             Parsed::EventStream(req) => return FirstRequest::EventStream(req),
             Parsed::Other => return FirstRequest::Other(buf.into()),
@@ -92,9 +91,37 @@ where
     }
 }
 
-enum Parsed {
+/// What the start of a request is: an event-stream request (complete, nothing after it),
+/// something else, or not known yet. Only a `GET` is parsed.
+pub(super) fn peek(buf: &[u8]) -> Parsed {
+    let prefix = buf.len().min(4);
+    if buf[..prefix] != b"GET "[..prefix] {
+        return Parsed::Other;
+    }
+    parse(buf)
+}
+
+/// Whether `read` starts with a complete HTTP/1.1 request head that is not an upgrade: such a
+/// connection is served by hyper's HTTP/1.1 connection, with this module watching for a later
+/// event-stream request on it.
+pub(super) fn http1_head(read: &[u8]) -> bool {
+    let mut lines = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut head = httparse::Request::new(&mut lines);
+    matches!(head.parse(read), Ok(httparse::Status::Complete(_)))
+        && head.version == Some(1)
+        && !head
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
+}
+
+/// What a request head turned out to be.
+pub(super) enum Parsed {
+    /// More bytes are needed to tell.
     Partial,
+    /// An event-stream request, to be answered here.
     EventStream(Box<Request<Body>>),
+    /// Anything else: hyper's.
     Other,
 }
 
@@ -113,6 +140,14 @@ fn parse(buf: &[u8]) -> Parsed {
     let Some(path) = head.path else {
         return Parsed::Other;
     };
+    // Most requests are not streams: tell so before building a header map.
+    let accepts_events = head
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("accept") && accepts_event_stream(h.value));
+    if !accepts_events {
+        return Parsed::Other;
+    }
     let mut headers = HeaderMap::with_capacity(head.headers.len());
     for line in head.headers.iter() {
         let (Ok(name), Ok(value)) = (
@@ -137,18 +172,24 @@ fn parse(buf: &[u8]) -> Parsed {
     Parsed::EventStream(Box::new(req))
 }
 
+/// Whether an `Accept` value lists `text/event-stream`.
+fn accepts_event_stream(value: &[u8]) -> bool {
+    std::str::from_utf8(value).is_ok_and(|v| {
+        v.split(',').any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+    })
+}
+
 /// `Accept: text/event-stream`, and nothing that makes the exchange more than one response:
 /// no body, no upgrade, no `Expect`.
 fn is_event_stream_request(headers: &HeaderMap) -> bool {
-    let accepts_events = headers.get_all(header::ACCEPT).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',').any(|t| {
-                t.split(';')
-                    .next()
-                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
-            })
-        })
-    });
+    let accepts_events = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| accepts_event_stream(v.as_bytes()));
     let no_body = headers.get(header::TRANSFER_ENCODING).is_none()
         && headers
             .get_all(header::CONTENT_LENGTH)
@@ -423,6 +464,11 @@ impl<I> Rewind<I> {
     pub(super) fn new(prefix: Bytes, inner: I) -> Self {
         Self { prefix, inner }
     }
+
+    /// The bytes not read yet, and the connection.
+    pub(super) fn into_parts(self) -> (Bytes, I) {
+        (self.prefix, self.inner)
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
@@ -537,6 +583,25 @@ mod tests {
         assert_eq!(req.uri(), "/users/7/events?lastEventId=4");
         assert_eq!(req.headers()["last-event-id"], "3");
         assert_eq!(req.version(), http::Version::HTTP_11);
+    }
+
+    #[test]
+    fn peek_tells_other_methods_at_once_and_http1_head_refuses_upgrades_and_partials() {
+        assert!(matches!(peek(b"P"), Parsed::Other));
+        assert!(matches!(peek(b"GE"), Parsed::Partial));
+        assert!(matches!(
+            peek(b"GET /s HTTP/1.1\r\nAccept: application/json\r\n\r\n"),
+            Parsed::Other
+        ));
+        assert!(http1_head(
+            b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+        ));
+        assert!(!http1_head(b"GET /a HTTP/1.1\r\nHost: a\r\n"));
+        assert!(!http1_head(b"GET /a HTTP/1.0\r\n\r\n"));
+        assert!(!http1_head(
+            b"GET /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+        ));
+        assert!(!http1_head(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
     }
 
     #[tokio::test]
