@@ -151,6 +151,27 @@ pub enum Chunked {
     Done,
 }
 
+/// Reads the rest of a response's body (which must have a length or be chunked), so the
+/// connection can carry the next request.
+pub async fn read_body(stream: &mut TcpStream, head: Head) -> io::Result<()> {
+    let mut body = head.body;
+    if body == BodyDecoder::Close {
+        return Err(io::Error::other(
+            "a body delimited by close ends its connection",
+        ));
+    }
+    body.feed(&head.leftover, &mut |_| {})?;
+    let mut buf = [0u8; 4096];
+    while !body.is_done() {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        body.feed(&buf[..n], &mut |_| {})?;
+    }
+    Ok(())
+}
+
 /// Decodes a response body incrementally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyDecoder {

@@ -26,6 +26,9 @@ pub struct Target {
     pub sources: Vec<IpAddr>,
     /// Connections being opened at once.
     pub connect_concurrency: usize,
+    /// A `GET` answered on each connection before its stream is requested (as a page's
+    /// `fetch` before its `EventSource` on the same keep-alive connection); `None`: none.
+    pub get_first: Option<String>,
 }
 
 impl Target {
@@ -49,6 +52,7 @@ impl Target {
             addr,
             sources,
             connect_concurrency: 128,
+            get_first: None,
         })
     }
 
@@ -60,10 +64,18 @@ impl Target {
         self.addr.to_string()
     }
 
-    /// Opens stream `i` (from its round-robin source address): connects, sends `GET path`
-    /// and checks the answer is a 200 `text/event-stream`.
+    /// Opens stream `i` (from its round-robin source address): connects, sends
+    /// [`Target::get_first`] and reads its answer if set, sends `GET path` and checks the
+    /// answer is a 200 `text/event-stream`.
     pub async fn open(&self, i: usize, path: &str) -> io::Result<(TcpStream, Head)> {
         let mut s = http1::connect(self.addr, self.source(i)).await?;
+        if let Some(first) = &self.get_first {
+            let head = http1::request(&mut s, "GET", first, &self.host(), false).await?;
+            if head.status != 200 {
+                return Err(io::Error::other(format!("{first}: status {}", head.status)));
+            }
+            http1::read_body(&mut s, head).await?;
+        }
         let head = http1::request(&mut s, "GET", path, &self.host(), true).await?;
         check_sse(&head)?;
         Ok((s, head))

@@ -109,6 +109,10 @@ pub fn not_run(kind: ServerKind, scenario: &Kind) -> Option<&'static str> {
     let (backend, topics) = match scenario {
         Kind::Fanout { backend, .. } => (*backend, false),
         Kind::Topics { backend, .. } => (*backend, true),
+        // It serves the idle route only: there is no `GET` to answer first.
+        Kind::Idle {
+            after_get: true, ..
+        } if kind == ServerKind::NodePlain => return Some("n/a (idle route only)"),
         Kind::Ticks { .. } | Kind::Idle { .. } => return None,
     };
     match (kind, backend) {
@@ -181,7 +185,9 @@ pub async fn run_one(
     run.note = None;
     let result = match sc.kind {
         Kind::Ticks { conns, n } => measure_ticks(p, o, &server, &mut run, conns, n).await,
-        Kind::Idle { conns, .. } => measure_idle(p, o, &server, &mut run, conns).await,
+        Kind::Idle {
+            conns, after_get, ..
+        } => measure_idle(p, o, &server, &mut run, conns, after_get).await,
         Kind::Fanout { subs, n, .. } => {
             measure_fanout(p, o, &server, &mut run, &tag, subs, n).await
         }
@@ -230,16 +236,26 @@ async fn measure_idle(
     server: &Server,
     run: &mut Run,
     conns: usize,
+    after_get: bool,
 ) -> Result<Report, String> {
     let (addr, pid) = (server.addr, server.pid);
+    // A one-event stream asked for without `Accept: text/event-stream`: a plain chunked
+    // response, which every server here has.
+    let get_first: &[&str] = if after_get {
+        &["--get-first", "/bench/ticks?n=1"]
+    } else {
+        &[]
+    };
     let mut warm = loadgen_cmd(p, o, "idle", addr);
-    warm.args(["--conns", "50", "--hold-s", "0"]);
+    warm.args(["--conns", "50", "--hold-s", "0"])
+        .args(get_first);
     run_loadgen(warm, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     run.rss_before_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
     let mut cmd = loadgen_cmd(p, o, "idle", addr);
     cmd.args(["--conns", &conns.to_string(), "--hold-s", "300"])
-        .args(["--setup-timeout-s", "120"]);
+        .args(["--setup-timeout-s", "120"])
+        .args(get_first);
     let paused = Paused::start(cmd, Duration::from_secs(150), "idle streams").await?;
     // Let lazily-grown buffers settle before reading the server's RSS.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -471,7 +487,13 @@ mod tests {
             not_run(PikkuNode, &topics(Backend::Embedded)),
             Some("n/a (node-pikku has no publish-each route)")
         );
-        assert_eq!(not_run(NodePlain, &Kind::Idle { asked: 1, conns: 1 }), None);
+        let idle = |after_get| Kind::Idle {
+            asked: 1,
+            conns: 1,
+            after_get,
+        };
+        assert_eq!(not_run(NodePlain, &idle(false)), None);
+        assert!(not_run(NodePlain, &idle(true)).is_some());
     }
 
     #[test]

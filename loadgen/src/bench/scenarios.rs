@@ -57,6 +57,9 @@ pub enum Kind {
         asked: usize,
         /// Streams actually opened (`asked`, capped).
         conns: usize,
+        /// Each stream requested on a connection that first answered a `GET` (a page's
+        /// `fetch` before its `EventSource`), not on a new one.
+        after_get: bool,
     },
     /// Latency: `n` events published once to `subs` subscribers.
     Fanout {
@@ -124,6 +127,16 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 10_000,
                 conns: 10_000.min(stream_cap),
+                after_get: false,
+            },
+        },
+        Scenario {
+            id: "idle10k-reused",
+            label: "10k idle streams, each after a GET on its connection".into(),
+            kind: Kind::Idle {
+                asked: 10_000,
+                conns: 10_000.min(stream_cap),
+                after_get: true,
             },
         },
     ];
@@ -134,6 +147,7 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 50_000,
                 conns: 50_000.min(stream_cap),
+                after_get: false,
             },
         });
     }
@@ -208,6 +222,7 @@ mod tests {
             "single",
             "multi",
             "idle10k",
+            "idle10k-reused",
             "idle50k",
             "fanout1k",
             "fanout10k",
@@ -255,7 +270,8 @@ mod tests {
             idle50k.kind,
             Kind::Idle {
                 asked: 50_000,
-                conns: 5_000
+                conns: 5_000,
+                after_get: false
             }
         ));
         let fan = list.iter().find(|s| s.id == "fanout10k-redis").unwrap();

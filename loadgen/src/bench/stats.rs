@@ -102,7 +102,11 @@ mod tests {
         let idle = Scenario {
             id: "idle10k",
             label: String::new(),
-            kind: Kind::Idle { asked: 5, conns: 3 },
+            kind: Kind::Idle {
+                asked: 5,
+                conns: 3,
+                after_get: false,
+            },
         };
         let mut held = run(0, 0, 0.0);
         held.report.as_mut().unwrap().opened = 3;
@@ -131,7 +135,11 @@ mod tests {
         let idle = Scenario {
             id: "idle10k",
             label: String::new(),
-            kind: Kind::Idle { asked: 1, conns: 1 },
+            kind: Kind::Idle {
+                asked: 1,
+                conns: 1,
+                after_get: false,
+            },
         };
         let mut r = run(0, 0, 0.0);
         r.rss_per_stream_kib = 18.5;

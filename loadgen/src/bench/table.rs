@@ -150,7 +150,7 @@ pub fn rows_for(
             );
             row("loadgen CPU (% of a core)", None, &loadgen_cpu, "");
         }
-        Kind::Idle { asked, conns } => {
+        Kind::Idle { asked, conns, .. } => {
             row(
                 "streams held",
                 None,
@@ -373,6 +373,7 @@ mod tests {
             kind: Kind::Idle {
                 asked: 50_000,
                 conns: 19_500,
+                after_get: false,
             },
         }
     }

@@ -9,7 +9,9 @@
 //!
 //! Common flags: `--threads N` (worker threads, default 2), `--sources N` (127.0.0.x source
 //! addresses to spread over, default 16), `--timeout-s S` (bound of the measured phase,
-//! default 60), `--setup-timeout-s S` (bound of opening the streams, default 60).
+//! default 60), `--setup-timeout-s S` (bound of opening the streams, default 60),
+//! `--get-first PATH` (a `GET` answered on each connection before its stream is requested,
+//! as a page's `fetch` before its `EventSource`; its body must be chunked or have a length).
 //!
 //! `idle` prints `READY {json}` once the streams are open, then holds them until a line
 //! arrives on stdin (or stdin closes, or `--hold-s` passes), then prints the report.
@@ -35,6 +37,7 @@ struct Args {
     timeout: Duration,
     setup_timeout: Duration,
     hold: Duration,
+    get_first: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -54,6 +57,7 @@ fn parse() -> Result<Args, String> {
         timeout: Duration::from_secs(60),
         setup_timeout: Duration::from_secs(60),
         hold: Duration::from_secs(600),
+        get_first: None,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -69,6 +73,7 @@ fn parse() -> Result<Args, String> {
             "--timeout-s" => a.timeout = Duration::from_secs(num(&v)?),
             "--setup-timeout-s" => a.setup_timeout = Duration::from_secs(num(&v)?),
             "--hold-s" => a.hold = Duration::from_secs(num(&v)?),
+            "--get-first" => a.get_first = Some(v),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -112,7 +117,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     let target = match Target::loopback(args.addr, args.sources) {
-        Ok(t) => t,
+        Ok(t) => Target {
+            get_first: args.get_first.clone(),
+            ..t
+        },
         Err(e) => {
             eprintln!("loadgen: {e}");
             return std::process::ExitCode::from(2);
