@@ -342,10 +342,12 @@ impl Connection {
     }
 
     /// Serves an HTTP/1.1 connection with hyper, watching the start of each request that
-    /// follows a body-less exchange ([`Watch`]): when one is an event-stream request, hyper is
-    /// shut down while idle (it has not seen a byte of it) and the connection is handed back
-    /// with the request, for [`event_stream_h1`]. So an `EventSource` opened on a keep-alive
-    /// connection a page's `fetch` used first costs what one on a new connection does.
+    /// follows an exchange whose request body was read to its end, or had none ([`Watch`]):
+    /// when one is an event-stream request, hyper is shut down while idle (it has not seen a
+    /// byte of it) and the connection is handed back with the request, for
+    /// [`event_stream_h1`]; an upgrade request is handed to hyper's connection with upgrades.
+    /// So an `EventSource` opened on a keep-alive connection a page's `fetch` used first costs
+    /// what one on a new connection does.
     async fn serve_http1<I>(&self, io: Rewind<I>) -> Handoff<I>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -354,22 +356,29 @@ impl Connection {
         let state = io.state.clone();
         let service = {
             let (router, peer, state) = (self.router.clone(), self.peer, state.clone());
-            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 // The next bytes hyper reads may be this request's body: no watching until
-                // its response is sent, and then only if it had none.
+                // its response is sent, and then only if its body was read to the end.
                 state.watch.store(false, Ordering::Relaxed);
-                let keep = wants_keep_alive(req.version(), req.headers()) && no_body(req.headers());
+                state
+                    .body_read
+                    .store(no_body(req.headers()), Ordering::Relaxed);
+                let keep = wants_keep_alive(req.version(), req.headers());
+                let mut req = req.map(|body| ReadToEnd {
+                    body,
+                    state: state.clone(),
+                });
                 req.extensions_mut().insert(ConnectInfo(peer));
                 // A Router is always ready: calling it without `poll_ready` is fine.
                 let response = router.clone().call(req);
                 let state = state.clone();
-                // Boxed: `poll_without_shutdown` needs an `Unpin` future.
-                Box::pin(async move {
-                    let res = response.await?;
-                    let keep = keep && wants_keep_alive(res.version(), res.headers());
-                    Ok::<_, std::convert::Infallible>(
-                        res.map(|body| axum::body::Body::new(WatchAfter { body, keep, state })),
-                    )
+                // `poll_without_shutdown` needs an `Unpin` future: the router's is, and so is
+                // this map of it (no box per request).
+                futures_util::FutureExt::map(response, move |res| {
+                    res.map(|res| {
+                        let keep = keep && wants_keep_alive(res.version(), res.headers());
+                        res.map(|body| axum::body::Body::new(WatchAfter { body, keep, state }))
+                    })
                 })
             })
         };
@@ -388,8 +397,7 @@ impl Connection {
                 // An event stream is waiting (hyper reads nothing more) and hyper has flushed
                 // its last response: it is idle, and its graceful shutdown closes it at once
                 // without touching the socket. Or the server is shutting down.
-                let handoff =
-                    state.stream.lock().is_some() && state.flushed.load(Ordering::Relaxed);
+                let handoff = state.handing_over() && state.flushed.load(Ordering::Relaxed);
                 if handoff || cancelled.as_mut().poll(cx).is_ready() {
                     closing = true;
                     Pin::new(&mut conn).graceful_shutdown();
@@ -409,20 +417,21 @@ impl Connection {
         match stream {
             // The stream's head was all there was: it is the connection's next request.
             Some(req) if parts.read_buf.is_empty() && rest.is_empty() => {
-                Handoff::EventStream(inner, req)
+                return Handoff::EventStream(inner, req);
             }
             // Bytes hyper held before it (a pipelined request): hyper serves all of them.
-            Some(_) => {
-                let mut read = bytes::BytesMut::from(&parts.read_buf[..]);
-                read.extend_from_slice(&head);
-                read.extend_from_slice(&rest);
-                Handoff::Hyper(inner, read.freeze())
-            }
+            Some(_) => {}
+            None if state.upgrade.load(Ordering::Relaxed) => {}
             None => {
                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut inner).await;
-                Handoff::Done
+                return Handoff::Done;
             }
         }
+        // The rest of the connection is hyper's (with upgrades), from the bytes read so far.
+        let mut read = bytes::BytesMut::from(&parts.read_buf[..]);
+        read.extend_from_slice(&head);
+        read.extend_from_slice(&rest);
+        Handoff::Hyper(inner, read.freeze())
     }
 
     /// Serves HTTP/1.1 or HTTP/2 (told apart by the HTTP/2 preface) on `io` with hyper.
@@ -529,10 +538,25 @@ struct WatchState {
     flushed: AtomicBool,
     /// The event-stream request found at the start of the next request.
     stream: parking_lot::Mutex<Option<Box<http::Request<axum::body::Body>>>>,
+    /// The next request asks for an upgrade: hyper with upgrades is to serve the rest.
+    upgrade: AtomicBool,
+    /// `stream` or `upgrade` is set (read on every poll, so not behind the lock).
+    handing_over: AtomicBool,
+    /// Whether the current request's body has been read to its end (or it has none), so
+    /// the bytes after it start the next request.
+    body_read: AtomicBool,
+}
+
+impl WatchState {
+    /// Whether the next request was found to be one this connection hands over.
+    fn handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::Relaxed)
+    }
 }
 
 /// A response body that, once hyper drops it (the response is sent, or not needed), starts
-/// the watch for the next request if the exchange leaves the connection to be reused.
+/// the watch for the next request if the exchange leaves the connection to be reused and
+/// the request's body was read to its end.
 struct WatchAfter {
     body: axum::body::Body,
     keep: bool,
@@ -541,9 +565,39 @@ struct WatchAfter {
 
 impl Drop for WatchAfter {
     fn drop(&mut self) {
-        if self.keep {
+        if self.keep && self.state.body_read.load(Ordering::Relaxed) {
             self.state.watch.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadToEnd {
+    body: hyper::body::Incoming,
+    state: Arc<WatchState>,
+}
+
+impl http_body::Body for ReadToEnd {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.state.body_read.store(true, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -571,9 +625,11 @@ impl http_body::Body for WatchAfter {
 ///
 /// While watching, the bytes that start the next request are read into `head` and looked at
 /// ([`event_stream_h1::peek`]) before hyper gets any: anything but an event-stream request
-/// is then handed to hyper as read, and the watch ends until the next body-less exchange is
-/// over. An event-stream request is kept for the driver, and hyper's reads stay pending, so
-/// hyper stays idle. It also notes when hyper has flushed what it wrote.
+/// is then handed to hyper as read, and the watch ends until the next exchange whose body
+/// was read to its end is over. An event-stream request is kept for the driver, and hyper's reads stay pending, so
+/// hyper stays idle; so does a request asking for an upgrade, which this connection (no
+/// upgrades) hands to hyper's connection with upgrades. It also notes when hyper has flushed
+/// what it wrote.
 struct Watch<I> {
     inner: Rewind<I>,
     state: Arc<WatchState>,
@@ -612,8 +668,8 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        if this.state.stream.lock().is_some() {
-            // Handed back: hyper waits (idle) until the driver shuts it down.
+        if this.state.handing_over() {
+            // Handed over: hyper waits (idle) until the driver shuts it down.
             return Poll::Pending;
         }
         if this.given == this.head.len() && this.state.watch.load(Ordering::Relaxed) {
@@ -642,9 +698,15 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
                 }
                 match event_stream_h1::peek(&this.head) {
                     event_stream_h1::Parsed::Partial => continue,
+                    event_stream_h1::Parsed::Upgrade => {
+                        this.state.upgrade.store(true, Ordering::Relaxed);
+                        this.state.handing_over.store(true, Ordering::Relaxed);
+                        return Poll::Pending;
+                    }
                     event_stream_h1::Parsed::Other => break,
                     event_stream_h1::Parsed::EventStream(req) => {
                         *this.state.stream.lock() = Some(req);
+                        this.state.handing_over.store(true, Ordering::Relaxed);
                         return Poll::Pending;
                     }
                 }

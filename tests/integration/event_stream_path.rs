@@ -223,37 +223,46 @@ async fn a_stream_on_a_connection_its_page_used_before_is_served_here_too() {
 }
 
 #[tokio::test]
-async fn a_request_with_a_body_or_a_close_leaves_its_connection_to_hyper() {
+async fn after_a_body_read_to_its_end_a_stream_is_served_here_and_otherwise_by_hyper() {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    // After a request with a body, hyper keeps the connection: a stream on it is hyper's
-    // (no `connection: close`), and a request after the stream is still answered.
+    // A POST whose JSON body the function reads: a stream after it is answered here.
     let mut conn = TcpStream::connect(srv.addr).await.unwrap();
     let body = r#"{"note":"hi"}"#;
+    let post = format!(
+        "POST /t/echo/u1 HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(post.as_bytes()).await.unwrap();
+    let res = read_response(&mut conn).await;
+    assert!(res.starts_with("HTTP/1.1 200 OK\r\n"), "{res}");
+    assert!(res.contains("\"note\":\"hi\""), "{res}");
+    conn.write_all(STREAM_REQUEST.as_bytes()).await.unwrap();
+    let raw = read_to_close(&mut conn, 5).await;
+    let head = raw.split_once("\r\n\r\n").unwrap().0.to_ascii_lowercase();
+    assert!(head.contains("connection: close"), "{raw}");
+    assert!(raw.contains("id: 3\n"), "{raw}");
+    // A body nobody reads (a function without input) that looks like a stream request, sent
+    // after the response: it is a body, never answered as a request, whatever it looks like.
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
     conn.write_all(
         format!(
-            "POST /t/echo/u1 HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+            "GET /t/thing HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            STREAM_REQUEST.len()
         )
         .as_bytes(),
     )
     .await
     .unwrap();
     let res = read_response(&mut conn).await;
-    assert!(res.starts_with("HTTP/1.1 200 OK\r\n"), "{res}");
-    assert!(res.contains("\"note\":\"hi\""), "{res}");
-    conn.write_all(
-        format!("{STREAM_REQUEST}GET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
+    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    let _ = conn.write_all(STREAM_REQUEST.as_bytes()).await;
+    let _ = conn
+        .write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await;
     let raw = read_to_close(&mut conn, 5).await;
-    assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
-    let stream_head = raw.split_once("\r\n\r\n").unwrap().0.to_ascii_lowercase();
-    assert!(!stream_head.contains("connection: close"), "{raw}");
     assert!(
-        raw.contains("id: 3\n") && raw.ends_with("{\"n\":1}"),
+        !raw.contains("event-stream") && !raw.contains("id: 1"),
         "{raw}"
     );
     // A request asking to close gets its answer, then the server closes the connection.
@@ -330,4 +339,61 @@ async fn shutdown_does_not_wait_for_a_kept_alive_connection_between_requests() {
     );
     let rest = read_to_close(&mut conn, 2).await;
     assert_eq!(rest, "");
+}
+
+#[tokio::test]
+async fn an_upgrade_requested_after_a_request_on_the_same_connection_still_upgrades() {
+    // A route of the app's own (as a WebSocket route would be) that upgrades the connection
+    // to an echo protocol.
+    let (app, ..) = fixtures::app();
+    let shutdown = app.shutdown_handle();
+    let router = app.router().route(
+        "/t/upgrade",
+        axum::routing::get(|mut req: axum::extract::Request| async move {
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = on.await else { return };
+                let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                let mut buf = [0u8; 64];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            axum::response::Response::builder()
+                .status(101)
+                .header("connection", "upgrade")
+                .header("upgrade", "echo")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }),
+    );
+    let srv = TestServer::start(router, shutdown).await;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let res = read_response(&mut conn).await;
+    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    conn.write_all(
+        b"GET /t/upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    conn.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut echoed))
+        .await
+        .expect("the upgraded connection echoes")
+        .unwrap();
+    assert_eq!(&echoed, b"ping");
 }

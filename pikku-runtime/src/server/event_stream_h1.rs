@@ -12,7 +12,7 @@
 //! Anything else (other requests, HTTP/2 with prior knowledge, a head that does not parse)
 //! goes to hyper with the bytes read so far put back in front ([`Rewind`]), so hyper sees
 //! the connection exactly as the client sent it. On an HTTP/1.1 connection hyper serves,
-//! the start of each request after a body-less exchange is looked at ([`peek`]) before hyper
+//! the start of each request after a complete exchange is looked at ([`peek`]) before hyper
 //! reads it; an event-stream request there makes the server shut hyper down while it is idle
 //! and answer the request here. So an `EventSource` a browser opens on a keep-alive
 //! connection its page's `fetch` used first is served here too.
@@ -86,7 +86,7 @@ where
         match peek(&buf) {
             Parsed::Partial => continue,
             Parsed::EventStream(req) => return FirstRequest::EventStream(req),
-            Parsed::Other => return FirstRequest::Other(buf.into()),
+            Parsed::Other | Parsed::Upgrade => return FirstRequest::Other(buf.into()),
         }
     }
 }
@@ -121,6 +121,8 @@ pub(super) enum Parsed {
     Partial,
     /// An event-stream request, to be answered here.
     EventStream(Box<Request<Body>>),
+    /// A complete `GET` head asking for an upgrade (WebSocket, say): hyper's, with upgrades.
+    Upgrade,
     /// Anything else: hyper's.
     Other,
 }
@@ -133,6 +135,13 @@ fn parse(buf: &[u8]) -> Parsed {
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
     };
+    if head
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("upgrade"))
+    {
+        return Parsed::Upgrade;
+    }
     // Bytes after the head would be a pipelined request; hyper serves those.
     if len != buf.len() || head.method != Some("GET") || head.version != Some(1) {
         return Parsed::Other;
@@ -525,7 +534,7 @@ mod tests {
         match parse(head.as_bytes()) {
             Parsed::Partial => "partial",
             Parsed::EventStream(_) => "event stream",
-            Parsed::Other => "other",
+            Parsed::Other | Parsed::Upgrade => "other",
         }
     }
 
