@@ -78,6 +78,8 @@ use crate::error::PikkuError;
 use crate::sse::{self, Event, Frame};
 
 mod config;
+#[cfg(any(feature = "redis", feature = "nats", feature = "postgres"))]
+mod followed;
 mod latest;
 mod local;
 // Parts of the log only the remote backends use (their readers append, they replay).

@@ -54,10 +54,10 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::LocalParts;
+use super::followed::{Followed, Ready};
 use super::local;
 use super::log::{Budget, LogOwner, TopicLog};
 use super::position;
@@ -108,29 +108,14 @@ struct Inner {
     cfg: HubConfig,
     /// The largest payload accepted: the configured one, within the server's maximum.
     max_event: usize,
-    /// Topics with local subscribers, by subject token.
-    topics: Mutex<HashMap<Arc<str>, Entry>>,
+    /// Topics with local subscribers, by subject token; each followed by a task of its own.
+    topics: Followed<tokio::task::AbortHandle>,
     tails: Vec<tokio::sync::Mutex<HashMap<Arc<str>, Tail>>>,
     budget: Arc<Budget>,
     counter: SubscriptionCounter,
     health: Arc<Health>,
     /// Bounds the topics catching up at once after a reconnect.
     catch_ups: tokio::sync::Semaphore,
-}
-
-/// A topic active on this instance: its local log, whether its live subject is subscribed,
-/// and the task that follows it.
-struct Entry {
-    log: Arc<TopicLog>,
-    ready: watch::Receiver<Ready>,
-    task: tokio::task::AbortHandle,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ready {
-    Pending,
-    Subscribed,
-    Failed(String),
 }
 
 /// The connection's state, shared with the client's event callback.
@@ -267,7 +252,7 @@ impl NatsHub {
             stream_config: config,
             prefix: prefix.to_string(),
             max_event,
-            topics: Mutex::new(HashMap::new()),
+            topics: Followed::new(),
             tails: (0..TAIL_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(HashMap::new()))
                 .collect(),
@@ -316,33 +301,23 @@ impl NatsHub {
 
     /// Topics with local subscribers on this instance.
     pub fn active_topics(&self) -> usize {
-        self.inner.topics.lock().len()
+        self.inner.topics.len()
     }
 }
 
 impl LogOwner for Inner {
     fn idle(&self, topic: &Arc<str>) {
-        let mut topics = self.topics.lock();
-        let Some(entry) = topics.get(topic) else {
-            return;
-        };
-        if !entry.log.unsubscribed() {
-            return;
-        }
-        let Some(entry) = topics.remove(topic) else {
-            return;
-        };
-        drop(topics);
         // Ending the task drops its subscription, which unsubscribes the live subject.
-        entry.task.abort();
-        entry.log.clear();
+        if let Some(entry) = self.topics.take_idle(topic) {
+            entry.follower.abort();
+        }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for entry in self.topics.get_mut().values() {
-            entry.task.abort();
+        for task in self.topics.followers() {
+            task.abort();
         }
     }
 }
@@ -787,7 +762,7 @@ async fn follow(
         }
     };
     connects.borrow_and_update();
-    let _ = ready.send(Ready::Subscribed);
+    let _ = ready.send(Ready::Following);
     // The stream sequence of the newest live event: where a read of what followed may start.
     let mut last_seq = 0;
     loop {
@@ -798,10 +773,7 @@ async fn follow(
                     // subscribers of the topic start over rather than join a dead feed.
                     tracing::warn!(topic = &*token, "the hub's NATS subscription ended");
                     if let Some(inner) = hub.upgrade() {
-                        let mut topics = inner.topics.lock();
-                        if topics.get(&token).is_some_and(|e| Arc::ptr_eq(&e.log, &log)) {
-                            topics.remove(&token);
-                        }
+                        inner.topics.remove_if_same(&token, &log);
                     }
                     return;
                 };
@@ -907,64 +879,23 @@ impl EventHub for NatsHub {
         Box::pin(async move {
             let inner = &self.inner;
             let token: Arc<str> = Arc::from(encode(topic));
-            let (mut cursor, mut ready, created) = {
-                let mut topics = inner.topics.lock();
-                let created = !topics.contains_key(&token);
-                if created {
-                    if topics.len() >= inner.cfg.max_topics {
-                        return Err(HubError::TooManyTopics {
-                            max: inner.cfg.max_topics,
-                        });
-                    }
-                    let owner: Weak<dyn LogOwner> = Arc::downgrade(inner) as Weak<dyn LogOwner>;
-                    let log = TopicLog::new(token.clone(), &inner.cfg, inner.budget.clone(), owner);
-                    let (tx, rx) = watch::channel(Ready::Pending);
-                    let task = tokio::spawn(follow(
+            let owner: Weak<dyn LogOwner> = Arc::downgrade(inner) as Weak<dyn LogOwner>;
+            // The live subject is subscribed before the history is read (see `Opening`).
+            let cursor = inner
+                .topics
+                .open(&token, &inner.cfg, &inner.budget, owner, |log, ready| {
+                    tokio::spawn(follow(
                         Arc::downgrade(inner),
                         token.clone(),
                         log.clone(),
-                        tx,
-                    ));
-                    topics.insert(
-                        token.clone(),
-                        Entry {
-                            log,
-                            ready: rx,
-                            task: task.abort_handle(),
-                        },
-                    );
-                }
-                let entry = topics
-                    .get(&token)
-                    .ok_or_else(|| HubError::unavailable("topic vanished"))?;
-                (entry.log.cursor_at_end(), entry.ready.clone(), created)
-            };
-            // The live subject is subscribed before the history is read: the two overlap
-            // rather than leave a hole, and the cursor skips what the history already yielded.
-            let state = ready
-                .wait_for(|r| *r != Ready::Pending)
-                .await
-                .map_err(|_| HubError::unavailable("the topic's task stopped"))?
-                .clone();
-            if let Ready::Failed(e) = state {
-                let mut topics = inner.topics.lock();
-                if topics
-                    .get(&token)
-                    .is_some_and(|e| Arc::ptr_eq(&e.log, cursor.log()))
-                    && let Some(entry) = topics.remove(&token)
-                {
-                    entry.task.abort();
-                }
-                return Err(inner.fail(&e));
-            }
-            let resume = Resume::parse(last_event_id);
-            if resume != Resume::Live || created {
-                let (items, last) = inner.replay(&token, resume).await?;
-                if let Some(last) = last {
-                    cursor.log().set_baseline(last);
-                }
-                cursor.replay(items, last);
-            }
+                        ready,
+                    ))
+                    .abort_handle()
+                })?
+                .followed("the topic's task stopped", |e| inner.fail(&e))
+                .await?
+                .catch_up(last_event_id, |resume| inner.replay(&token, resume))
+                .await?;
             Ok(Subscription::new(cursor, inner.counter.guard()))
         })
     }

@@ -55,12 +55,12 @@ use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::LocalParts;
+use super::followed::{Followed, Ready, wait_offline};
 use super::local::Health;
 use super::log::{Budget, LogOwner, TopicLog};
 use super::position::{self, History};
@@ -294,23 +294,10 @@ struct Inner {
     sweep_sql: String,
     cfg: HubConfig,
     listener: mpsc::UnboundedSender<Cmd>,
-    topics: Mutex<HashMap<Arc<str>, Entry>>,
+    topics: Followed<()>,
     budget: Arc<Budget>,
     counter: SubscriptionCounter,
     health: Health,
-}
-
-/// A topic active on this instance: its local log and whether the listener follows it.
-struct Entry {
-    log: Arc<TopicLog>,
-    ready: watch::Receiver<Ready>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ready {
-    Pending,
-    Listening,
-    Failed(String),
 }
 
 enum Cmd {
@@ -376,7 +363,7 @@ impl PgHub {
             budget: Budget::new(cfg.max_retained_bytes),
             cfg,
             listener: tx,
-            topics: Mutex::new(HashMap::new()),
+            topics: Followed::new(),
             counter: SubscriptionCounter::default(),
             health: Health::new("postgres"),
         });
@@ -401,7 +388,7 @@ impl PgHub {
 
     /// Topics with local subscribers on this instance.
     pub fn active_topics(&self) -> usize {
-        self.inner.topics.lock().len()
+        self.inner.topics.len()
     }
 
     /// The `application_name` of the hub's connections (`pikku_hub:<prefix>`).
@@ -412,22 +399,12 @@ impl PgHub {
 
 impl LogOwner for Inner {
     fn idle(&self, topic: &Arc<str>) {
-        let mut topics = self.topics.lock();
-        let Some(entry) = topics.get(topic) else {
-            return;
-        };
-        if !entry.log.unsubscribed() {
-            return;
+        if let Some(entry) = self.topics.take_idle(topic) {
+            let _ = self.listener.send(Cmd::Unfollow {
+                topic: topic.clone(),
+                log: Arc::downgrade(&entry.log),
+            });
         }
-        let Some(entry) = topics.remove(topic) else {
-            return;
-        };
-        drop(topics);
-        entry.log.clear();
-        let _ = self.listener.send(Cmd::Unfollow {
-            topic: topic.clone(),
-            log: Arc::downgrade(&entry.log),
-        });
     }
 }
 
@@ -771,19 +748,10 @@ async fn listener(hub: Weak<Inner>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
             Ok(c) => c,
             Err(e) => {
                 inner.fail(&e);
-                // Fail waiting subscribers now rather than leave them hanging.
-                while let Ok(cmd) = cmds.try_recv() {
-                    apply_offline(&inner, &mut active, cmd, &e);
-                }
                 drop(inner);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    cmd = cmds.recv() => match cmd {
-                        Some(cmd) => if let Some(inner) = hub.upgrade() {
-                            apply_offline(&inner, &mut active, cmd, &e);
-                        },
-                        None => return,
-                    },
+                let offline = |inner: &Inner, cmd| apply_offline(inner, &mut active, cmd, &e);
+                if !wait_offline(&hub, &mut cmds, backoff, offline).await {
+                    return;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 reconnecting = true;
@@ -866,7 +834,7 @@ fn apply(active: &mut Active, cmd: Cmd) {
     match cmd {
         Cmd::Follow { topic, log, ready } => {
             active.insert(note_key(&topic), (topic, log));
-            let _ = ready.send(Ready::Listening);
+            let _ = ready.send(Ready::Following);
         }
         Cmd::Unfollow { topic, log } => remove_if_same(active, &topic, &log),
     }
@@ -876,13 +844,7 @@ fn apply(active: &mut Active, cmd: Cmd) {
 fn apply_offline(inner: &Inner, active: &mut Active, cmd: Cmd, error: &str) {
     match cmd {
         Cmd::Follow { topic, ready, log } => {
-            let mut topics = inner.topics.lock();
-            if topics
-                .get(&topic)
-                .is_some_and(|e| Arc::ptr_eq(&e.log, &log))
-            {
-                topics.remove(&topic);
-            }
+            inner.topics.remove_if_same(&topic, &log);
             let _ = ready.send(Ready::Failed(error.to_string()));
         }
         Cmd::Unfollow { topic, log } => remove_if_same(active, &topic, &log),
@@ -1027,54 +989,21 @@ impl EventHub for PgHub {
         Box::pin(async move {
             let inner = &self.inner;
             let key: Arc<str> = Arc::from(topic);
-            let (mut cursor, mut ready, created) = {
-                let mut topics = inner.topics.lock();
-                let created = !topics.contains_key(&key);
-                if created {
-                    if topics.len() >= inner.cfg.max_topics {
-                        return Err(HubError::TooManyTopics {
-                            max: inner.cfg.max_topics,
-                        });
-                    }
-                    let owner: Weak<dyn LogOwner> = Arc::downgrade(inner) as Weak<dyn LogOwner>;
-                    let log = TopicLog::new(key.clone(), &inner.cfg, inner.budget.clone(), owner);
-                    let (tx, rx) = watch::channel(Ready::Pending);
-                    topics.insert(
-                        key.clone(),
-                        Entry {
-                            log: log.clone(),
-                            ready: rx,
-                        },
-                    );
+            let owner: Weak<dyn LogOwner> = Arc::downgrade(inner) as Weak<dyn LogOwner>;
+            // The listener follows the topic before the history is read (see `Opening`).
+            let cursor = inner
+                .topics
+                .open(&key, &inner.cfg, &inner.budget, owner, |log, ready| {
                     let _ = inner.listener.send(Cmd::Follow {
                         topic: key.clone(),
-                        log,
-                        ready: tx,
+                        log: log.clone(),
+                        ready,
                     });
-                }
-                let entry = topics
-                    .get(&key)
-                    .ok_or_else(|| HubError::unavailable("topic vanished"))?;
-                (entry.log.cursor_at_end(), entry.ready.clone(), created)
-            };
-            // The listener follows the topic before the history is read: the two overlap
-            // rather than leave a hole, and the cursor skips what the history already yielded.
-            let state = ready
-                .wait_for(|r| *r != Ready::Pending)
-                .await
-                .map_err(|_| HubError::unavailable("the hub's listener stopped"))?
-                .clone();
-            if let Ready::Failed(e) = state {
-                return Err(inner.fail(&e));
-            }
-            let resume = Resume::parse(last_event_id);
-            if resume != Resume::Live || created {
-                let (items, last) = inner.replay(topic, resume).await?;
-                if let Some(last) = last {
-                    cursor.log().set_baseline(last);
-                }
-                cursor.replay(items, last);
-            }
+                })?
+                .followed("the hub's listener stopped", |e| inner.fail(&e))
+                .await?
+                .catch_up(last_event_id, |resume| inner.replay(topic, resume))
+                .await?;
             Ok(Subscription::new(cursor, inner.counter.guard()))
         })
     }

@@ -39,12 +39,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use parking_lot::Mutex;
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, watch};
 
 use super::LocalParts;
+use super::followed::{Followed, Ready, wait_offline};
 use super::local::Health;
 use super::log::{Budget, LogOwner, TopicLog};
 use super::position::{self, History};
@@ -114,23 +114,10 @@ struct Inner {
     publish: redis::Script,
     read: redis::Script,
     readers: Vec<mpsc::UnboundedSender<Cmd>>,
-    topics: Mutex<HashMap<Arc<str>, Entry>>,
+    topics: Followed<()>,
     budget: Arc<Budget>,
     counter: SubscriptionCounter,
     health: Health,
-}
-
-/// A topic active on this instance: its local log and whether its channel is subscribed.
-struct Entry {
-    log: Arc<TopicLog>,
-    ready: watch::Receiver<Ready>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Ready {
-    Pending,
-    Subscribed,
-    Failed(String),
 }
 
 enum Cmd {
@@ -183,7 +170,7 @@ impl RedisHub {
             publish: redis::Script::new(PUBLISH_LUA),
             read: redis::Script::new(READ_LUA),
             readers,
-            topics: Mutex::new(HashMap::new()),
+            topics: Followed::new(),
             counter: SubscriptionCounter::default(),
             health: Health::new("redis"),
         });
@@ -212,28 +199,18 @@ impl RedisHub {
 
     /// Topics with local subscribers on this instance.
     pub fn active_topics(&self) -> usize {
-        self.inner.topics.lock().len()
+        self.inner.topics.len()
     }
 }
 
 impl LogOwner for Inner {
     fn idle(&self, topic: &Arc<str>) {
-        let mut topics = self.topics.lock();
-        let Some(entry) = topics.get(topic) else {
-            return;
-        };
-        if !entry.log.unsubscribed() {
-            return;
+        if let Some(entry) = self.topics.take_idle(topic) {
+            let _ = self.reader_for(topic).send(Cmd::Unsubscribe {
+                channel: topic.clone(),
+                log: Arc::downgrade(&entry.log),
+            });
         }
-        let Some(entry) = topics.remove(topic) else {
-            return;
-        };
-        drop(topics);
-        entry.log.clear();
-        let _ = self.reader_for(topic).send(Cmd::Unsubscribe {
-            channel: topic.clone(),
-            log: Arc::downgrade(&entry.log),
-        });
     }
 }
 
@@ -459,19 +436,10 @@ async fn reader(hub: Weak<Inner>, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
             Ok(ps) => ps,
             Err(e) => {
                 inner.fail(&e);
-                // Fail waiting subscribers now rather than leave them hanging.
-                while let Ok(cmd) = cmds.try_recv() {
-                    apply_offline(&inner, &mut active, cmd, &e);
-                }
                 drop(inner);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    cmd = cmds.recv() => match cmd {
-                        Some(cmd) => if let Some(inner) = hub.upgrade() {
-                            apply_offline(&inner, &mut active, cmd, &e);
-                        },
-                        None => return,
-                    },
+                let offline = |inner: &Inner, cmd| apply_offline(inner, &mut active, cmd, &e);
+                if !wait_offline(&hub, &mut cmds, backoff, offline).await {
+                    return;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 reconnecting = true;
@@ -572,13 +540,7 @@ fn apply_offline(
             ready,
             log,
         } => {
-            let mut topics = inner.topics.lock();
-            if topics
-                .get(&channel)
-                .is_some_and(|e| Arc::ptr_eq(&e.log, &log))
-            {
-                topics.remove(&channel);
-            }
+            inner.topics.remove_if_same(&channel, &log);
             let _ = ready.send(Ready::Failed(error.to_string()));
         }
         Cmd::Unsubscribe { channel, log } => remove_if_same(active, &channel, &log),
@@ -644,7 +606,7 @@ async fn apply(
         }
     }
     for ready in waiting {
-        let _ = ready.send(Ready::Subscribed);
+        let _ = ready.send(Ready::Following);
     }
     Ok(())
 }
@@ -731,54 +693,21 @@ impl EventHub for RedisHub {
         Box::pin(async move {
             let inner = &self.inner;
             let key: Arc<str> = Arc::from(inner.key(topic));
-            let (mut cursor, mut ready, created) = {
-                let mut topics = inner.topics.lock();
-                let created = !topics.contains_key(&key);
-                if created {
-                    if topics.len() >= inner.cfg.max_topics {
-                        return Err(HubError::TooManyTopics {
-                            max: inner.cfg.max_topics,
-                        });
-                    }
-                    let owner: Weak<dyn LogOwner> = Arc::downgrade(inner) as Weak<dyn LogOwner>;
-                    let log = TopicLog::new(key.clone(), &inner.cfg, inner.budget.clone(), owner);
-                    let (tx, rx) = watch::channel(Ready::Pending);
-                    topics.insert(
-                        key.clone(),
-                        Entry {
-                            log: log.clone(),
-                            ready: rx,
-                        },
-                    );
+            let owner: Weak<dyn LogOwner> = Arc::downgrade(inner) as Weak<dyn LogOwner>;
+            // The channel is subscribed before the history is read (see `Opening`).
+            let cursor = inner
+                .topics
+                .open(&key, &inner.cfg, &inner.budget, owner, |log, ready| {
                     let _ = inner.reader_for(&key).send(Cmd::Subscribe {
                         channel: key.clone(),
-                        log,
-                        ready: tx,
+                        log: log.clone(),
+                        ready,
                     });
-                }
-                let entry = topics
-                    .get(&key)
-                    .ok_or_else(|| HubError::unavailable("topic vanished"))?;
-                (entry.log.cursor_at_end(), entry.ready.clone(), created)
-            };
-            // The channel is subscribed before the history is read: the two overlap rather
-            // than leave a hole, and the cursor skips what the history already yielded.
-            let state = ready
-                .wait_for(|r| *r != Ready::Pending)
-                .await
-                .map_err(|_| HubError::unavailable("the hub's reader stopped"))?
-                .clone();
-            if let Ready::Failed(e) = state {
-                return Err(inner.fail(&e));
-            }
-            let resume = Resume::parse(last_event_id);
-            if resume != Resume::Live || created {
-                let (items, last) = inner.replay(&key, resume).await?;
-                if let Some(last) = last {
-                    cursor.log().set_baseline(last);
-                }
-                cursor.replay(items, last);
-            }
+                })?
+                .followed("the hub's reader stopped", |e| inner.fail(&e))
+                .await?
+                .catch_up(last_event_id, |resume| inner.replay(&key, resume))
+                .await?;
             Ok(Subscription::new(cursor, inner.counter.guard()))
         })
     }
