@@ -131,9 +131,10 @@ impl ServeConfig {
         self
     }
 
-    /// Whether a connection's first HTTP/1.1 event-stream request is answered by the server
-    /// itself, without hyper's per-connection buffers (on by default: an idle stream then
-    /// costs about a fifth of the memory). `false` leaves every request to hyper.
+    /// Whether HTTP/1.1 event-stream requests are answered by the server itself, without
+    /// hyper's per-connection buffers: a connection's first request, and a later one on a
+    /// keep-alive connection (on by default: an idle stream then costs about a fifth of the
+    /// memory). `false` leaves every request to hyper.
     pub fn direct_event_streams(mut self, on: bool) -> Self {
         self.direct_event_streams = on;
         self
@@ -292,9 +293,9 @@ struct Connection {
 }
 
 impl Connection {
-    /// Serves the connection: its first request here when it is an HTTP/1.1 event stream
-    /// ([`event_stream_h1`]), otherwise by hyper (HTTP/1.1 or HTTP/2, told apart by the
-    /// HTTP/2 preface).
+    /// Serves the connection: an HTTP/1.1 event-stream request here ([`event_stream_h1`]),
+    /// whether it is the first request or comes after others ([`Connection::serve_http1`]);
+    /// everything else by hyper (HTTP/1.1 or HTTP/2, told apart by the HTTP/2 preface).
     async fn serve<I>(self, mut io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
