@@ -627,10 +627,10 @@ impl http_body::Body for WatchAfter {
 /// While watching, the bytes that start the next request are read into `head` and looked at
 /// ([`event_stream_h1::peek`]) before hyper gets any: anything but an event-stream request
 /// is then handed to hyper as read, and the watch ends until the next exchange whose body
-/// was read to its end is over. An event-stream request is kept for the driver, and hyper's reads stay pending, so
-/// hyper stays idle; so does a request asking for an upgrade, which this connection (no
-/// upgrades) hands to hyper's connection with upgrades. It also notes when hyper has flushed
-/// what it wrote.
+/// was read to its end is over. An event-stream request is kept for the driver, and
+/// hyper's reads stay pending, so hyper stays idle; so does a request asking for an upgrade,
+/// which this connection (no upgrades) hands to hyper's connection with upgrades. It also
+/// notes when hyper has flushed what it wrote.
 struct Watch<I> {
     inner: Rewind<I>,
     state: Arc<WatchState>,
@@ -638,6 +638,8 @@ struct Watch<I> {
     head: Vec<u8>,
     /// How much of `head` hyper has been given.
     given: usize,
+    /// Whether `head` is being read (across polls) to tell what the request is.
+    peeking: bool,
 }
 
 impl<I> Watch<I> {
@@ -649,6 +651,7 @@ impl<I> Watch<I> {
             state: Arc::new(state),
             head: Vec::new(),
             given: 0,
+            peeking: false,
         }
     }
 
@@ -673,26 +676,33 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
             // Handed over: hyper waits (idle) until the driver shuts it down.
             return Poll::Pending;
         }
-        if this.given == this.head.len() && this.state.watch.load(Ordering::Relaxed) {
+        if !this.peeking
+            && this.given == this.head.len()
+            && this.state.watch.load(Ordering::Relaxed)
+        {
+            // A new request starts: read its head here first.
             this.head.clear();
             this.given = 0;
+            this.peeking = true;
+        }
+        if this.peeking {
             loop {
-                if this.head.len() == this.head.capacity() {
-                    if this.head.len() >= event_stream_h1::HEAD_MAX {
-                        break;
-                    }
-                    this.head
-                        .reserve(1024.min(event_stream_h1::HEAD_MAX - this.head.len()));
+                // A head longer than hyper accepts goes to hyper, which refuses it.
+                let start = this.head.len();
+                if start >= event_stream_h1::HEAD_MAX {
+                    break;
                 }
-                let mut read = tokio::io::ReadBuf::uninit(this.head.spare_capacity_mut());
-                match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                this.head
+                    .resize((start + 1024).min(event_stream_h1::HEAD_MAX), 0);
+                let mut read = tokio::io::ReadBuf::new(&mut this.head[start..]);
+                let polled = Pin::new(&mut this.inner).poll_read(cx, &mut read);
+                let n = read.filled().len();
+                this.head.truncate(start + n);
+                match polled {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Ready(Ok(())) => {}
                 }
-                let n = read.filled().len();
-                // SAFETY: the read initialized and filled these `n` bytes of spare capacity.
-                unsafe { this.head.set_len(this.head.len() + n) };
                 if n == 0 {
                     // The client closed: hyper gets what came before, then the end.
                     break;
@@ -712,6 +722,8 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
                     }
                 }
             }
+            // Not a stream: hyper gets the head as read.
+            this.peeking = false;
             this.state.watch.store(false, Ordering::Relaxed);
             if this.head.is_empty() {
                 return Poll::Ready(Ok(()));

@@ -397,3 +397,34 @@ async fn an_upgrade_requested_after_a_request_on_the_same_connection_still_upgra
         .unwrap();
     assert_eq!(&echoed, b"ping");
 }
+
+#[tokio::test]
+async fn later_requests_sent_a_byte_at_a_time_are_told_apart() {
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let res = read_response(&mut conn).await;
+    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    for b in STREAM_REQUEST.bytes() {
+        conn.write_all(&[b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let raw = read_to_close(&mut conn, 5).await;
+    let head = raw.split_once("\r\n\r\n").unwrap().0.to_ascii_lowercase();
+    assert!(head.contains("connection: close"), "{raw}");
+    assert!(raw.contains("id: 3\n"), "{raw}");
+    // Any other request sent so is hyper's, byte for byte, and the connection stays usable.
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    for _ in 0..2 {
+        for b in b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n" {
+            conn.write_all(&[*b]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let res = read_response(&mut conn).await;
+        assert!(res.starts_with("HTTP/1.1 200 OK\r\n"), "{res}");
+        assert!(res.ends_with("{\"n\":1}"), "{res}");
+    }
+}
