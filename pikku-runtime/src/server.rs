@@ -363,7 +363,7 @@ impl Connection {
                 state.watch.store(false, Ordering::Relaxed);
                 state
                     .body_read
-                    .store(no_body(req.headers()), Ordering::Relaxed);
+                    .store(event_stream_h1::no_body(req.headers()), Ordering::Relaxed);
                 let keep = wants_keep_alive(req.version(), req.headers());
                 let mut req = req.map(|body| ReadToEnd {
                     body,
@@ -518,15 +518,6 @@ fn wants_keep_alive(version: http::Version, headers: &http::HeaderMap) -> bool {
             v.to_str()
                 .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
         })
-}
-
-/// Whether a request has no body (so the next bytes after its head start the next request).
-fn no_body(headers: &http::HeaderMap) -> bool {
-    headers.get(http::header::TRANSFER_ENCODING).is_none()
-        && headers
-            .get_all(http::header::CONTENT_LENGTH)
-            .iter()
-            .all(|v| v.as_bytes() == b"0")
 }
 
 /// What [`Watch`] and the exchange's driver share.

@@ -181,6 +181,15 @@ fn parse(buf: &[u8]) -> Parsed {
     Parsed::EventStream(Box::new(req))
 }
 
+/// Whether a request has no body (so the bytes after its head start the next request).
+pub(super) fn no_body(headers: &HeaderMap) -> bool {
+    headers.get(header::TRANSFER_ENCODING).is_none()
+        && headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .all(|v| v.as_bytes() == b"0")
+}
+
 /// Whether an `Accept` value lists `text/event-stream`.
 fn accepts_event_stream(value: &[u8]) -> bool {
     std::str::from_utf8(value).is_ok_and(|v| {
@@ -199,13 +208,8 @@ fn is_event_stream_request(headers: &HeaderMap) -> bool {
         .get_all(header::ACCEPT)
         .iter()
         .any(|v| accepts_event_stream(v.as_bytes()));
-    let no_body = headers.get(header::TRANSFER_ENCODING).is_none()
-        && headers
-            .get_all(header::CONTENT_LENGTH)
-            .iter()
-            .all(|v| v.as_bytes() == b"0");
     accepts_events
-        && no_body
+        && no_body(headers)
         && !headers.contains_key(header::UPGRADE)
         && !headers.contains_key(header::EXPECT)
 }
