@@ -125,6 +125,19 @@ pub struct CompileCost {
     /// CPU seconds of the axum rebuild after touching one handler.
     #[serde(default)]
     pub axum_incremental_cpu_s: Option<f64>,
+    /// Clean build of the axum crate whose types also derive `JsonSchema` (as the Pikku
+    /// crate's do), seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axum_schemas_build_s: Option<f64>,
+    /// Its rebuild after touching one handler, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axum_schemas_incremental_s: Option<f64>,
+    /// CPU seconds of its clean build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axum_schemas_build_cpu_s: Option<f64>,
+    /// CPU seconds of its rebuild after touching one handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axum_schemas_incremental_cpu_s: Option<f64>,
     /// Samples per figure.
     pub samples: usize,
     /// How it was measured.

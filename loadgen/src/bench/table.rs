@@ -321,6 +321,23 @@ pub fn compile_rows(c: &CompileCost) -> Vec<Row> {
         .into_iter()
         .filter_map(|(m, a, b)| Some((m, a?, b?))),
     )
+    // The same, against axum whose types derive `JsonSchema` too: what is left is Pikku's own.
+    .chain(
+        [
+            (
+                "cargo build s, vs axum + the same JsonSchema derives",
+                Some(c.pikku_build_s),
+                c.axum_schemas_build_s,
+            ),
+            (
+                "incremental rebuild s, vs axum + the same JsonSchema derives",
+                Some(c.pikku_incremental_s),
+                c.axum_schemas_incremental_s,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(m, a, b)| Some((m, a?, b?))),
+    )
     .map(|(metric, a, b)| Row {
         scenario: format!("compile: {} functions", c.functions),
         metric: metric.into(),
@@ -445,6 +462,10 @@ mod tests {
             axum_build_cpu_s: cpu.then_some(12.572022),
             pikku_incremental_cpu_s: cpu.then_some(3.405222),
             axum_incremental_cpu_s: cpu.then_some(1.960921),
+            axum_schemas_build_s: None,
+            axum_schemas_incremental_s: None,
+            axum_schemas_build_cpu_s: None,
+            axum_schemas_incremental_cpu_s: None,
             samples: 3,
             note: String::new(),
         }
@@ -479,5 +500,34 @@ mod tests {
                 .all(|r| r.scenario == "compile: 200 functions" && r.target == "reported")
         );
         assert_eq!(compile_rows(&cost(false)).len(), 2);
+    }
+
+    /// With the axum crate whose types derive `JsonSchema` too, two more rows compare with it.
+    #[test]
+    fn compile_rows_against_axum_with_the_same_derives() {
+        let c = CompileCost {
+            axum_schemas_build_s: Some(11.25),
+            axum_schemas_incremental_s: Some(2.4),
+            ..cost(false)
+        };
+        let rows = compile_rows(&c);
+        let got: Vec<_> = rows.iter().map(cells).collect();
+        assert_eq!(
+            got[2..],
+            [
+                [
+                    "cargo build s, vs axum + the same JsonSchema derives",
+                    "13.5",
+                    "11.2",
+                    "1.20x"
+                ],
+                [
+                    "incremental rebuild s, vs axum + the same JsonSchema derives",
+                    "3.1",
+                    "2.4",
+                    "1.28x"
+                ],
+            ]
+        );
     }
 }

@@ -1,7 +1,9 @@
-//! Compile cost of the DSL: writes two crates into a temporary directory — 200 functions
-//! annotated with `#[pikku_func]`, and the same 200 functions as plain axum handlers — then
-//! times `cargo build` (debug) of each crate with its dependencies already built, and the
-//! incremental rebuild after changing one function. Prints one JSON line.
+//! Compile cost of the DSL: writes three crates into a temporary directory — 200 functions
+//! annotated with `#[pikku_func]`, the same 200 functions as plain axum handlers, and those
+//! axum handlers with their types also deriving `JsonSchema` (what the Pikku crate's types
+//! derive for the OpenAPI document, so the part of the cost that is the derives' is seen) —
+//! then times `cargo build` (debug) of each crate with its dependencies already built, and
+//! the incremental rebuild after changing one function. Prints one JSON line.
 //!
 //! ```sh
 //! cargo run --release -p loadgen --bin compile-cost -- [--functions 200] [--samples 3] [--keep]
@@ -17,6 +19,9 @@ use std::process::Command;
 use std::time::Instant;
 
 const PER_MODULE: usize = 20;
+
+/// The measured crates, in the order of the timings.
+const CRATES: [&str; 3] = ["gen-pikku", "gen-axum", "gen-axum-schemas"];
 
 use loadgen::report::CompileCost;
 
@@ -50,7 +55,13 @@ fn module_pikku(m: usize, n: usize) -> String {
     s
 }
 
-fn module_axum(m: usize, n: usize) -> String {
+/// `schemas`: the types also derive `JsonSchema`, as the Pikku crate's do.
+fn module_axum(m: usize, n: usize, schemas: bool) -> String {
+    let schema = if schemas {
+        ", schemars::JsonSchema"
+    } else {
+        ""
+    };
     let mut s = String::from(
         "use std::sync::Arc;\nuse axum::extract::{Json, Query, State};\nuse axum::response::sse::{Event, KeepAlive, Sse};\n\
          use axum::routing::{get, post};\nuse axum::Router;\nuse futures_util::Stream;\nuse serde::{Deserialize, Serialize};\n\
@@ -62,8 +73,8 @@ fn module_axum(m: usize, n: usize) -> String {
         let f = m * PER_MODULE + i;
         let _ = write!(
             s,
-            "#[derive(Debug, Deserialize)]\npub struct In{f} {{ pub a: u64, pub b: Option<String> }}\n\
-             #[derive(Debug, Serialize)]\npub struct Out{f} {{ pub v: u64, pub s: String }}\n\n"
+            "#[derive(Debug, Deserialize{schema})]\npub struct In{f} {{ pub a: u64, pub b: Option<String> }}\n\
+             #[derive(Debug, Serialize{schema})]\npub struct Out{f} {{ pub v: u64, pub s: String }}\n\n"
         );
         if i % 4 == 0 {
             let _ = write!(
@@ -105,7 +116,7 @@ fn generate(dir: &Path, root: &Path, functions: usize) -> Result<(), String> {
     let runtime = root.join("pikku-runtime");
     write(
         &dir.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"gen-pikku\", \"gen-axum\"]\nresolver = \"3\"\n",
+        "[workspace]\nmembers = [\"gen-pikku\", \"gen-axum\", \"gen-axum-schemas\"]\nresolver = \"3\"\n",
     )?;
     // Same dependency versions as the project.
     if let Ok(lock) = std::fs::read_to_string(root.join("Cargo.lock")) {
@@ -120,12 +131,16 @@ fn generate(dir: &Path, root: &Path, functions: usize) -> Result<(), String> {
             runtime.display().to_string()
         ),
     )?;
-    write(
-        &dir.join("gen-axum/Cargo.toml"),
-        "[package]\nname = \"gen-axum\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[dependencies]\n\
-         axum = \"0.8\"\nserde = { version = \"1\", features = [\"derive\"] }\ntokio = { version = \"1\", features = [\"full\"] }\n\
-         async-stream = \"0.3\"\nfutures-util = \"0.3\"\n",
-    )?;
+    for (krate, extra) in [("gen-axum", ""), ("gen-axum-schemas", "schemars = \"1\"\n")] {
+        write(
+            &dir.join(krate).join("Cargo.toml"),
+            &format!(
+                "[package]\nname = \"{krate}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[dependencies]\n\
+                 axum = \"0.8\"\nserde = {{ version = \"1\", features = [\"derive\"] }}\ntokio = {{ version = \"1\", features = [\"full\"] }}\n\
+                 async-stream = \"0.3\"\nfutures-util = \"0.3\"\n{extra}"
+            ),
+        )?;
+    }
     let mut pikku_main = String::new();
     let mut axum_main = String::from("use std::sync::Arc;\n");
     let mut merge = String::new();
@@ -137,7 +152,11 @@ fn generate(dir: &Path, root: &Path, functions: usize) -> Result<(), String> {
         )?;
         write(
             &dir.join(format!("gen-axum/src/m{m}.rs")),
-            &module_axum(m, n),
+            &module_axum(m, n, false),
+        )?;
+        write(
+            &dir.join(format!("gen-axum-schemas/src/m{m}.rs")),
+            &module_axum(m, n, true),
         )?;
         let _ = writeln!(pikku_main, "mod m{m};");
         let _ = writeln!(axum_main, "mod m{m};");
@@ -154,6 +173,7 @@ fn generate(dir: &Path, root: &Path, functions: usize) -> Result<(), String> {
     );
     write(&dir.join("gen-pikku/src/main.rs"), &pikku_main)?;
     write(&dir.join("gen-axum/src/main.rs"), &axum_main)?;
+    write(&dir.join("gen-axum-schemas/src/main.rs"), &axum_main)?;
     Ok(())
 }
 
@@ -236,16 +256,25 @@ fn run() -> Result<CompileCost, String> {
     let warm = cargo(
         &dir,
         &target,
-        &["build", "-q", "-p", "gen-pikku", "-p", "gen-axum"],
+        &[
+            "build",
+            "-q",
+            "-p",
+            "gen-pikku",
+            "-p",
+            "gen-axum",
+            "-p",
+            "gen-axum-schemas",
+        ],
     )?;
     eprintln!(
         "compile-cost: first build with dependencies {:.1} s",
         warm.wall
     );
     // Samples alternate between the crates, so a change in the box's load hits both alike.
-    let mut t: [[Vec<Timing>; 2]; 2] = Default::default(); // [crate][full, incremental]
+    let mut t: [[Vec<Timing>; 2]; 3] = Default::default(); // [crate][full, incremental]
     for sample in 0..samples {
-        for (k, krate) in ["gen-pikku", "gen-axum"].into_iter().enumerate() {
+        for (k, krate) in CRATES.into_iter().enumerate() {
             let m0 = dir.join(krate).join("src/m0.rs");
             cargo(&dir, &target, &["clean", "-q", "-p", krate])?;
             t[k][0].push(cargo(&dir, &target, &["build", "-q", "-p", krate])?);
@@ -260,7 +289,7 @@ fn run() -> Result<CompileCost, String> {
             t[k][1].push(cargo(&dir, &target, &["build", "-q", "-p", krate])?);
         }
     }
-    for (k, krate) in ["gen-pikku", "gen-axum"].into_iter().enumerate() {
+    for (k, krate) in CRATES.into_iter().enumerate() {
         let show = |v: &[Timing]| {
             v.iter()
                 .map(|t| format!("{:.1} ({:.1} CPU)", t.wall, t.cpu))
@@ -285,6 +314,10 @@ fn run() -> Result<CompileCost, String> {
         axum_build_cpu_s: cpu(&t[1][0]),
         pikku_incremental_cpu_s: cpu(&t[0][1]),
         axum_incremental_cpu_s: cpu(&t[1][1]),
+        axum_schemas_build_s: Some(wall(&t[2][0])),
+        axum_schemas_incremental_s: Some(wall(&t[2][1])),
+        axum_schemas_build_cpu_s: cpu(&t[2][0]),
+        axum_schemas_incremental_cpu_s: cpu(&t[2][1]),
         samples,
         note: "debug profile; dependencies already built; incremental = one function's body \
                changed; CPU = user + system time of cargo and the compilers it ran"
