@@ -10,7 +10,8 @@
 //!
 //! Environment: `PIKKU_ADDR` (default `127.0.0.1:3100`), `PIKKU_SSE_HEARTBEAT_MS`,
 //! `PIKKU_DIRECT_EVENT_STREAMS` (`0`: every request through hyper, see
-//! `ServeConfig::direct_event_streams`),
+//! `ServeConfig::direct_event_streams`), `PIKKU_REUSE_PORT` (`1`: bind with `SO_REUSEPORT`, so
+//! several instances share one port; `hundred-k --one-port`),
 //! `PIKKU_EVENT_HUB` (the hub backend, via [`pikku::event_hub::from_env`]) and `RUST_LOG`
 //! (default `warn`: a benchmark does not log per request).
 //!
@@ -173,6 +174,25 @@ pub async fn publish_each(
     })
 }
 
+/// The listener on `addr`; with `reuse_port`, one of several processes' listeners on the
+/// same port (`SO_REUSEPORT`: the kernel spreads new connections over them).
+fn listen(addr: &str, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -196,7 +216,8 @@ async fn main() -> std::process::ExitCode {
     let pikku = Pikku::new(BenchServices { hub });
     let shutdown = pikku.shutdown_handle();
     let router = pikku.router();
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
+    let reuse_port = std::env::var("PIKKU_REUSE_PORT").is_ok_and(|v| v == "1");
+    let listener = match listen(&addr, reuse_port) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("bench: cannot listen on {addr}: {e}");

@@ -1,5 +1,6 @@
 //! The 100,000-idle-streams run (issue #17): several instances of the bench app
-//! (`examples/bench.rs`) behind ports of their own, sharing one Redis event hub, holding one
+//! (`examples/bench.rs`) behind ports of their own, or with `--one-port` all on one port
+//! (`SO_REUSEPORT`: the kernel spreads the connections), sharing one Redis event hub, holding one
 //! SSE stream per user (`GET /bench/subscribe?topic=<prefix>user<i>`), opened from several
 //! client processes. The `hundred-k` binary is a thin shell over [`parse`], [`run`] and
 //! [`worker`].
@@ -79,6 +80,9 @@ pub struct Options {
     pub deliver_timeout: Duration,
     /// Also print the outcome as one JSON line after the table (`--json`).
     pub json: bool,
+    /// Every instance on one port with `SO_REUSEPORT` (`--one-port`): which instance holds a
+    /// stream, and which one a publish reaches, is the kernel's choice.
+    pub one_port: bool,
 }
 
 /// The command line of a worker subprocess (set by the coordinator, not by hand).
@@ -118,7 +122,10 @@ hundred-k: N idle SSE streams over K bench-app instances sharing a Redis hub (is
   hundred-k [--streams 100000] [--instances 6] [--workers auto] [--redis redis://127.0.0.1:6379]
             [--heartbeat-ms 15000] [--idle-s 2*heartbeat+2] [--user I] [--bench-app PATH]
             [--sources 16] [--concurrency 64] [--open-timeout-s 600] [--deliver-timeout-s 10]
-            [--json]
+            [--one-port] [--json]
+
+--one-port: every instance listens on the same port (SO_REUSEPORT) and the kernel spreads
+the streams and the publish over them; default: a port per instance, stream i on i % K.
 
 Needs the release bench app: cargo build --release --example bench";
 
@@ -157,6 +164,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
         open_timeout: Duration::from_secs(600),
         deliver_timeout: Duration::from_secs(10),
         json: false,
+        one_port: false,
     };
     let mut worker = false;
     let (mut targets, mut from, mut to, mut prefix) = (Vec::new(), 0, 0, String::new());
@@ -169,6 +177,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Mode, String> {
             }
             "--json" => {
                 o.json = true;
+                continue;
+            }
+            "--one-port" => {
+                o.one_port = true;
                 continue;
             }
             _ => {}
@@ -605,10 +617,15 @@ pub struct Outcome {
     pub events_before: u64,
     /// The user the notification went to.
     pub user: usize,
-    /// The instance holding the user's stream.
-    pub holder: usize,
-    /// The instance the notification was published through.
-    pub via: usize,
+    /// The instance holding the user's stream (`None` with `--one-port`: the kernel's pick).
+    pub holder: Option<usize>,
+    /// The instance the notification was published through (`None` with `--one-port`).
+    pub via: Option<usize>,
+    /// Whether every instance listened on one port (`--one-port`).
+    pub one_port: bool,
+    /// Streams each instance held once all were open (its established connections on its
+    /// port), in instance order.
+    pub per_instance: Vec<usize>,
     /// Publish round trip (the `POST`'s answer), ms.
     pub publish_ms: Option<f64>,
     /// From sending the `POST` to the event read on the user's stream, ms.
@@ -661,6 +678,18 @@ impl Outcome {
             ),
             ("time to open all", format!("{:.1} s", self.open_s)),
             (
+                "listening",
+                if self.one_port {
+                    "one port shared by every instance (`SO_REUSEPORT`)".into()
+                } else {
+                    "a port per instance".into()
+                },
+            ),
+            (
+                "streams per instance (established connections on its port)",
+                format!("{:?}", self.per_instance),
+            ),
+            (
                 "servers' RSS before / all open / after idle (sum)",
                 format!(
                     "{} / {} / {}",
@@ -708,10 +737,16 @@ impl Outcome {
             ),
             (
                 "notification",
-                format!(
-                    "user {} (stream on instance {}), published through instance {}",
-                    self.user, self.holder, self.via
-                ),
+                match (self.holder, self.via) {
+                    (Some(h), Some(v)) => format!(
+                        "user {} (stream on instance {h}), published through instance {v}",
+                        self.user
+                    ),
+                    _ => format!(
+                        "user {} (stream and publish on the shared port: instances of the kernel's choice)",
+                        self.user
+                    ),
+                },
             ),
             ("publish round trip", opt(self.publish_ms)),
             (
@@ -906,13 +941,21 @@ async fn start_instances(
         o.heartbeat_ms,
         logs.display()
     );
+    let fresh = || -> Result<SocketAddr, String> {
+        let port = servers::free_port().map_err(|e| e.to_string())?;
+        Ok(([127, 0, 0, 1], port).into())
+    };
+    // With `--one-port` every instance binds the same address.
+    let shared = if o.one_port { Some(fresh()?) } else { None };
     for k in 0..o.instances {
-        let addr: SocketAddr = (
-            [127, 0, 0, 1],
-            servers::free_port().map_err(|e| e.to_string())?,
-        )
-            .into();
+        let addr = match shared {
+            Some(a) => a,
+            None => fresh()?,
+        };
         let mut cmd = Command::new(&o.bench_app);
+        if shared.is_some() {
+            cmd.env("PIKKU_REUSE_PORT", "1");
+        }
         cmd.env("PIKKU_ADDR", addr.to_string())
             .env("PIKKU_SSE_HEARTBEAT_MS", o.heartbeat_ms.to_string())
             .env("PIKKU_EVENT_HUB", &o.redis)
@@ -923,8 +966,96 @@ async fn start_instances(
             .await
             .map_err(|e| format!("instance {k} (hub {}): {e}", o.redis))?;
         servers.push(server);
+        // On a shared port the first instance already answers: wait for this one's own
+        // listening socket.
+        if shared.is_some() {
+            wait_for_listeners(addr, k + 1, &mut servers[k]).await?;
+        }
     }
     Ok(())
+}
+
+/// Waits until `n` sockets listen on `addr` (one per instance on a shared port), or the
+/// newest instance exits, or 15 s pass.
+async fn wait_for_listeners(addr: SocketAddr, n: usize, newest: &mut Server) -> Result<(), String> {
+    let t0 = Instant::now();
+    loop {
+        if listeners(addr) >= n {
+            return Ok(());
+        }
+        if let Some(status) = newest.exited() {
+            return Err(format!(
+                "instance {} exited ({status}) before listening",
+                n - 1
+            ));
+        }
+        if t0.elapsed() > Duration::from_secs(15) {
+            return Err(format!(
+                "instance {} did not listen on {addr} within 15 s",
+                n - 1
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sockets listening on `addr` (IPv4), from `/proc/net/tcp`: each line's local address is
+/// `HEXIP:HEXPORT` (the IP's bytes in host order), state `0A` is LISTEN.
+fn listeners(addr: SocketAddr) -> usize {
+    let std::net::IpAddr::V4(ip) = addr.ip() else {
+        return 0;
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(ip.octets()),
+        addr.port()
+    );
+    std::fs::read_to_string("/proc/net/tcp").map_or(0, |t| count_listeners(&t, &local))
+}
+
+fn count_listeners(table: &str, local: &str) -> usize {
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let mut f = l.split_whitespace();
+            f.nth(1) == Some(local) && f.nth(1) == Some("0A")
+        })
+        .count()
+}
+
+/// Connections a process holds on `port` (accepted, established): its socket descriptors
+/// (`/proc/<pid>/fd`, `socket:[inode]`) matched with the established lines of
+/// `/proc/net/tcp` whose local port is `port`. 0 when either cannot be read. Exact once the
+/// connections stop changing (the table is not read atomically).
+fn connections_held(pid: u32, port: u16) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    std::fs::read_to_string("/proc/net/tcp").map_or(0, |t| count_established(&t, port, &inodes))
+}
+
+fn count_established(table: &str, port: u16, inodes: &std::collections::HashSet<String>) -> usize {
+    let suffix = format!(":{port:04X}");
+    // Distinct inodes: the kernel prints the table a chunk per read, so a socket can appear
+    // twice while connections come and go.
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && f[1].ends_with(&suffix) && f[3] == "01" && inodes.contains(f[9]))
+                .then_some(f[9])
+        })
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 /// Spawns the workers (this executable with `--worker`) into `workers`, each with its range
@@ -1013,6 +1144,7 @@ async fn run_with(
     // Let the instances finish starting (hub connections) before the baseline reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
     out.server_rss_before_kib = sum_kib(&server_pids, "VmRSS");
+    out.one_port = o.one_port;
 
     let t_open = Instant::now();
     let mut inbox = spawn_workers(o, &prefix, servers, workers)?;
@@ -1048,9 +1180,13 @@ async fn run_with(
             }
         }
     }
+    out.per_instance = servers
+        .iter()
+        .map(|s| connections_held(s.pid, s.addr.port()))
+        .collect();
     eprintln!(
-        "hundred-k: {} streams open, {} failed, in {:.1} s",
-        out.opened, out.failed, out.open_s
+        "hundred-k: {} streams open, {} failed, in {:.1} s; per instance {:?}",
+        out.opened, out.failed, out.open_s, out.per_instance
     );
     out.check(
         "every stream opened (200, `text/event-stream`)",
@@ -1138,8 +1274,9 @@ async fn run_with(
 }
 
 /// Publishes one event to one user's topic through an instance other than the one holding
-/// the user's stream, waits for it (bounded), then asks every worker which streams got
-/// events, and records the two delivery checks.
+/// the user's stream (with `--one-port`, through the shared port: any instance), waits for it
+/// (bounded), then asks every worker which streams got events, and records the two delivery
+/// checks.
 async fn notify(
     o: &Options,
     prefix: &str,
@@ -1152,13 +1289,23 @@ async fn notify(
     out.user = o
         .user
         .unwrap_or((now_us() / 1_000 % o.streams as u64) as usize);
-    out.holder = out.user % o.instances;
-    out.via = (out.holder + 1) % o.instances;
-    let via = servers[out.via].addr;
+    let holder = out.user % o.instances;
+    let via_k = (holder + 1) % o.instances;
+    // On a shared port every instance has the same address: the kernel picks both.
+    if !o.one_port {
+        out.holder = Some(holder);
+        out.via = Some(via_k);
+    }
+    let via = servers[via_k].addr;
     let path = format!("/bench/publish?topic={}&n=1", topic(prefix, out.user));
     eprintln!(
-        "hundred-k: publishing to user {} (instance {}) through instance {}",
-        out.user, out.holder, out.via
+        "hundred-k: publishing to user {} ({})",
+        out.user,
+        if o.one_port {
+            "on the shared port".to_owned()
+        } else {
+            format!("instance {holder}, published through instance {via_k}")
+        }
     );
     events.clear();
     let t_pub_us = now_us();
@@ -1243,6 +1390,41 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn one_port_is_a_flag() {
+        let Ok(Mode::Run(o)) = parse(args("--one-port --streams 10 --instances 2")) else {
+            panic!("parses");
+        };
+        assert!(o.one_port);
+        let Ok(Mode::Run(o)) = parse(args("--streams 10 --instances 2")) else {
+            panic!("parses");
+        };
+        assert!(!o.one_port);
+    }
+
+    /// Two listeners on 127.0.0.1:36983 (0x9077), one connection on it (listed twice, as a
+    /// read racing new connections can), one listener elsewhere: the format of
+    /// `/proc/net/tcp`.
+    #[test]
+    fn listeners_are_counted_from_the_tcp_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:9077 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0
+   1: 0100007F:9077 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 100 0 0 10 0
+   2: 0100007F:9077 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4 30 10 -1
+   2: 0100007F:9077 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4 30 10 -1
+   3: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1004 1 0 100 0 0 10 0
+";
+        assert_eq!(count_listeners(table, "0100007F:9077"), 2);
+        assert_eq!(count_listeners(table, "0100007F:1F90"), 1);
+        assert_eq!(count_listeners(table, "0100007F:0050"), 0);
+        let ours = ["1003".to_owned(), "1001".to_owned()].into_iter().collect();
+        assert_eq!(count_established(table, 36983, &ours), 1);
+        let theirs = ["1004".to_owned()].into_iter().collect();
+        assert_eq!(count_established(table, 36983, &theirs), 0);
+        let local = format!("{:08X}:{:04X}", u32::from_ne_bytes([127, 0, 0, 1]), 36983);
+        assert_eq!(local, "0100007F:9077");
     }
 
     #[test]

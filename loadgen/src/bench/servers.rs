@@ -59,6 +59,13 @@ pub struct Server {
     pub addr: SocketAddr,
 }
 
+impl Server {
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
 /// The event hub a server is started with: `PIKKU_EVENT_HUB` and, when set,
 /// `PIKKU_EVENT_HUB_PREFIX` (the backend's key, subject or table prefix).
 #[derive(Debug, Clone, PartialEq)]
