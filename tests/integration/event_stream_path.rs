@@ -343,59 +343,16 @@ async fn shutdown_does_not_wait_for_a_kept_alive_connection_between_requests() {
 
 #[tokio::test]
 async fn an_upgrade_requested_after_a_request_on_the_same_connection_still_upgrades() {
-    // A route of the app's own (as a WebSocket route would be) that upgrades the connection
-    // to an echo protocol.
     let (app, ..) = fixtures::app();
     let shutdown = app.shutdown_handle();
-    let router = app.router().route(
-        "/t/upgrade",
-        axum::routing::get(|mut req: axum::extract::Request| async move {
-            let on = hyper::upgrade::on(&mut req);
-            tokio::spawn(async move {
-                let Ok(upgraded) = on.await else { return };
-                let mut io = hyper_util::rt::TokioIo::new(upgraded);
-                let mut buf = [0u8; 64];
-                while let Ok(n) = io.read(&mut buf).await {
-                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            axum::response::Response::builder()
-                .status(101)
-                .header("connection", "upgrade")
-                .header("upgrade", "echo")
-                .body(axum::body::Body::empty())
-                .unwrap()
-        }),
-    );
-    let srv = TestServer::start(router, shutdown).await;
+    let srv = TestServer::start(with_echo_upgrade(app.router()), shutdown).await;
     let mut conn = TcpStream::connect(srv.addr).await.unwrap();
     conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
         .await
         .unwrap();
     let res = read_response(&mut conn).await;
     assert!(res.ends_with("{\"n\":1}"), "{res}");
-    conn.write_all(
-        b"GET /t/upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "{head:?}");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
-    conn.write_all(b"ping").await.unwrap();
-    let mut echoed = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut echoed))
-        .await
-        .expect("the upgraded connection echoes")
-        .unwrap();
-    assert_eq!(&echoed, b"ping");
+    upgrades_to_echo(&mut conn).await;
 }
 
 #[tokio::test]
@@ -427,4 +384,79 @@ async fn later_requests_sent_a_byte_at_a_time_are_told_apart() {
         assert!(res.starts_with("HTTP/1.1 200 OK\r\n"), "{res}");
         assert!(res.ends_with("{\"n\":1}"), "{res}");
     }
+}
+
+/// Known bug, kept as its reproduction: after a request whose body the handler did not read,
+/// hyper drains the body and keeps the connection, but serves it without upgrades (the direct
+/// event-stream handover needs a connection it can take apart, and hyper's upgradeable one
+/// cannot be), so a later upgrade gets its `101` and then the connection closes. Browsers
+/// open WebSockets on connections of their own, so they do not meet this; a client that
+/// reuses a connection for an upgrade after such a request does.
+#[tokio::test]
+#[ignore = "known bug: an upgrade after an unread request body on a kept-alive HTTP/1.1 connection"]
+async fn an_upgrade_after_a_request_whose_body_was_not_read_still_upgrades() {
+    let (app, ..) = fixtures::app();
+    let shutdown = app.shutdown_handle();
+    // A handler that answers without reading the request's body.
+    let router =
+        with_echo_upgrade(app.router()).route("/t/ignore", axum::routing::post(|| async { "ok" }));
+    let srv = TestServer::start(router, shutdown).await;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"POST /t/ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let res = read_response(&mut conn).await;
+    assert!(res.ends_with("ok"), "{res}");
+    upgrades_to_echo(&mut conn).await;
+}
+
+/// `router` with `GET /t/upgrade`: a route of the app's own (as a WebSocket route would be)
+/// that upgrades the connection to an echo protocol.
+fn with_echo_upgrade(router: axum::Router) -> axum::Router {
+    router.route(
+        "/t/upgrade",
+        axum::routing::get(|mut req: axum::extract::Request| async move {
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = on.await else { return };
+                let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                let mut buf = [0u8; 64];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            axum::response::Response::builder()
+                .status(101)
+                .header("connection", "upgrade")
+                .header("upgrade", "echo")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }),
+    )
+}
+
+/// Requests the upgrade on `conn`, expects the `101`, then the echo of what it sends.
+async fn upgrades_to_echo(conn: &mut TcpStream) {
+    conn.write_all(
+        b"GET /t/upgrade HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    conn.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut echoed))
+        .await
+        .expect("the upgraded connection echoes")
+        .unwrap();
+    assert_eq!(&echoed, b"ping");
 }
