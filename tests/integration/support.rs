@@ -16,12 +16,20 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(router: axum::Router, shutdown: Shutdown) -> Self {
+        Self::start_with(router, shutdown, pikku::ServeConfig::default()).await
+    }
+
+    /// [`TestServer::start`] with chosen connection settings (the 2 s shutdown deadline kept).
+    pub async fn start_with(
+        router: axum::Router,
+        shutdown: Shutdown,
+        cfg: pikku::ServeConfig,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let s = shutdown.clone();
-        let task = tokio::spawn(async move {
-            pikku::serve_with_deadline(listener, router, s, Duration::from_secs(2)).await
-        });
+        let cfg = cfg.shutdown_deadline(Duration::from_secs(2));
+        let task = tokio::spawn(async move { pikku::serve_with(listener, router, s, cfg).await });
         Self {
             addr,
             shutdown,
