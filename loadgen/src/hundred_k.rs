@@ -1024,40 +1024,6 @@ fn count_listeners(table: &str, local: &str) -> usize {
         .count()
 }
 
-/// Connections a process holds on `port` (accepted, established): its socket descriptors
-/// (`/proc/<pid>/fd`, `socket:[inode]`) matched with the established lines of
-/// `/proc/net/tcp` whose local port is `port`. 0 when either cannot be read. Exact once the
-/// connections stop changing (the table is not read atomically).
-fn connections_held(pid: u32, port: u16) -> usize {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return 0;
-    };
-    let inodes: std::collections::HashSet<String> = fds
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|l| {
-            let l = l.to_string_lossy();
-            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
-        })
-        .collect();
-    std::fs::read_to_string("/proc/net/tcp").map_or(0, |t| count_established(&t, port, &inodes))
-}
-
-fn count_established(table: &str, port: u16, inodes: &std::collections::HashSet<String>) -> usize {
-    let suffix = format!(":{port:04X}");
-    // Distinct inodes: the kernel prints the table a chunk per read, so a socket can appear
-    // twice while connections come and go.
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 9 && f[1].ends_with(&suffix) && f[3] == "01" && inodes.contains(f[9]))
-                .then_some(f[9])
-        })
-        .collect::<std::collections::HashSet<_>>()
-        .len()
-}
-
 /// Spawns the workers (this executable with `--worker`) into `workers`, each with its range
 /// of streams; their stdout lines arrive in the returned inbox.
 fn spawn_workers(
@@ -1182,7 +1148,7 @@ async fn run_with(
     }
     out.per_instance = servers
         .iter()
-        .map(|s| connections_held(s.pid, s.addr.port()))
+        .map(|s| servers::conns_on_port(s.pid, s.addr.port(), servers::End::Local))
         .collect();
     eprintln!(
         "hundred-k: {} streams open, {} failed, in {:.1} s; per instance {:?}",
@@ -1404,25 +1370,19 @@ mod tests {
         assert!(!o.one_port);
     }
 
-    /// Two listeners on 127.0.0.1:36983 (0x9077), one connection on it (listed twice, as a
-    /// read racing new connections can), one listener elsewhere: the format of
-    /// `/proc/net/tcp`.
+    /// Two listeners on 127.0.0.1:36983 (0x9077), one connection on it, one listener
+    /// elsewhere: the format of `/proc/net/tcp`.
     #[test]
     fn listeners_are_counted_from_the_tcp_table() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:9077 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0
    1: 0100007F:9077 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1002 1 0 100 0 0 10 0
    2: 0100007F:9077 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4 30 10 -1
-   2: 0100007F:9077 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4 30 10 -1
    3: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1004 1 0 100 0 0 10 0
 ";
         assert_eq!(count_listeners(table, "0100007F:9077"), 2);
         assert_eq!(count_listeners(table, "0100007F:1F90"), 1);
         assert_eq!(count_listeners(table, "0100007F:0050"), 0);
-        let ours = ["1003".to_owned(), "1001".to_owned()].into_iter().collect();
-        assert_eq!(count_established(table, 36983, &ours), 1);
-        let theirs = ["1004".to_owned()].into_iter().collect();
-        assert_eq!(count_established(table, 36983, &theirs), 0);
         let local = format!("{:08X}:{:04X}", u32::from_ne_bytes([127, 0, 0, 1]), 36983);
         assert_eq!(local, "0100007F:9077");
     }

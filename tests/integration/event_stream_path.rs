@@ -160,6 +160,17 @@ async fn a_client_that_keeps_sending_during_its_stream_is_disconnected() {
     );
 }
 
+/// A connection to `addr` that has had one kept-alive exchange: `GET /t/thing`, answered.
+async fn after_one_get(addr: std::net::SocketAddr) -> TcpStream {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let res = read_response(&mut conn).await;
+    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    conn
+}
+
 /// One complete response with a `content-length` body, read off a kept-alive connection.
 async fn read_response(conn: &mut TcpStream) -> String {
     let mut raw = Vec::new();
@@ -290,12 +301,7 @@ async fn a_later_request_head_sent_slowly_is_cut_off_at_the_header_timeout() {
         shutdown.clone(),
         cfg,
     ));
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let res = read_response(&mut conn).await;
-    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    let conn = after_one_get(addr).await;
     // The next head trickles in and never ends: the server stops waiting for it.
     let (mut rd, mut wr) = conn.into_split();
     let trickle = tokio::spawn(async move {
@@ -322,12 +328,7 @@ async fn a_later_request_head_sent_slowly_is_cut_off_at_the_header_timeout() {
 async fn shutdown_does_not_wait_for_a_kept_alive_connection_between_requests() {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let res = read_response(&mut conn).await;
-    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    let mut conn = after_one_get(srv.addr).await;
     // The connection now waits for its next request; shutdown closes it at once (the test
     // server's deadline for open connections is 2 s).
     let t0 = std::time::Instant::now();
@@ -346,12 +347,7 @@ async fn an_upgrade_requested_after_a_request_on_the_same_connection_still_upgra
     let (app, ..) = fixtures::app();
     let shutdown = app.shutdown_handle();
     let srv = TestServer::start(with_echo_upgrade(app.router()), shutdown).await;
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let res = read_response(&mut conn).await;
-    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    let mut conn = after_one_get(srv.addr).await;
     upgrades_to_echo(&mut conn).await;
 }
 
@@ -359,12 +355,7 @@ async fn an_upgrade_requested_after_a_request_on_the_same_connection_still_upgra
 async fn later_requests_sent_a_byte_at_a_time_are_told_apart() {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let res = read_response(&mut conn).await;
-    assert!(res.ends_with("{\"n\":1}"), "{res}");
+    let mut conn = after_one_get(srv.addr).await;
     for b in STREAM_REQUEST.bytes() {
         conn.write_all(&[b]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(2)).await;

@@ -198,11 +198,26 @@ pub fn url_port(url: &str) -> Option<u16> {
     }
 }
 
-/// Established TCP connections process `pid` holds to remote port `port`: its socket
-/// descriptors (`/proc/<pid>/fd`) matched by inode against `/proc/<pid>/net/tcp{,6}`. Exact
-/// for one process, unlike a backend's own client count, which every other client of a shared
-/// server moves too.
+/// Which end of a connection [`conns_on_port`] matches the port on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The process's own port (a server's accepted connections).
+    Local,
+    /// The peer's port (a client's connections to a backend).
+    Remote,
+}
+
+/// Established TCP connections process `pid` holds to remote port `port`: see
+/// [`conns_on_port`]. Exact for one process, unlike a backend's own client count, which every
+/// other client of a shared server moves too.
 pub fn conns_to_port(pid: u32, port: u16) -> usize {
+    conns_on_port(pid, port, End::Remote)
+}
+
+/// Established TCP connections process `pid` holds with `port` at `end`: its socket
+/// descriptors (`/proc/<pid>/fd`) matched by inode against `/proc/<pid>/net/tcp{,6}`. Exact
+/// once its connections stop changing (the tables are not read atomically).
+pub fn conns_on_port(pid: u32, port: u16, end: End) -> usize {
     let inodes: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
         .flatten()
@@ -216,25 +231,34 @@ pub fn conns_to_port(pid: u32, port: u16) -> usize {
     ["tcp", "tcp6"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).ok())
-        .map(|table| count_in_tcp_table(&table, port, &inodes))
+        .map(|table| count_in_tcp_table(&table, port, end, &inodes))
         .sum()
 }
 
-/// Rows of a `/proc/net/tcp` table in state ESTABLISHED (`01`) to remote `port` whose inode
-/// is one of `inodes`.
-fn count_in_tcp_table(table: &str, port: u16, inodes: &std::collections::HashSet<u64>) -> usize {
+/// Sockets of a `/proc/net/tcp` table in state ESTABLISHED (`01`) with `port` at `end` whose
+/// inode is one of `inodes`, each once (the kernel prints the table a chunk per read, so a
+/// socket can appear twice while connections come and go).
+fn count_in_tcp_table(
+    table: &str,
+    port: u16,
+    end: End,
+    inodes: &std::collections::HashSet<u64>,
+) -> usize {
     let want = format!(":{port:04X}");
+    let column = match end {
+        End::Local => 1,
+        End::Remote => 2,
+    };
     table
         .lines()
         .skip(1)
-        .filter(|l| {
+        .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 9
-                && f[2].ends_with(&want)
-                && f[3] == "01"
-                && f[9].parse().is_ok_and(|i: u64| inodes.contains(&i))
+            let inode: u64 = f.get(9)?.parse().ok()?;
+            (f[column].ends_with(&want) && f[3] == "01" && inodes.contains(&inode)).then_some(inode)
         })
-        .count()
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 /// Checks `node`, installs `loadgen/node-pikku`'s pinned `@pikku/core` (`npm ci`) once, and
@@ -312,9 +336,24 @@ mod tests {
 ";
         let ours: std::collections::HashSet<u64> = [111, 333, 444].into();
         // 6379 = 0x18EB: 111 (ours, established); 222 is another process's, 333 is closing.
-        assert_eq!(count_in_tcp_table(table, 6379, &ours), 1);
-        assert_eq!(count_in_tcp_table(table, 5432, &ours), 1);
-        assert_eq!(count_in_tcp_table(table, 4222, &ours), 0);
+        assert_eq!(count_in_tcp_table(table, 6379, End::Remote, &ours), 1);
+        assert_eq!(count_in_tcp_table(table, 5432, End::Remote, &ours), 1);
+        assert_eq!(count_in_tcp_table(table, 4222, End::Remote, &ours), 0);
+    }
+
+    /// A server's accepted connections: matched on the local port, each socket once even
+    /// when the table lists it twice; listening sockets (`0A`) are not connections.
+    #[test]
+    fn established_sockets_of_the_process_on_its_own_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:9077 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0 100 0 0 10 0
+   1: 0100007F:9077 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4 30 10 -1
+   1: 0100007F:9077 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0 20 4 30 10 -1
+   2: 0100007F:9077 0100007F:C351 01 00000000:00000000 00:00000000 00000000     0        0 1005 1 0 20 4 30 10 -1
+";
+        let ours: std::collections::HashSet<u64> = [1001, 1003].into();
+        assert_eq!(count_in_tcp_table(table, 0x9077, End::Local, &ours), 1);
+        assert_eq!(count_in_tcp_table(table, 0x9077, End::Remote, &ours), 0);
     }
 
     #[test]
