@@ -342,10 +342,10 @@ impl Connection {
         event_stream_h1::serve(io, req, self.router, self.peer).await;
     }
 
-    /// Serves an HTTP/1.1 connection with hyper, watching the start of each request that
-    /// follows an exchange whose request body was read to its end, or had none ([`Watch`]):
-    /// when one is an event-stream request, hyper is shut down while idle (it has not seen a
-    /// byte of it) and the connection is handed back with the request, for
+    /// Serves an HTTP/1.1 connection with hyper, looking at the start of each request before
+    /// hyper reads it ([`Watch`]): when one is an event-stream request, hyper is shut down
+    /// once the exchange before it is over (it has not seen a byte of the request) and the
+    /// connection is handed back with the request, for
     /// [`event_stream_h1`]; an upgrade request is handed to hyper's connection with upgrades.
     /// So an `EventSource` opened on a keep-alive connection a page's `fetch` used first costs
     /// what one on a new connection does.
@@ -357,18 +357,10 @@ impl Connection {
         let state = io.state.clone();
         let service = {
             let (router, peer, state) = (self.router.clone(), self.peer, state.clone());
-            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                // The next bytes hyper reads may be this request's body: no watching until
-                // its response is sent, and then only if its body was read to the end.
-                state.watch.store(false, Ordering::Relaxed);
-                state
-                    .body_read
-                    .store(event_stream_h1::no_body(req.headers()), Ordering::Relaxed);
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                // A request found after this one waits until its response is sent.
+                state.done.store(false, Ordering::Relaxed);
                 let keep = wants_keep_alive(req.version(), req.headers());
-                let mut req = req.map(|body| ReadToEnd {
-                    body,
-                    state: state.clone(),
-                });
                 req.extensions_mut().insert(ConnectInfo(peer));
                 // A Router is always ready: calling it without `poll_ready` is fine.
                 let response = router.clone().call(req);
@@ -398,7 +390,9 @@ impl Connection {
                 // An event stream is waiting (hyper reads nothing more) and hyper has flushed
                 // its last response: it is idle, and its graceful shutdown closes it at once
                 // without touching the socket. Or the server is shutting down.
-                let handoff = state.handing_over() && state.flushed.load(Ordering::Relaxed);
+                let handoff = state.handing_over()
+                    && state.done.load(Ordering::Relaxed)
+                    && state.flushed.load(Ordering::Relaxed);
                 if handoff || cancelled.as_mut().poll(cx).is_ready() {
                     closing = true;
                     Pin::new(&mut conn).graceful_shutdown();
@@ -415,15 +409,17 @@ impl Connection {
         let parts = conn.into_parts();
         let (mut inner, head, rest) = parts.io.into_inner().into_parts();
         let stream = state.stream.lock().take();
+        // Nothing found after an exchange that closes the connection is answered.
+        let done = state.done.load(Ordering::Relaxed);
         match stream {
             // The stream's head was all there was: it is the connection's next request.
-            Some(req) if parts.read_buf.is_empty() && rest.is_empty() => {
+            Some(req) if done && parts.read_buf.is_empty() && rest.is_empty() => {
                 return Handoff::EventStream(inner, req);
             }
-            // Bytes hyper held before it (a pipelined request): hyper serves all of them.
-            Some(_) => {}
-            None if state.upgrade.load(Ordering::Relaxed) => {}
-            None => {
+            // Bytes hyper held before it: hyper serves all of them.
+            Some(_) if done => {}
+            None if done && state.upgrade.load(Ordering::Relaxed) => {}
+            _ => {
                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut inner).await;
                 return Handoff::Done;
             }
@@ -523,8 +519,9 @@ fn wants_keep_alive(version: http::Version, headers: &http::HeaderMap) -> bool {
 /// What [`Watch`] and the exchange's driver share.
 #[derive(Default)]
 struct WatchState {
-    /// Whether the next bytes read start a request (to be looked at before hyper gets them).
-    watch: AtomicBool,
+    /// Whether the last exchange is over (its response sent) and leaves the connection to be
+    /// reused: a request found after it may be handed over.
+    done: AtomicBool,
     /// Whether everything hyper wrote has been flushed: hyper flushes only once its own
     /// buffer is empty, so after a flush it holds nothing unsent.
     flushed: AtomicBool,
@@ -534,9 +531,6 @@ struct WatchState {
     upgrade: AtomicBool,
     /// `stream` or `upgrade` is set (read on every poll, so not behind the lock).
     handing_over: AtomicBool,
-    /// Whether the current request's body has been read to its end (or it has none), so
-    /// the bytes after it start the next request.
-    body_read: AtomicBool,
 }
 
 impl WatchState {
@@ -546,9 +540,8 @@ impl WatchState {
     }
 }
 
-/// A response body that, once hyper drops it (the response is sent, or not needed), starts
-/// the watch for the next request if the exchange leaves the connection to be reused and
-/// the request's body was read to its end.
+/// A response body that, once hyper drops it (the response is sent, or not needed), marks
+/// the exchange over if it leaves the connection to be reused.
 struct WatchAfter {
     body: axum::body::Body,
     keep: bool,
@@ -557,39 +550,9 @@ struct WatchAfter {
 
 impl Drop for WatchAfter {
     fn drop(&mut self) {
-        if self.keep && self.state.body_read.load(Ordering::Relaxed) {
-            self.state.watch.store(true, Ordering::Relaxed);
+        if self.keep {
+            self.state.done.store(true, Ordering::Relaxed);
         }
-    }
-}
-
-/// A request body that notes when it has been read to its end.
-struct ReadToEnd {
-    body: hyper::body::Incoming,
-    state: Arc<WatchState>,
-}
-
-impl http_body::Body for ReadToEnd {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
-        let frame = Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(frame, Poll::Ready(None)) || self.body.is_end_stream() {
-            self.state.body_read.store(true, Ordering::Relaxed);
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -613,24 +576,57 @@ impl http_body::Body for WatchAfter {
     }
 }
 
+/// Where the next byte hyper reads stands among the connection's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// It starts a request: the head is looked at here before hyper gets any of it.
+    Start,
+    /// It is in the head of a request that is not handed over: the head is read here to its
+    /// end, to learn where the request's body ends.
+    Head,
+    /// This many bytes of a request's body come before the next request starts.
+    Body(u64),
+    /// A chunked body's chunk-size line comes next (read here to its end).
+    ChunkSize,
+    /// This many bytes of a chunk (its data and CRLF) come before the next chunk-size line.
+    Chunk(u64),
+    /// The trailer section after a chunked body's last chunk comes next (read here to its
+    /// end); the next request starts after it.
+    Trailers,
+    /// Where requests start is no longer followed (a chunked body, say): hyper gets every
+    /// byte as it comes, and the connection stays hyper's.
+    Lost,
+}
+
 /// The connection as hyper sees it in [`Connection::serve_http1`].
 ///
-/// While watching, the bytes that start the next request are read into `head` and looked at
-/// ([`event_stream_h1::peek`]) before hyper gets any: anything but an event-stream request
-/// is then handed to hyper as read, and the watch ends until the next exchange whose body
-/// was read to its end is over. An event-stream request is kept for the driver, and
-/// hyper's reads stay pending, so hyper stays idle; so does a request asking for an upgrade,
-/// which this connection (no upgrades) hands to hyper's connection with upgrades. It also
-/// notes when hyper has flushed what it wrote.
+/// It follows where each request ends (its head, then a `content-length` body, whether or
+/// not anybody reads it: hyper drains an unread one), never giving hyper bytes past the end
+/// of the current request. So the start of each next request is looked at
+/// ([`event_stream_h1::peek`]) before hyper sees it: anything but an event-stream request is
+/// handed to hyper as read; an event-stream request is kept for the driver, and so is a
+/// request asking for an upgrade (which this connection, without upgrades, leaves to hyper's
+/// connection with upgrades), and hyper's reads stay pending, so hyper stays idle, until the
+/// exchange before it is over. It also notes when hyper has flushed what it wrote.
 struct Watch<I> {
     inner: Rewind<I>,
     state: Arc<WatchState>,
-    /// The start of the next request, read while watching.
-    head: Vec<u8>,
-    /// How much of `head` hyper has been given.
+    /// Bytes read here: the start of the request being looked at and whatever came with it.
+    buf: Vec<u8>,
+    /// How much of `buf` hyper has been given.
     given: usize,
-    /// Whether `head` is being read (across polls) to tell what the request is.
-    peeking: bool,
+    /// Bytes of `buf` after `given` that hyper may have as they are: a request's head, a
+    /// chunk-size line or a trailer section, found complete.
+    head_left: usize,
+    framing: Framing,
+}
+
+/// What reading more of a request head into [`Watch::buf`] came to.
+enum Filled {
+    More,
+    /// The client closed its side, or the head is longer than hyper accepts (which hyper
+    /// refuses when it gets it).
+    NoMore,
 }
 
 impl<I> Watch<I> {
@@ -640,19 +636,79 @@ impl<I> Watch<I> {
         Self {
             inner,
             state: Arc::new(state),
-            head: Vec::new(),
+            buf: Vec::new(),
             given: 0,
-            peeking: false,
+            head_left: 0,
+            framing: Framing::Start,
         }
     }
 
-    /// The connection, the start of a request read here that hyper was not given, and the
-    /// bytes put back in front before hyper that were not read yet (in that order).
+    /// The connection, the bytes read here that hyper was not given, and the bytes put back
+    /// in front before hyper that were not read yet (in that order).
     fn into_parts(self) -> (I, Vec<u8>, Bytes) {
         let (rest, inner) = self.inner.into_parts();
-        let mut head = self.head;
-        head.drain(..self.given);
-        (inner, head, rest)
+        let mut buf = self.buf;
+        buf.drain(..self.given);
+        (inner, buf, rest)
+    }
+
+    /// Gives hyper up to `max` of the bytes read here that it has not had.
+    fn give(&mut self, out: &mut tokio::io::ReadBuf<'_>, max: usize) -> usize {
+        let n = (self.buf.len() - self.given).min(max).min(out.remaining());
+        out.put_slice(&self.buf[self.given..self.given + n]);
+        self.given += n;
+        n
+    }
+}
+
+impl<I: AsyncRead + Unpin> Watch<I> {
+    /// Gives hyper up to `left` bytes of a body (what was read here first, then straight
+    /// from the connection): never past its end. Returns how many.
+    fn pass(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+        left: u64,
+    ) -> Poll<std::io::Result<u64>> {
+        let max = usize::try_from(left).unwrap_or(usize::MAX);
+        if self.given < self.buf.len() {
+            return Poll::Ready(Ok(self.give(out, max) as u64));
+        }
+        if max >= out.remaining() {
+            let before = out.filled().len();
+            std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, out))?;
+            return Poll::Ready(Ok((out.filled().len() - before) as u64));
+        }
+        // The body ends within hyper's buffer: read no further than that.
+        let mut limited = tokio::io::ReadBuf::new(out.initialize_unfilled_to(max));
+        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, &mut limited))?;
+        let n = limited.filled().len();
+        out.advance(n);
+        Poll::Ready(Ok(n as u64))
+    }
+
+    /// Reads more of a request head into `buf`.
+    fn fill(&mut self, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<Filled>> {
+        if self.given > 0 {
+            self.buf.drain(..self.given);
+            self.given = 0;
+        }
+        let start = self.buf.len();
+        if start >= event_stream_h1::HEAD_MAX {
+            return Poll::Ready(Ok(Filled::NoMore));
+        }
+        self.buf
+            .resize((start + 1024).min(event_stream_h1::HEAD_MAX), 0);
+        let mut read = tokio::io::ReadBuf::new(&mut self.buf[start..]);
+        let polled = Pin::new(&mut self.inner).poll_read(cx, &mut read);
+        let n = read.filled().len();
+        self.buf.truncate(start + n);
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) if n == 0 => Poll::Ready(Ok(Filled::NoMore)),
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(Filled::More)),
+        }
     }
 }
 
@@ -660,73 +716,121 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        if this.state.handing_over() {
-            // Handed over: hyper waits (idle) until the driver shuts it down.
-            return Poll::Pending;
-        }
-        if !this.peeking
-            && this.given == this.head.len()
-            && this.state.watch.load(Ordering::Relaxed)
-        {
-            // A new request starts: read its head here first.
-            this.head.clear();
-            this.given = 0;
-            this.peeking = true;
-        }
-        if this.peeking {
-            loop {
-                // A head longer than hyper accepts goes to hyper, which refuses it.
-                let start = this.head.len();
-                if start >= event_stream_h1::HEAD_MAX {
-                    break;
-                }
-                this.head
-                    .resize((start + 1024).min(event_stream_h1::HEAD_MAX), 0);
-                let mut read = tokio::io::ReadBuf::new(&mut this.head[start..]);
-                let polled = Pin::new(&mut this.inner).poll_read(cx, &mut read);
-                let n = read.filled().len();
-                this.head.truncate(start + n);
-                match polled {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(())) => {}
-                }
-                if n == 0 {
-                    // The client closed: hyper gets what came before, then the end.
-                    break;
-                }
-                match event_stream_h1::peek(&this.head) {
-                    event_stream_h1::Parsed::Partial => continue,
-                    event_stream_h1::Parsed::Upgrade => {
-                        this.state.upgrade.store(true, Ordering::Relaxed);
-                        this.state.handing_over.store(true, Ordering::Relaxed);
-                        return Poll::Pending;
-                    }
-                    event_stream_h1::Parsed::Other => break,
-                    event_stream_h1::Parsed::EventStream(req) => {
-                        *this.state.stream.lock() = Some(req);
-                        this.state.handing_over.store(true, Ordering::Relaxed);
-                        return Poll::Pending;
-                    }
-                }
+        loop {
+            if this.state.handing_over() {
+                // Kept for the driver: hyper waits (idle once its exchange is over) until
+                // the driver shuts it down.
+                return Poll::Pending;
             }
-            // Not a stream: hyper gets the head as read.
-            this.peeking = false;
-            this.state.watch.store(false, Ordering::Relaxed);
-            if this.head.is_empty() {
+            if this.head_left > 0 {
+                let n = this.give(out, this.head_left);
+                this.head_left -= n;
                 return Poll::Ready(Ok(()));
             }
+            match this.framing {
+                Framing::Lost => {
+                    if this.given < this.buf.len() {
+                        this.give(out, usize::MAX);
+                        return Poll::Ready(Ok(()));
+                    }
+                    return Pin::new(&mut this.inner).poll_read(cx, out);
+                }
+                Framing::Body(0) => {
+                    this.framing = Framing::Start;
+                    if this.given == this.buf.len() && this.buf.capacity() > 4096 {
+                        // Done with a long head: an idle connection keeps no large buffer.
+                        this.buf = Vec::new();
+                        this.given = 0;
+                    }
+                }
+                Framing::Body(left) => {
+                    let n = std::task::ready!(this.pass(cx, out, left))?;
+                    this.framing = Framing::Body(left - n);
+                    return Poll::Ready(Ok(()));
+                }
+                Framing::Chunk(0) => this.framing = Framing::ChunkSize,
+                Framing::Chunk(left) => {
+                    let n = std::task::ready!(this.pass(cx, out, left))?;
+                    this.framing = Framing::Chunk(left - n);
+                    return Poll::Ready(Ok(()));
+                }
+                Framing::ChunkSize | Framing::Trailers => {
+                    let at = &this.buf[this.given..];
+                    let end = if this.framing == Framing::ChunkSize {
+                        event_stream_h1::chunk_size_line(at)
+                    } else {
+                        event_stream_h1::chunk_trailers(at)
+                    };
+                    match end {
+                        event_stream_h1::ChunkEnd::Size { line, size: 0 } => {
+                            this.head_left = line;
+                            this.framing = Framing::Trailers;
+                        }
+                        event_stream_h1::ChunkEnd::Size { line, size } => {
+                            this.head_left = line;
+                            this.framing = Framing::Chunk(size.saturating_add(2));
+                        }
+                        event_stream_h1::ChunkEnd::Trailers { len } => {
+                            this.head_left = len;
+                            this.framing = Framing::Body(0);
+                        }
+                        // Hyper refuses it and closes the connection; it gets it as it is.
+                        event_stream_h1::ChunkEnd::Invalid => this.framing = Framing::Lost,
+                        event_stream_h1::ChunkEnd::Partial => {
+                            if let Filled::NoMore = std::task::ready!(this.fill(cx))? {
+                                this.framing = Framing::Lost;
+                            }
+                        }
+                    }
+                }
+                Framing::Start => {
+                    if this.given < this.buf.len() {
+                        match event_stream_h1::peek(&this.buf[this.given..]) {
+                            event_stream_h1::Parsed::Partial => {}
+                            event_stream_h1::Parsed::Upgrade => {
+                                this.state.upgrade.store(true, Ordering::Relaxed);
+                                this.state.handing_over.store(true, Ordering::Relaxed);
+                                continue;
+                            }
+                            event_stream_h1::Parsed::EventStream(req) => {
+                                *this.state.stream.lock() = Some(req);
+                                this.state.handing_over.store(true, Ordering::Relaxed);
+                                continue;
+                            }
+                            event_stream_h1::Parsed::Other => {
+                                this.framing = Framing::Head;
+                                continue;
+                            }
+                        }
+                    }
+                    match std::task::ready!(this.fill(cx))? {
+                        Filled::More => {}
+                        // The client closed between requests: hyper sees the end.
+                        Filled::NoMore if this.buf.is_empty() => return Poll::Ready(Ok(())),
+                        Filled::NoMore => this.framing = Framing::Lost,
+                    }
+                }
+                Framing::Head => match event_stream_h1::request_end(&this.buf[this.given..]) {
+                    event_stream_h1::RequestEnd::Known { head, body } => {
+                        this.head_left = head;
+                        this.framing = Framing::Body(body);
+                    }
+                    event_stream_h1::RequestEnd::Chunked { head } => {
+                        this.head_left = head;
+                        this.framing = Framing::ChunkSize;
+                    }
+                    event_stream_h1::RequestEnd::Unknown => this.framing = Framing::Lost,
+                    event_stream_h1::RequestEnd::Partial => {
+                        if let Filled::NoMore = std::task::ready!(this.fill(cx))? {
+                            this.framing = Framing::Lost;
+                        }
+                    }
+                },
+            }
         }
-        if this.given < this.head.len() {
-            let n = (this.head.len() - this.given).min(buf.remaining());
-            buf.put_slice(&this.head[this.given..this.given + n]);
-            this.given += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 

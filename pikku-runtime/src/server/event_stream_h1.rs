@@ -12,9 +12,10 @@
 //! Anything else (other requests, HTTP/2 with prior knowledge, a head that does not parse)
 //! goes to hyper with the bytes read so far put back in front ([`Rewind`]), so hyper sees
 //! the connection exactly as the client sent it. On an HTTP/1.1 connection hyper serves,
-//! the start of each request after a complete exchange is looked at ([`peek`]) before hyper
-//! reads it; an event-stream request there makes the server shut hyper down while it is idle
-//! and answer the request here. So an `EventSource` a browser opens on a keep-alive
+//! where each request ends is followed ([`request_end`], [`chunk_size_line`]) and the start of
+//! the next one is looked at ([`peek`]) before hyper reads it; an event-stream request there
+//! makes the server shut hyper down once the exchange before it is over and answer the
+//! request here. So an `EventSource` a browser opens on a keep-alive
 //! connection its page's `fetch` used first is served here too.
 //!
 //! A client going away is seen as the end of its side of the socket (or a failed write),
@@ -179,6 +180,139 @@ fn parse(buf: &[u8]) -> Parsed {
     *req.version_mut() = http::Version::HTTP_11;
     *req.headers_mut() = headers;
     Parsed::EventStream(Box::new(req))
+}
+
+/// Where a request that starts a buffer ends, as hyper reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum RequestEnd {
+    /// The head is not complete yet.
+    Partial,
+    /// The head is `head` bytes long and a `content-length` body of `body` bytes follows
+    /// (0 without one): the next request starts right after.
+    Known { head: usize, body: u64 },
+    /// The head is `head` bytes long and a chunked body follows (`transfer-encoding:
+    /// chunked`): the next request starts after its last chunk and trailers.
+    Chunked { head: usize },
+    /// Not followed here: an upgrade, `CONNECT`, another transfer coding, or a head that
+    /// does not parse the way it must for hyper to serve it.
+    Unknown,
+}
+
+/// Where the request at the start of `buf` ends: so the bytes that start the next one are
+/// known even when nobody reads this one's body (hyper then drains it).
+pub(super) fn request_end(buf: &[u8]) -> RequestEnd {
+    let mut lines = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut head = httparse::Request::new(&mut lines);
+    let len = match head.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return RequestEnd::Partial,
+        Err(_) => return RequestEnd::Unknown,
+    };
+    if head.method == Some("CONNECT") {
+        return RequestEnd::Unknown;
+    }
+    let mut body = None;
+    let mut chunked = false;
+    for line in head.headers.iter() {
+        let name = line.name;
+        if name.eq_ignore_ascii_case("upgrade") {
+            return RequestEnd::Unknown;
+        }
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            // One `chunked` line only: a list, or a second line, is hyper's to judge.
+            if chunked || !line.value.eq_ignore_ascii_case(b"chunked") {
+                return RequestEnd::Unknown;
+            }
+            chunked = true;
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            // Only plain digits, all lines the same: anything else hyper refuses (and closes
+            // the connection) or reads in a way not followed here.
+            let Some(n) = digits(line.value) else {
+                return RequestEnd::Unknown;
+            };
+            if body.is_some_and(|b| b != n) {
+                return RequestEnd::Unknown;
+            }
+            body = Some(n);
+        }
+    }
+    match (chunked, body) {
+        (false, body) => RequestEnd::Known {
+            head: len,
+            body: body.unwrap_or(0),
+        },
+        (true, None) => RequestEnd::Chunked { head: len },
+        // Both framings at once: not guessed at here.
+        (true, Some(_)) => RequestEnd::Unknown,
+    }
+}
+
+/// Where one piece of a chunked body ends, read from its start.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum ChunkEnd {
+    /// More bytes are needed.
+    Partial,
+    /// A chunk-size line of `line` bytes (its extensions and CRLF included) opening a chunk
+    /// of `size` data bytes (then a CRLF); `size` 0 is the last chunk.
+    Size { line: usize, size: u64 },
+    /// The trailer section after the last chunk, `len` bytes up to its empty line.
+    Trailers { len: usize },
+    /// Not valid chunked framing (hyper refuses it).
+    Invalid,
+}
+
+/// Most bytes of a chunk-size line (extensions included) followed here.
+const CHUNK_LINE_MAX: usize = 4096;
+
+/// The chunk-size line at the start of `buf`: hex digits, optional whitespace and
+/// extensions, CRLF, as hyper's decoder reads it.
+pub(super) fn chunk_size_line(buf: &[u8]) -> ChunkEnd {
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        if buf.len() >= CHUNK_LINE_MAX || buf.contains(&b'\n') {
+            return ChunkEnd::Invalid;
+        }
+        return ChunkEnd::Partial;
+    };
+    let line = &buf[..end];
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 || line.contains(&b'\n') {
+        return ChunkEnd::Invalid;
+    }
+    let rest = &line[digits..];
+    let after_ws = rest.iter().skip_while(|b| matches!(b, b' ' | b'\t'));
+    if !(rest.is_empty() || after_ws.clone().next().is_none_or(|b| *b == b';')) {
+        return ChunkEnd::Invalid;
+    }
+    let Ok(size) = u64::from_str_radix(&String::from_utf8_lossy(&line[..digits]), 16) else {
+        return ChunkEnd::Invalid;
+    };
+    ChunkEnd::Size {
+        line: end + 2,
+        size,
+    }
+}
+
+/// The trailer section at the start of `buf` (after the last chunk's size line): header
+/// lines up to an empty line.
+pub(super) fn chunk_trailers(buf: &[u8]) -> ChunkEnd {
+    if buf.starts_with(b"\r\n") {
+        return ChunkEnd::Trailers { len: 2 };
+    }
+    match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(at) => ChunkEnd::Trailers { len: at + 4 },
+        None if buf.len() >= HEAD_MAX => ChunkEnd::Invalid,
+        None => ChunkEnd::Partial,
+    }
+}
+
+/// A decimal number of at most 19 digits (so it fits a `u64`).
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// Whether a request has no body (so the bytes after its head start the next request).
@@ -540,6 +674,92 @@ mod tests {
             Parsed::EventStream(_) => "event stream",
             Parsed::Other | Parsed::Upgrade => "other",
         }
+    }
+
+    #[test]
+    fn where_a_request_ends_is_found_from_its_head_as_hyper_reads_it() {
+        let end = |head: &str| request_end(head.as_bytes());
+        let get = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(
+            end(get),
+            RequestEnd::Known {
+                head: get.len(),
+                body: 0
+            }
+        );
+        // What follows the head is not looked at.
+        assert_eq!(
+            end(&format!("{get}GET /next")),
+            RequestEnd::Known {
+                head: get.len(),
+                body: 0
+            }
+        );
+        assert_eq!(end("GET / HTTP/1.1\r\nHost: a\r\n"), RequestEnd::Partial);
+        let post = "POST / HTTP/1.1\r\nContent-Length: 12\r\ncontent-length: 12\r\n\r\n";
+        assert_eq!(
+            end(post),
+            RequestEnd::Known {
+                head: post.len(),
+                body: 12
+            }
+        );
+        let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n";
+        assert_eq!(
+            end(chunked),
+            RequestEnd::Chunked {
+                head: chunked.len()
+            }
+        );
+        // Anything hyper reads otherwise (or refuses) is not followed.
+        for head in [
+            "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+            "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        ] {
+            assert_eq!(end(head), RequestEnd::Unknown, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_size_lines_and_trailers_are_read_as_hyper_reads_them() {
+        let line = |s: &str| chunk_size_line(s.as_bytes());
+        assert_eq!(line("5\r\nhello"), ChunkEnd::Size { line: 3, size: 5 });
+        assert_eq!(line("1F\r\n"), ChunkEnd::Size { line: 4, size: 31 });
+        assert_eq!(
+            line("a ; name=\"v\"\r\n"),
+            ChunkEnd::Size { line: 14, size: 10 }
+        );
+        assert_eq!(line("a\t\r\n"), ChunkEnd::Size { line: 4, size: 10 });
+        assert_eq!(line("0\r\n"), ChunkEnd::Size { line: 3, size: 0 });
+        assert_eq!(line("5"), ChunkEnd::Partial);
+        assert_eq!(line("5;ext\r"), ChunkEnd::Partial);
+        for bad in [
+            "\r\n",
+            "x\r\n",
+            "5 5\r\n",
+            "5\n",
+            "5;a\nb\r\n",
+            "11112222333344445\r\n",
+        ] {
+            assert_eq!(line(bad), ChunkEnd::Invalid, "{bad:?}");
+        }
+        assert_eq!(line(&"5;".repeat(3000)), ChunkEnd::Invalid);
+        let trailers = |s: &str| chunk_trailers(s.as_bytes());
+        assert_eq!(trailers("\r\nGET /"), ChunkEnd::Trailers { len: 2 });
+        assert_eq!(
+            trailers("A: 1\r\nB: 2\r\n\r\nGET /"),
+            ChunkEnd::Trailers { len: 14 }
+        );
+        assert_eq!(trailers("A: 1\r\n"), ChunkEnd::Partial);
+        assert_eq!(trailers(""), ChunkEnd::Partial);
     }
 
     #[test]
