@@ -21,13 +21,19 @@ async fn read_to_close(conn: &mut TcpStream, secs: u64) -> String {
     String::from_utf8(all).unwrap()
 }
 
+/// Sends `request` on a new connection to `addr` and returns everything the server sends
+/// until it closes the connection (bounded by 5 s).
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    read_to_close(&mut conn, 5).await
+}
+
 #[tokio::test]
 async fn a_stream_is_chunked_ended_and_its_connection_closed() {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(STREAM_REQUEST.as_bytes()).await.unwrap();
-    let raw = read_to_close(&mut conn, 5).await;
+    let raw = exchange(srv.addr, STREAM_REQUEST.as_bytes()).await;
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     let head = head.to_ascii_lowercase();
@@ -68,11 +74,11 @@ async fn a_stream_is_chunked_ended_and_its_connection_closed() {
 async fn a_refused_stream_gets_a_complete_response_with_its_length() {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(b"GET /t/missing/0 HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
-    let raw = read_to_close(&mut conn, 5).await;
+    let raw = exchange(
+        srv.addr,
+        b"GET /t/missing/0 HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await;
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
     let length: usize = head
@@ -90,24 +96,16 @@ async fn requests_it_does_not_answer_are_hyper_s_byte_for_byte() {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
     // Two pipelined requests in one write, the first an event stream: hyper answers both.
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(
+    let raw = exchange(
+        srv.addr,
         format!("{STREAM_REQUEST}GET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             .as_bytes(),
     )
-    .await
-    .unwrap();
-    let raw = read_to_close(&mut conn, 5).await;
+    .await;
     assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
     assert!(raw.contains("id: 3\n"), "{raw}");
     // Without `Accept: text/event-stream`, a stream keeps its connection for the next request.
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(
-        b"GET /t/events HTTP/1.1\r\nHost: t\r\n\r\nGET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let raw = read_to_close(&mut conn, 5).await;
+    let raw = exchange(srv.addr, b"GET /t/events HTTP/1.1\r\nHost: t\r\n\r\nGET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",).await;
     assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
     // A request head sent a byte at a time still reaches the path.
     let mut conn = TcpStream::connect(srv.addr).await.unwrap();
@@ -121,11 +119,11 @@ async fn requests_it_does_not_answer_are_hyper_s_byte_for_byte() {
     );
     assert!(raw.contains("id: 3\n"), "{raw}");
     // An HTTP/1.0 client gets a body it can read (hyper's answer, no chunking).
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(b"GET /t/events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
-    let raw = read_to_close(&mut conn, 5).await;
+    let raw = exchange(
+        srv.addr,
+        b"GET /t/events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await;
     assert!(raw.starts_with("HTTP/1.0 200 OK"), "{raw}");
     assert!(
         !raw.to_ascii_lowercase().contains("transfer-encoding"),
@@ -277,11 +275,11 @@ async fn after_a_body_read_to_its_end_a_stream_is_served_here_and_otherwise_by_h
         "{raw}"
     );
     // A request asking to close gets its answer, then the server closes the connection.
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(b"GET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let raw = read_to_close(&mut conn, 5).await;
+    let raw = exchange(
+        srv.addr,
+        b"GET /t/thing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(
         raw.starts_with("HTTP/1.1 200 OK\r\n") && raw.ends_with("{\"n\":1}"),
         "{raw}"
@@ -488,11 +486,11 @@ async fn an_unread_body_that_looks_like_a_stream_request_is_never_answered_as_on
 async fn a_pipelined_stream_request_is_served_here_after_the_answer_before_it() {
     let (app, ..) = fixtures::app();
     let srv = TestServer::pikku(app).await;
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    conn.write_all(format!("GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n{STREAM_REQUEST}").as_bytes())
-        .await
-        .unwrap();
-    let raw = read_to_close(&mut conn, 5).await;
+    let raw = exchange(
+        srv.addr,
+        format!("GET /t/thing HTTP/1.1\r\nHost: t\r\n\r\n{STREAM_REQUEST}").as_bytes(),
+    )
+    .await;
     let (first, stream) = raw
         .split_once("{\"n\":1}")
         .expect("the first answer, whole");
