@@ -584,24 +584,23 @@ enum Framing {
     /// It is in the head of a request that is not handed over: the head is read here to its
     /// end, to learn where the request's body ends.
     Head,
-    /// This many bytes of a request's body come before the next request starts.
-    Body(u64),
+    /// This many bytes of a body come next: a `content-length` body (then the next request
+    /// starts), or a chunk's data and CRLF (`chunked`: then the next chunk-size line).
+    Body { left: u64, chunked: bool },
     /// A chunked body's chunk-size line comes next (read here to its end).
     ChunkSize,
-    /// This many bytes of a chunk (its data and CRLF) come before the next chunk-size line.
-    Chunk(u64),
     /// The trailer section after a chunked body's last chunk comes next (read here to its
     /// end); the next request starts after it.
     Trailers,
-    /// Where requests start is no longer followed (a chunked body, say): hyper gets every
-    /// byte as it comes, and the connection stays hyper's.
+    /// Where requests start is no longer followed (a transfer coding other than `chunked`,
+    /// say): hyper gets every byte as it comes, and the connection stays hyper's.
     Lost,
 }
 
 /// The connection as hyper sees it in [`Connection::serve_http1`].
 ///
-/// It follows where each request ends (its head, then a `content-length` body, whether or
-/// not anybody reads it: hyper drains an unread one), never giving hyper bytes past the end
+/// It follows where each request ends (its head, then a `content-length` or chunked body,
+/// whether or not anybody reads it: hyper drains an unread one), never giving hyper bytes past the end
 /// of the current request. So the start of each next request is looked at
 /// ([`event_stream_h1::peek`]) before hyper sees it: anything but an event-stream request is
 /// handed to hyper as read; an event-stream request is kept for the driver, and so is a
@@ -738,7 +737,11 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
                     }
                     return Pin::new(&mut this.inner).poll_read(cx, out);
                 }
-                Framing::Body(0) => {
+                Framing::Body { left: 0, chunked } => {
+                    if chunked {
+                        this.framing = Framing::ChunkSize;
+                        continue;
+                    }
                     this.framing = Framing::Start;
                     if this.given == this.buf.len() && this.buf.capacity() > 4096 {
                         // Done with a long head: an idle connection keeps no large buffer.
@@ -746,15 +749,12 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
                         this.given = 0;
                     }
                 }
-                Framing::Body(left) => {
+                Framing::Body { left, chunked } => {
                     let n = std::task::ready!(this.pass(cx, out, left))?;
-                    this.framing = Framing::Body(left - n);
-                    return Poll::Ready(Ok(()));
-                }
-                Framing::Chunk(0) => this.framing = Framing::ChunkSize,
-                Framing::Chunk(left) => {
-                    let n = std::task::ready!(this.pass(cx, out, left))?;
-                    this.framing = Framing::Chunk(left - n);
+                    this.framing = Framing::Body {
+                        left: left - n,
+                        chunked,
+                    };
                     return Poll::Ready(Ok(()));
                 }
                 Framing::ChunkSize | Framing::Trailers => {
@@ -771,11 +771,17 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
                         }
                         event_stream_h1::ChunkEnd::Size { line, size } => {
                             this.head_left = line;
-                            this.framing = Framing::Chunk(size.saturating_add(2));
+                            this.framing = Framing::Body {
+                                left: size.saturating_add(2),
+                                chunked: true,
+                            };
                         }
                         event_stream_h1::ChunkEnd::Trailers { len } => {
                             this.head_left = len;
-                            this.framing = Framing::Body(0);
+                            this.framing = Framing::Body {
+                                left: 0,
+                                chunked: false,
+                            };
                         }
                         // Hyper refuses it and closes the connection; it gets it as it is.
                         event_stream_h1::ChunkEnd::Invalid => this.framing = Framing::Lost,
@@ -816,7 +822,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watch<I> {
                 Framing::Head => match event_stream_h1::request_end(&this.buf[this.given..]) {
                     event_stream_h1::RequestEnd::Known { head, body } => {
                         this.head_left = head;
-                        this.framing = Framing::Body(body);
+                        this.framing = Framing::Body {
+                            left: body,
+                            chunked: false,
+                        };
                     }
                     event_stream_h1::RequestEnd::Chunked { head } => {
                         this.head_left = head;
