@@ -59,6 +59,19 @@ pub async fn request(
     host: &str,
     accept_sse: bool,
 ) -> io::Result<Head> {
+    request_with_get_body(stream, method, path, host, accept_sse, 0).await
+}
+
+/// [`request`], a `GET` carrying a body of `get_body` bytes (`x`s, with their length) when
+/// that is not 0: a body the server's `GET` route does not read.
+pub async fn request_with_get_body(
+    stream: &mut TcpStream,
+    method: &str,
+    path: &str,
+    host: &str,
+    accept_sse: bool,
+    get_body: usize,
+) -> io::Result<Head> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
     if accept_sse {
         req.push_str("Accept: text/event-stream\r\nCache-Control: no-cache\r\n");
@@ -67,12 +80,15 @@ pub async fn request(
     // a POST without a content type.
     let body = if method != "GET" {
         req.push_str("Content-Type: application/json\r\nContent-Length: 2\r\n");
-        "{}"
+        "{}".to_string()
+    } else if get_body > 0 {
+        req.push_str(&format!("Content-Length: {get_body}\r\n"));
+        "x".repeat(get_body)
     } else {
-        ""
+        String::new()
     };
     req.push_str("\r\n");
-    req.push_str(body);
+    req.push_str(&body);
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::with_capacity(1024);
     loop {

@@ -29,6 +29,9 @@ pub struct Target {
     /// A `GET` answered on each connection before its stream is requested (as a page's
     /// `fetch` before its `EventSource` on the same keep-alive connection); `None`: none.
     pub get_first: Option<String>,
+    /// Bytes of body sent with [`Target::get_first`], which a `GET` route does not read (0:
+    /// none).
+    pub first_body: usize,
 }
 
 impl Target {
@@ -53,6 +56,7 @@ impl Target {
             sources,
             connect_concurrency: 128,
             get_first: None,
+            first_body: 0,
         })
     }
 
@@ -70,7 +74,10 @@ impl Target {
     pub async fn open(&self, i: usize, path: &str) -> io::Result<(TcpStream, Head)> {
         let mut s = http1::connect(self.addr, self.source(i)).await?;
         if let Some(first) = &self.get_first {
-            let head = http1::request(&mut s, "GET", first, &self.host(), false).await?;
+            let host = self.host();
+            let head =
+                http1::request_with_get_body(&mut s, "GET", first, &host, false, self.first_body)
+                    .await?;
             if head.status != 200 {
                 return Err(io::Error::other(format!("{first}: status {}", head.status)));
             }

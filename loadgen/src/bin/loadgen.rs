@@ -11,7 +11,9 @@
 //! addresses to spread over, default 16), `--timeout-s S` (bound of the measured phase,
 //! default 60), `--setup-timeout-s S` (bound of opening the streams, default 60),
 //! `--get-first PATH` (a `GET` answered on each connection before its stream is requested,
-//! as a page's `fetch` before its `EventSource`; its body must be chunked or have a length).
+//! as a page's `fetch` before its `EventSource`; its body must be chunked or have a length),
+//! `--first-body N` (that `GET` carries an N-byte body, at most 64 KiB, which a `GET` route
+//! does not read).
 //!
 //! `idle` prints `READY {json}` once the streams are open, then holds them until a line
 //! arrives on stdin (or stdin closes, or `--hold-s` passes), then prints the report.
@@ -38,6 +40,7 @@ struct Args {
     setup_timeout: Duration,
     hold: Duration,
     get_first: Option<String>,
+    first_body: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -58,6 +61,7 @@ fn parse() -> Result<Args, String> {
         setup_timeout: Duration::from_secs(60),
         hold: Duration::from_secs(600),
         get_first: None,
+        first_body: 0,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -74,6 +78,7 @@ fn parse() -> Result<Args, String> {
             "--setup-timeout-s" => a.setup_timeout = Duration::from_secs(num(&v)?),
             "--hold-s" => a.hold = Duration::from_secs(num(&v)?),
             "--get-first" => a.get_first = Some(v),
+            "--first-body" => a.first_body = num(&v)?.min(64 * 1024) as usize,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -119,6 +124,7 @@ fn main() -> std::process::ExitCode {
     let target = match Target::loopback(args.addr, args.sources) {
         Ok(t) => Target {
             get_first: args.get_first.clone(),
+            first_body: args.first_body,
             ..t
         },
         Err(e) => {
