@@ -110,10 +110,15 @@ impl ActixServer {
 
     /// Stops gracefully (open connections get `shutdown_timeout` to finish) and joins the
     /// server's thread.
+    ///
+    /// actix waits for every open connection, idle kept-alive ones included, until
+    /// `shutdown_timeout` (2 s) has passed, so a stop takes up to about 2 s here; the guard
+    /// only catches a stop that never ends. (It was 5 s, and once failed on a loaded 2-core CI
+    /// box: a timing check, which belongs in a benchmark.)
     pub async fn stop(mut self) {
-        tokio::time::timeout(Duration::from_secs(5), self.handle.stop(true))
+        tokio::time::timeout(Duration::from_secs(30), self.handle.stop(true))
             .await
-            .expect("actix stops within 5 s");
+            .expect("actix stops (it waits at most `shutdown_timeout` for connections)");
         if let Some(t) = self.thread.take() {
             tokio::task::spawn_blocking(move || t.join())
                 .await
