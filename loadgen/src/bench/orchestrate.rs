@@ -11,7 +11,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::options::Opts;
 use super::record::{BackendConns, Run, ServerKind};
-use super::scenarios::{Backend, Kind, Scenario};
+use super::scenarios::{Backend, FirstRequest, Kind, Scenario};
 use super::servers::{
     HubEnv, Paths, Server, conns_to_port, fd_count, free_port, start_server, stop_server, url_port,
 };
@@ -110,9 +110,11 @@ pub fn not_run(kind: ServerKind, scenario: &Kind) -> Option<&'static str> {
         Kind::Fanout { backend, .. } => (*backend, false),
         Kind::Topics { backend, .. } => (*backend, true),
         // It serves the idle route only: there is no `GET` to answer first.
-        Kind::Idle {
-            after_get: true, ..
-        } if kind == ServerKind::NodePlain => return Some("n/a (idle route only)"),
+        Kind::Idle { first, .. }
+            if kind == ServerKind::NodePlain && *first != FirstRequest::None =>
+        {
+            return Some("n/a (idle route only)");
+        }
         Kind::Ticks { .. } | Kind::Idle { .. } => return None,
     };
     match (kind, backend) {
@@ -185,9 +187,9 @@ pub async fn run_one(
     run.note = None;
     let result = match sc.kind {
         Kind::Ticks { conns, n } => measure_ticks(p, o, &server, &mut run, conns, n).await,
-        Kind::Idle {
-            conns, after_get, ..
-        } => measure_idle(p, o, &server, &mut run, conns, after_get).await,
+        Kind::Idle { conns, first, .. } => {
+            measure_idle(p, o, &server, &mut run, conns, first).await
+        }
         Kind::Fanout { subs, n, .. } => {
             measure_fanout(p, o, &server, &mut run, &tag, subs, n).await
         }
@@ -236,16 +238,10 @@ async fn measure_idle(
     server: &Server,
     run: &mut Run,
     conns: usize,
-    after_get: bool,
+    first: FirstRequest,
 ) -> Result<Report, String> {
     let (addr, pid) = (server.addr, server.pid);
-    // A one-event stream asked for without `Accept: text/event-stream`: a plain chunked
-    // response, which every server here has.
-    let get_first: &[&str] = if after_get {
-        &["--get-first", "/bench/ticks?n=1"]
-    } else {
-        &[]
-    };
+    let get_first = first.loadgen_args();
     let mut warm = loadgen_cmd(p, o, "idle", addr);
     warm.args(["--conns", "50", "--hold-s", "0"])
         .args(get_first);
@@ -487,13 +483,14 @@ mod tests {
             not_run(PikkuNode, &topics(Backend::Embedded)),
             Some("n/a (node-pikku has no publish-each route)")
         );
-        let idle = |after_get| Kind::Idle {
+        let idle = |first| Kind::Idle {
             asked: 1,
             conns: 1,
-            after_get,
+            first,
         };
-        assert_eq!(not_run(NodePlain, &idle(false)), None);
-        assert!(not_run(NodePlain, &idle(true)).is_some());
+        assert_eq!(not_run(NodePlain, &idle(FirstRequest::None)), None);
+        assert!(not_run(NodePlain, &idle(FirstRequest::Get)).is_some());
+        assert!(not_run(NodePlain, &idle(FirstRequest::GetWithUnreadBody)).is_some());
     }
 
     #[test]

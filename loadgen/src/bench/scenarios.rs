@@ -57,9 +57,8 @@ pub enum Kind {
         asked: usize,
         /// Streams actually opened (`asked`, capped).
         conns: usize,
-        /// Each stream requested on a connection that first answered a `GET` (a page's
-        /// `fetch` before its `EventSource`), not on a new one.
-        after_get: bool,
+        /// What each stream's connection answered before the stream was requested on it.
+        first: FirstRequest,
     },
     /// Latency: `n` events published once to `subs` subscribers.
     Fanout {
@@ -78,6 +77,32 @@ pub enum Kind {
         /// The event hub the server publishes through.
         backend: Backend,
     },
+}
+
+/// The request an idle row's connections answer before their stream is requested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirstRequest {
+    /// None: the stream is the connection's first request.
+    None,
+    /// A `GET` (a page's `fetch` before its `EventSource`, on the same keep-alive connection).
+    Get,
+    /// A `GET` carrying a 64-byte body its route does not read.
+    GetWithUnreadBody,
+}
+
+impl FirstRequest {
+    /// The `loadgen idle` flags that make it.
+    pub fn loadgen_args(self) -> &'static [&'static str] {
+        // A one-event stream asked for without `Accept: text/event-stream`: a plain chunked
+        // response, which every server here has.
+        match self {
+            FirstRequest::None => &[],
+            FirstRequest::Get => &["--get-first", "/bench/ticks?n=1"],
+            FirstRequest::GetWithUnreadBody => {
+                &["--get-first", "/bench/ticks?n=1", "--first-body", "64"]
+            }
+        }
+    }
 }
 
 impl Kind {
@@ -127,7 +152,7 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 10_000,
                 conns: 10_000.min(stream_cap),
-                after_get: false,
+                first: FirstRequest::None,
             },
         },
         Scenario {
@@ -136,7 +161,16 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 10_000,
                 conns: 10_000.min(stream_cap),
-                after_get: true,
+                first: FirstRequest::Get,
+            },
+        },
+        Scenario {
+            id: "idle10k-unread-body",
+            label: "10k idle streams, each after a GET whose body was not read".into(),
+            kind: Kind::Idle {
+                asked: 10_000,
+                conns: 10_000.min(stream_cap),
+                first: FirstRequest::GetWithUnreadBody,
             },
         },
     ];
@@ -147,7 +181,7 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 50_000,
                 conns: 50_000.min(stream_cap),
-                after_get: false,
+                first: FirstRequest::None,
             },
         });
     }
@@ -223,6 +257,7 @@ mod tests {
             "multi",
             "idle10k",
             "idle10k-reused",
+            "idle10k-unread-body",
             "idle50k",
             "fanout1k",
             "fanout10k",
@@ -271,7 +306,7 @@ mod tests {
             Kind::Idle {
                 asked: 50_000,
                 conns: 5_000,
-                after_get: false
+                first: FirstRequest::None
             }
         ));
         let fan = list.iter().find(|s| s.id == "fanout10k-redis").unwrap();

@@ -66,6 +66,7 @@ pub fn ratio(a: f64, b: f64) -> String {
 mod tests {
     use super::*;
     use crate::bench::record::ServerKind;
+    use crate::bench::scenarios::FirstRequest;
     use crate::report::Report;
 
     fn ticks() -> Scenario {
@@ -105,7 +106,7 @@ mod tests {
             kind: Kind::Idle {
                 asked: 5,
                 conns: 3,
-                after_get: false,
+                first: FirstRequest::None,
             },
         };
         let mut held = run(0, 0, 0.0);
@@ -138,7 +139,7 @@ mod tests {
             kind: Kind::Idle {
                 asked: 1,
                 conns: 1,
-                after_get: false,
+                first: FirstRequest::None,
             },
         };
         let mut r = run(0, 0, 0.0);

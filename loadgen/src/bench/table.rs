@@ -345,6 +345,7 @@ pub fn compile_rows(c: &CompileCost) -> Vec<Row> {
 mod tests {
     use super::*;
     use crate::bench::record::ServerKind;
+    use crate::bench::scenarios::FirstRequest;
 
     #[test]
     fn numbers_keep_four_characters() {
@@ -380,7 +381,7 @@ mod tests {
             kind: Kind::Idle {
                 asked: 50_000,
                 conns: 19_500,
-                after_get: false,
+                first: FirstRequest::None,
             },
         }
     }
