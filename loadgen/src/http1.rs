@@ -59,11 +59,11 @@ pub async fn request(
     host: &str,
     accept_sse: bool,
 ) -> io::Result<Head> {
-    request_with_get_body(stream, method, path, host, accept_sse, 0).await
+    request_with_get_body(stream, method, path, host, accept_sse, 0, false).await
 }
 
 /// [`request`], a `GET` carrying a body of `get_body` bytes (`x`s, with their length) when
-/// that is not 0: a body the server's `GET` route does not read.
+/// that is not 0: a body the server's `GET` route does not read; as HTTP/1.0 if `http10`.
 pub async fn request_with_get_body(
     stream: &mut TcpStream,
     method: &str,
@@ -71,8 +71,10 @@ pub async fn request_with_get_body(
     host: &str,
     accept_sse: bool,
     get_body: usize,
+    http10: bool,
 ) -> io::Result<Head> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+    let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let mut req = format!("{method} {path} {version}\r\nHost: {host}\r\n");
     if accept_sse {
         req.push_str("Accept: text/event-stream\r\nCache-Control: no-cache\r\n");
     }

@@ -32,6 +32,9 @@ pub struct Target {
     /// Bytes of body sent with [`Target::get_first`], which a `GET` route does not read (0:
     /// none).
     pub first_body: usize,
+    /// Streams requested over HTTP/1.0 (as nginx does upstream by default), with no
+    /// [`Target::get_first`].
+    pub http10: bool,
 }
 
 impl Target {
@@ -57,6 +60,7 @@ impl Target {
             connect_concurrency: 128,
             get_first: None,
             first_body: 0,
+            http10: false,
         })
     }
 
@@ -75,15 +79,24 @@ impl Target {
         let mut s = http1::connect(self.addr, self.source(i)).await?;
         if let Some(first) = &self.get_first {
             let host = self.host();
-            let head =
-                http1::request_with_get_body(&mut s, "GET", first, &host, false, self.first_body)
-                    .await?;
+            let head = http1::request_with_get_body(
+                &mut s,
+                "GET",
+                first,
+                &host,
+                false,
+                self.first_body,
+                false,
+            )
+            .await?;
             if head.status != 200 {
                 return Err(io::Error::other(format!("{first}: status {}", head.status)));
             }
             http1::read_body(&mut s, head).await?;
         }
-        let head = http1::request(&mut s, "GET", path, &self.host(), true).await?;
+        let head =
+            http1::request_with_get_body(&mut s, "GET", path, &self.host(), true, 0, self.http10)
+                .await?;
         check_sse(&head)?;
         Ok((s, head))
     }

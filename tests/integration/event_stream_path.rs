@@ -13,6 +13,9 @@ use crate::support::*;
 const STREAM_REQUEST: &str =
     "GET /t/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n";
 
+/// The fixture stream's three events, as sent.
+const EVENTS: &str = "id: 1\ndata: {\"n\":1}\n\nid: 2\nevent: special\nretry: 2500\ndata: {\"n\":2}\n\nid: 3\ndata: {\"n\":3}\n\n";
+
 /// Everything the server sends until it closes the connection (bounded by `secs`).
 async fn read_to_close(conn: &mut TcpStream, secs: u64) -> String {
     let mut all = Vec::new();
@@ -64,10 +67,7 @@ async fn a_stream_is_chunked_ended_and_its_connection_closed() {
         assert_eq!(&after[size..size + 2], "\r\n");
         rest = &after[size + 2..];
     }
-    assert_eq!(
-        events,
-        "id: 1\ndata: {\"n\":1}\n\nid: 2\nevent: special\nretry: 2500\ndata: {\"n\":2}\n\nid: 3\ndata: {\"n\":3}\n\n"
-    );
+    assert_eq!(events, EVENTS);
 }
 
 #[tokio::test]
@@ -118,17 +118,38 @@ async fn requests_it_does_not_answer_are_hyper_s_byte_for_byte() {
         "{raw}"
     );
     assert!(raw.contains("id: 3\n"), "{raw}");
-    // An HTTP/1.0 client gets a body it can read (hyper's answer, no chunking).
-    let raw = exchange(
-        srv.addr,
-        b"GET /t/events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n",
-    )
-    .await;
-    assert!(raw.starts_with("HTTP/1.0 200 OK"), "{raw}");
+}
+
+#[tokio::test]
+async fn an_http10_stream_is_served_here_unchunked_until_the_close() {
+    // What a proxy on its default HTTP/1.0 upstream (nginx) sends: no `Host`, no keep-alive.
+    let request = b"GET /t/events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n";
+    let (app, ..) = fixtures::app();
+    let srv = TestServer::pikku(app).await;
+    let raw = exchange(srv.addr, request).await;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.0 200 ok\r\n"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert_eq!(body, EVENTS, "the events as sent, ended by the close");
+    // Served here, not by hyper: this path always says `connection: close`; hyper, answering
+    // HTTP/1.0 (whose default is to close), does not.
+    assert!(head.contains("connection: close"), "{head}");
+    let (app, ..) = fixtures::app();
+    let shutdown = app.shutdown_handle();
+    let cfg = pikku::ServeConfig::default().direct_event_streams(false);
+    let hyper = TestServer::start_with(app.router(), shutdown, cfg).await;
+    let raw = exchange(hyper.addr, request).await;
+    let (hyper_head, hyper_body) = raw.split_once("\r\n\r\n").unwrap();
+    let hyper_head = hyper_head.to_ascii_lowercase();
     assert!(
-        !raw.to_ascii_lowercase().contains("transfer-encoding"),
-        "{raw}"
+        hyper_head.starts_with("http/1.0 200 ok\r\n"),
+        "{hyper_head}"
     );
+    assert!(!hyper_head.contains("connection: close"), "{hyper_head}");
+    assert_eq!(hyper_body, body, "the same body as hyper's");
 }
 
 #[tokio::test]

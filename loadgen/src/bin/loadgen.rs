@@ -13,7 +13,8 @@
 //! `--get-first PATH` (a `GET` answered on each connection before its stream is requested,
 //! as a page's `fetch` before its `EventSource`; its body must be chunked or have a length),
 //! `--first-body N` (that `GET` carries an N-byte body, at most 64 KiB, which a `GET` route
-//! does not read).
+//! does not read), `--http10` (streams requested over HTTP/1.0, as nginx does upstream by
+//! default).
 //!
 //! `idle` prints `READY {json}` once the streams are open, then holds them until a line
 //! arrives on stdin (or stdin closes, or `--hold-s` passes), then prints the report.
@@ -41,6 +42,7 @@ struct Args {
     hold: Duration,
     get_first: Option<String>,
     first_body: usize,
+    http10: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -62,8 +64,13 @@ fn parse() -> Result<Args, String> {
         hold: Duration::from_secs(600),
         get_first: None,
         first_body: 0,
+        http10: false,
     };
     while let Some(flag) = it.next() {
+        if flag == "--http10" {
+            a.http10 = true;
+            continue;
+        }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
@@ -81,6 +88,9 @@ fn parse() -> Result<Args, String> {
             "--first-body" => a.first_body = num(&v)?.min(64 * 1024) as usize,
             other => return Err(format!("unknown flag {other}")),
         }
+    }
+    if a.http10 && a.get_first.is_some() {
+        return Err("--http10 streams are a connection's only request: no --get-first".into());
     }
     // Bounds: this is a loopback benchmark, not a flood tool.
     if a.conns == 0 || a.conns > 60_000 {
@@ -125,6 +135,7 @@ fn main() -> std::process::ExitCode {
         Ok(t) => Target {
             get_first: args.get_first.clone(),
             first_body: args.first_body,
+            http10: args.http10,
             ..t
         },
         Err(e) => {

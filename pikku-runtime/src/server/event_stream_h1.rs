@@ -4,10 +4,11 @@
 //! an 8 KiB read buffer, an 8 KiB write buffer and its connection state for as long as the
 //! stream lasts, though after the response head a stream only ever writes body chunks. So
 //! the first request of a connection is read here: when it is an event-stream request
-//! (`GET`, HTTP/1.1, `Accept: text/event-stream`, no body, no upgrade) it goes through the
-//! router as usual, and the response is written from its body frames straight to the socket
-//! with chunked framing and `connection: close`: the connection ends with the response. A
-//! stream's cost is then its task, its body and the socket.
+//! (`GET`, HTTP/1.1 or 1.0, `Accept: text/event-stream`, no body, no upgrade) it goes through
+//! the router as usual, and the response is written from its body frames straight to the
+//! socket with chunked framing (HTTP/1.0: none, the close ends the body) and `connection:
+//! close`: the connection ends with the response. A stream's cost is then its task, its body
+//! and the socket.
 //!
 //! Anything else (other requests, HTTP/2 with prior knowledge, a head that does not parse)
 //! goes to hyper with the bytes read so far put back in front ([`Rewind`]), so hyper sees
@@ -144,9 +145,15 @@ fn parse(buf: &[u8]) -> Parsed {
         return Parsed::Upgrade;
     }
     // Bytes after the head would be a pipelined request; hyper serves those.
-    if len != buf.len() || head.method != Some("GET") || head.version != Some(1) {
+    if len != buf.len() || head.method != Some("GET") {
         return Parsed::Other;
     }
+    let version = match head.version {
+        Some(1) => http::Version::HTTP_11,
+        // A proxy's default upstream protocol (nginx's `proxy_http_version`), for one.
+        Some(0) => http::Version::HTTP_10,
+        _ => return Parsed::Other,
+    };
     let Some(path) = head.path else {
         return Parsed::Other;
     };
@@ -177,7 +184,7 @@ fn parse(buf: &[u8]) -> Parsed {
         Err(_) => return Parsed::Other,
     }
     *req.method_mut() = Method::GET;
-    *req.version_mut() = http::Version::HTTP_11;
+    *req.version_mut() = version;
     *req.headers_mut() = headers;
     Parsed::EventStream(Box::new(req))
 }
@@ -349,26 +356,28 @@ fn is_event_stream_request(headers: &HeaderMap) -> bool {
 }
 
 /// Answers `req` on `io` and closes the connection: the router's response head, then its
-/// body as chunks (or with a length, when the body is complete) until the body ends or the
-/// client goes away.
+/// body as chunks (or with a length, when the body is complete; to an HTTP/1.0 client, which
+/// has no chunked coding, as it comes, ended by the close) until the body ends or the client
+/// goes away.
 pub(super) async fn serve<I>(mut io: I, req: Box<Request<Body>>, router: Router, peer: SocketAddr)
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let mut req = *req;
+    let http10 = req.version() == http::Version::HTTP_10;
     req.extensions_mut().insert(ConnectInfo(peer));
     // A Router is always ready: calling it without `poll_ready` is fine.
     let res = match router.clone().call(req).await {
         Ok(res) => res,
         Err(never) => match never {},
     };
-    if let Err(e) = write_response(&mut io, res).await {
+    if let Err(e) = write_response(&mut io, res, http10).await {
         tracing::debug!(%peer, error = %e, "event stream ended by the connection");
     }
     let _ = io.shutdown().await;
 }
 
-async fn write_response<I>(io: &mut I, res: Response<Body>) -> io::Result<()>
+async fn write_response<I>(io: &mut I, res: Response<Body>, http10: bool) -> io::Result<()>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -377,8 +386,14 @@ where
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;
     let length = body.size_hint().exact();
-    let chunked = !bodiless && length.is_none();
-    let head = encode_head(&parts, if bodiless { None } else { length }, chunked);
+    // Without a length, HTTP/1.0 ends the body by closing the connection, as hyper does.
+    let chunked = !bodiless && length.is_none() && !http10;
+    let head = encode_head(
+        &parts,
+        if bodiless { None } else { length },
+        chunked,
+        http10,
+    );
     io.write_all(&head).await?;
     io.flush().await?;
     drop(head);
@@ -399,11 +414,6 @@ where
                 let Ok(data) = frame.into_data() else {
                     continue;
                 };
-                if !chunked {
-                    io.write_all(&data).await?;
-                    io.flush().await?;
-                    continue;
-                }
                 // Frames the body has ready now leave in the same write, as hyper queues
                 // them: a fast producer pays one syscall per `WRITE_BATCH_MAX`, not per frame.
                 let mut batch = Batch::new(data);
@@ -433,11 +443,13 @@ where
                         None => break,
                     }
                 }
-                write_chunk(io, batch).await?;
+                write_batch(io, batch, chunked).await?;
                 match ended {
                     None => io.flush().await?,
                     Some(Ok(())) => {
-                        io.write_all(b"0\r\n\r\n").await?;
+                        if chunked {
+                            io.write_all(b"0\r\n\r\n").await?;
+                        }
                         return io.flush().await;
                     }
                     Some(Err(e)) => return Err(io::Error::other(e)),
@@ -489,9 +501,15 @@ where
     }
 }
 
-fn encode_head(parts: &http::response::Parts, length: Option<u64>, chunked: bool) -> Vec<u8> {
+fn encode_head(
+    parts: &http::response::Parts,
+    length: Option<u64>,
+    chunked: bool,
+    http10: bool,
+) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
-    head.extend_from_slice(b"HTTP/1.1 ");
+    // An HTTP/1.0 client is answered in its version (RFC 9110 §6.2), as hyper does.
+    head.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
     head.extend_from_slice(parts.status.as_str().as_bytes());
     head.push(b' ');
     head.extend_from_slice(
@@ -554,14 +572,24 @@ impl Batch {
     }
 }
 
-/// Writes `batch` as one chunk (size line, the frames, CRLF) with one `writev` where the
-/// transport allows, without copying the frames.
-async fn write_chunk<I>(io: &mut I, batch: Batch) -> io::Result<()>
+/// Writes `batch` as one chunk (size line, the frames, CRLF), or its frames alone when the
+/// body is not chunked, with one `writev` where the transport allows, without copying the
+/// frames.
+async fn write_batch<I>(io: &mut I, batch: Batch, chunked: bool) -> io::Result<()>
 where
     I: AsyncWrite + Unpin,
 {
     if batch.len == 0 {
         return Ok(());
+    }
+    if !chunked {
+        if batch.more.is_empty() {
+            return io.write_all(&batch.first).await;
+        }
+        let mut parts = Vec::with_capacity(batch.more.len() + 1);
+        parts.push(IoSlice::new(&batch.first));
+        parts.extend(batch.more.iter().map(|b| IoSlice::new(b)));
+        return write_all_vectored(io, &mut parts).await;
     }
     let mut size = [0u8; 18];
     let size_len = {
@@ -763,7 +791,7 @@ mod tests {
     }
 
     #[test]
-    fn only_bodiless_http11_gets_that_accept_event_streams_are_taken() {
+    fn only_bodiless_gets_that_accept_event_streams_are_taken() {
         let get =
             |headers: &str| decide(&format!("GET /s?x=1 HTTP/1.1\r\nHost: a\r\n{headers}\r\n"));
         assert_eq!(get("Accept: text/event-stream\r\n"), "event stream");
@@ -796,6 +824,10 @@ mod tests {
         );
         assert_eq!(
             decide("GET /s HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n"),
+            "event stream"
+        );
+        assert_eq!(
+            decide("GET /s HTTP/2.0\r\nAccept: text/event-stream\r\n\r\n"),
             "other"
         );
         assert_eq!(
@@ -806,8 +838,46 @@ mod tests {
         assert_eq!(decide("GET /s HTTP/1.1\r\nBad Header\r\n\r\n"), "other");
     }
 
+    /// What `write_response` sends for a body of two frames of unknown length.
+    async fn written(http10: bool) -> String {
+        let frames = futures_util::stream::iter([
+            Ok::<_, std::convert::Infallible>(Bytes::from_static(b"data: 1\n\n")),
+            Ok(Bytes::from_static(b"data: 2\n\n")),
+        ]);
+        let res = Response::new(Body::from_stream(frames));
+        let (mut server, mut client) = tokio::io::duplex(4096);
+        write_response(&mut server, res, http10).await.unwrap();
+        drop(server);
+        let mut out = String::new();
+        client.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn an_http10_client_gets_the_frames_unchunked_in_its_version() {
+        let out = written(true).await;
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+        assert!(head.contains("connection: close"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert!(!head.contains("content-length"), "{head}");
+        assert_eq!(body, "data: 1\n\ndata: 2\n\n");
+        let out = written(false).await;
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert!(body.ends_with("0\r\n\r\n"), "{body}");
+        assert!(body.contains("data: 2\n\n"), "{body}");
+    }
+
     #[test]
     fn a_request_that_takes_the_path_keeps_its_target_and_headers() {
+        let Parsed::EventStream(req) =
+            parse(b"GET /s HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n")
+        else {
+            panic!("not taken");
+        };
+        assert_eq!(req.version(), http::Version::HTTP_10);
         let Parsed::EventStream(req) =
             parse(b"GET /users/7/events?lastEventId=4 HTTP/1.1\r\nAccept: text/event-stream\r\nLast-Event-ID: 3\r\n\r\n")
         else {
