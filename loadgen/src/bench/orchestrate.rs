@@ -11,7 +11,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::options::Opts;
 use super::record::{BackendConns, Run, ServerKind};
-use super::scenarios::{Backend, FirstRequest, Kind, Scenario};
+use super::scenarios::{Backend, Kind, Opening, Scenario};
 use super::servers::{
     HubEnv, Paths, Server, conns_to_port, fd_count, free_port, start_server, stop_server, url_port,
 };
@@ -110,9 +110,7 @@ pub fn not_run(kind: ServerKind, scenario: &Kind) -> Option<&'static str> {
         Kind::Fanout { backend, .. } => (*backend, false),
         Kind::Topics { backend, .. } => (*backend, true),
         // It serves the idle route only: there is no `GET` to answer first.
-        Kind::Idle { first, .. }
-            if kind == ServerKind::NodePlain && *first != FirstRequest::None =>
-        {
+        Kind::Idle { opening, .. } if kind == ServerKind::NodePlain && opening.gets_first() => {
             return Some("n/a (idle route only)");
         }
         Kind::Ticks { .. } | Kind::Idle { .. } => return None,
@@ -187,8 +185,8 @@ pub async fn run_one(
     run.note = None;
     let result = match sc.kind {
         Kind::Ticks { conns, n } => measure_ticks(p, o, &server, &mut run, conns, n).await,
-        Kind::Idle { conns, first, .. } => {
-            measure_idle(p, o, &server, &mut run, conns, first).await
+        Kind::Idle { conns, opening, .. } => {
+            measure_idle(p, o, &server, &mut run, conns, opening).await
         }
         Kind::Fanout { subs, n, .. } => {
             measure_fanout(p, o, &server, &mut run, &tag, subs, n).await
@@ -238,20 +236,19 @@ async fn measure_idle(
     server: &Server,
     run: &mut Run,
     conns: usize,
-    first: FirstRequest,
+    opening: Opening,
 ) -> Result<Report, String> {
     let (addr, pid) = (server.addr, server.pid);
-    let get_first = first.loadgen_args();
+    let flags = opening.loadgen_args();
     let mut warm = loadgen_cmd(p, o, "idle", addr);
-    warm.args(["--conns", "50", "--hold-s", "0"])
-        .args(get_first);
+    warm.args(["--conns", "50", "--hold-s", "0"]).args(flags);
     run_loadgen(warm, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     run.rss_before_kib = proc_status_kib(pid, "VmRSS").unwrap_or(0);
     let mut cmd = loadgen_cmd(p, o, "idle", addr);
     cmd.args(["--conns", &conns.to_string(), "--hold-s", "300"])
         .args(["--setup-timeout-s", "120"])
-        .args(get_first);
+        .args(flags);
     let paused = Paused::start(cmd, Duration::from_secs(150), "idle streams").await?;
     // Let lazily-grown buffers settle before reading the server's RSS.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -483,14 +480,15 @@ mod tests {
             not_run(PikkuNode, &topics(Backend::Embedded)),
             Some("n/a (node-pikku has no publish-each route)")
         );
-        let idle = |first| Kind::Idle {
+        let idle = |opening| Kind::Idle {
             asked: 1,
             conns: 1,
-            first,
+            opening,
         };
-        assert_eq!(not_run(NodePlain, &idle(FirstRequest::None)), None);
-        assert!(not_run(NodePlain, &idle(FirstRequest::Get)).is_some());
-        assert!(not_run(NodePlain, &idle(FirstRequest::GetWithUnreadBody)).is_some());
+        assert_eq!(not_run(NodePlain, &idle(Opening::Fresh)), None);
+        assert!(not_run(NodePlain, &idle(Opening::AfterGet)).is_some());
+        assert!(not_run(NodePlain, &idle(Opening::AfterUnreadBody)).is_some());
+        assert_eq!(not_run(NodePlain, &idle(Opening::Http10)), None);
     }
 
     #[test]

@@ -57,8 +57,8 @@ pub enum Kind {
         asked: usize,
         /// Streams actually opened (`asked`, capped).
         conns: usize,
-        /// What each stream's connection answered before the stream was requested on it.
-        first: FirstRequest,
+        /// How each stream is requested.
+        opening: Opening,
     },
     /// Latency: `n` events published once to `subs` subscribers.
     Fanout {
@@ -79,29 +79,37 @@ pub enum Kind {
     },
 }
 
-/// The request an idle row's connections answer before their stream is requested.
+/// How an idle row's streams are requested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FirstRequest {
-    /// None: the stream is the connection's first request.
-    None,
-    /// A `GET` (a page's `fetch` before its `EventSource`, on the same keep-alive connection).
-    Get,
-    /// A `GET` carrying a 64-byte body its route does not read.
-    GetWithUnreadBody,
+pub enum Opening {
+    /// As a new HTTP/1.1 connection's first request.
+    Fresh,
+    /// On a keep-alive connection that first answered a `GET` (a page's `fetch` before its
+    /// `EventSource`).
+    AfterGet,
+    /// As [`Opening::AfterGet`], that `GET` carrying a 64-byte body its route does not read.
+    AfterUnreadBody,
+    /// Over HTTP/1.0, a connection's only request (a proxy's default upstream protocol).
+    Http10,
 }
 
-impl FirstRequest {
+impl Opening {
     /// The `loadgen idle` flags that make it.
     pub fn loadgen_args(self) -> &'static [&'static str] {
         // A one-event stream asked for without `Accept: text/event-stream`: a plain chunked
         // response, which every server here has.
         match self {
-            FirstRequest::None => &[],
-            FirstRequest::Get => &["--get-first", "/bench/ticks?n=1"],
-            FirstRequest::GetWithUnreadBody => {
-                &["--get-first", "/bench/ticks?n=1", "--first-body", "64"]
-            }
+            Opening::Fresh => &[],
+            Opening::AfterGet => &["--get-first", "/bench/ticks?n=1"],
+            Opening::AfterUnreadBody => &["--get-first", "/bench/ticks?n=1", "--first-body", "64"],
+            Opening::Http10 => &["--http10"],
         }
+    }
+
+    /// Whether a `GET` is answered on the connection first (plain Node.js serves only the
+    /// idle route, so it cannot).
+    pub fn gets_first(self) -> bool {
+        matches!(self, Opening::AfterGet | Opening::AfterUnreadBody)
     }
 }
 
@@ -152,7 +160,7 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 10_000,
                 conns: 10_000.min(stream_cap),
-                first: FirstRequest::None,
+                opening: Opening::Fresh,
             },
         },
         Scenario {
@@ -161,7 +169,7 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 10_000,
                 conns: 10_000.min(stream_cap),
-                first: FirstRequest::Get,
+                opening: Opening::AfterGet,
             },
         },
         Scenario {
@@ -170,7 +178,16 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 10_000,
                 conns: 10_000.min(stream_cap),
-                first: FirstRequest::GetWithUnreadBody,
+                opening: Opening::AfterUnreadBody,
+            },
+        },
+        Scenario {
+            id: "idle10k-http10",
+            label: "10k idle streams over HTTP/1.0".into(),
+            kind: Kind::Idle {
+                asked: 10_000,
+                conns: 10_000.min(stream_cap),
+                opening: Opening::Http10,
             },
         },
     ];
@@ -181,7 +198,7 @@ pub fn scenarios(o: &Opts, stream_cap: usize) -> Vec<Scenario> {
             kind: Kind::Idle {
                 asked: 50_000,
                 conns: 50_000.min(stream_cap),
-                first: FirstRequest::None,
+                opening: Opening::Fresh,
             },
         });
     }
@@ -258,6 +275,7 @@ mod tests {
             "idle10k",
             "idle10k-reused",
             "idle10k-unread-body",
+            "idle10k-http10",
             "idle50k",
             "fanout1k",
             "fanout10k",
@@ -306,7 +324,7 @@ mod tests {
             Kind::Idle {
                 asked: 50_000,
                 conns: 5_000,
-                first: FirstRequest::None
+                opening: Opening::Fresh
             }
         ));
         let fan = list.iter().find(|s| s.id == "fanout10k-redis").unwrap();

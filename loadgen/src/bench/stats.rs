@@ -66,7 +66,7 @@ pub fn ratio(a: f64, b: f64) -> String {
 mod tests {
     use super::*;
     use crate::bench::record::ServerKind;
-    use crate::bench::scenarios::FirstRequest;
+    use crate::bench::scenarios::Opening;
     use crate::report::Report;
 
     fn ticks() -> Scenario {
@@ -106,7 +106,7 @@ mod tests {
             kind: Kind::Idle {
                 asked: 5,
                 conns: 3,
-                first: FirstRequest::None,
+                opening: Opening::Fresh,
             },
         };
         let mut held = run(0, 0, 0.0);
@@ -139,7 +139,7 @@ mod tests {
             kind: Kind::Idle {
                 asked: 1,
                 conns: 1,
-                first: FirstRequest::None,
+                opening: Opening::Fresh,
             },
         };
         let mut r = run(0, 0, 0.0);

@@ -345,7 +345,7 @@ pub fn compile_rows(c: &CompileCost) -> Vec<Row> {
 mod tests {
     use super::*;
     use crate::bench::record::ServerKind;
-    use crate::bench::scenarios::FirstRequest;
+    use crate::bench::scenarios::Opening;
 
     #[test]
     fn numbers_keep_four_characters() {
@@ -381,7 +381,7 @@ mod tests {
             kind: Kind::Idle {
                 asked: 50_000,
                 conns: 19_500,
-                first: FirstRequest::None,
+                opening: Opening::Fresh,
             },
         }
     }
