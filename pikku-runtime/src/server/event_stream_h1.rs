@@ -386,7 +386,8 @@ where
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;
     let length = body.size_hint().exact();
-    // Without a length, HTTP/1.0 ends the body by closing the connection, as hyper does.
+    // HTTP/1.0 has no transfer codings (RFC 9112 §6.1): without a length, the close ends the
+    // body, as hyper does.
     let chunked = !bodiless && length.is_none() && !http10;
     let head = encode_head(
         &parts,
@@ -508,7 +509,7 @@ fn encode_head(
     http10: bool,
 ) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
-    // An HTTP/1.0 client is answered in its version (RFC 9110 §6.2), as hyper does.
+    // An HTTP/1.0 client is answered in its own version, as hyper does.
     head.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
     head.extend_from_slice(parts.status.as_str().as_bytes());
     head.push(b' ');
