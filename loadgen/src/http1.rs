@@ -59,20 +59,38 @@ pub async fn request(
     host: &str,
     accept_sse: bool,
 ) -> io::Result<Head> {
-    request_with_get_body(stream, method, path, host, accept_sse, 0, false).await
+    let opts = RequestOptions {
+        accept_sse,
+        ..RequestOptions::default()
+    };
+    request_with(stream, method, path, host, opts).await
 }
 
-/// [`request`], a `GET` carrying a body of `get_body` bytes (`x`s, with their length) when
-/// that is not 0: a body the server's `GET` route does not read; as HTTP/1.0 if `http10`.
-pub async fn request_with_get_body(
+/// What a request sends beyond its method, target and host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestOptions {
+    /// `Accept: text/event-stream` (and `Cache-Control: no-cache`), as `EventSource` sends.
+    pub accept_sse: bool,
+    /// A `GET` carrying a body of this many bytes (`x`s, with their length) when not 0: a body
+    /// the server's `GET` route does not read.
+    pub get_body: usize,
+    /// HTTP/1.0 instead of HTTP/1.1.
+    pub http10: bool,
+}
+
+/// [`request`] with all of [`RequestOptions`].
+pub async fn request_with(
     stream: &mut TcpStream,
     method: &str,
     path: &str,
     host: &str,
-    accept_sse: bool,
-    get_body: usize,
-    http10: bool,
+    opts: RequestOptions,
 ) -> io::Result<Head> {
+    let RequestOptions {
+        accept_sse,
+        get_body,
+        http10,
+    } = opts;
     let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
     let mut req = format!("{method} {path} {version}\r\nHost: {host}\r\n");
     if accept_sse {

@@ -79,24 +79,22 @@ impl Target {
         let mut s = http1::connect(self.addr, self.source(i)).await?;
         if let Some(first) = &self.get_first {
             let host = self.host();
-            let head = http1::request_with_get_body(
-                &mut s,
-                "GET",
-                first,
-                &host,
-                false,
-                self.first_body,
-                false,
-            )
-            .await?;
+            let opts = http1::RequestOptions {
+                get_body: self.first_body,
+                ..Default::default()
+            };
+            let head = http1::request_with(&mut s, "GET", first, &host, opts).await?;
             if head.status != 200 {
                 return Err(io::Error::other(format!("{first}: status {}", head.status)));
             }
             http1::read_body(&mut s, head).await?;
         }
-        let head =
-            http1::request_with_get_body(&mut s, "GET", path, &self.host(), true, 0, self.http10)
-                .await?;
+        let opts = http1::RequestOptions {
+            accept_sse: true,
+            http10: self.http10,
+            ..Default::default()
+        };
+        let head = http1::request_with(&mut s, "GET", path, &self.host(), opts).await?;
         check_sse(&head)?;
         Ok((s, head))
     }
