@@ -268,6 +268,26 @@ async fn rate_limits_count_per_client_ip(adapter: Adapter) {
     srv.stop().await;
 }
 
+/// Behind a trusted proxy the limits count the client it names in `X-Forwarded-For`.
+async fn a_trusted_proxy_names_the_client_the_limits_count(adapter: Adapter) {
+    let (app, _, _) = fixtures::app();
+    let proxies = pikku::TrustedProxies::parse("127.0.0.1, ::1").unwrap();
+    let srv = Served::start(adapter, app.trusted_proxies(proxies)).await;
+    let hit = |ip: &'static str| {
+        client()
+            .get(srv.url("/t/limited"))
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(hit("203.0.113.1").await.unwrap().status().as_u16());
+    }
+    statuses.push(hit("203.0.113.2").await.unwrap().status().as_u16());
+    assert_eq!(statuses, [200, 200, 200, 429, 200]);
+    srv.stop().await;
+}
+
 async fn unknown_paths_are_404_and_other_methods_405(adapter: Adapter) {
     let srv = demo_app(adapter).await;
     let (status, body) = error_of(get(&srv.url("/no/such/path")).await).await;
@@ -641,6 +661,7 @@ suite!(
     json_routes_answer_and_refuse_invalid_input,
     bodies_over_the_limit_are_413,
     rate_limits_count_per_client_ip,
+    a_trusted_proxy_names_the_client_the_limits_count,
     unknown_paths_are_404_and_other_methods_405,
     streams_send_events_with_ids_and_heartbeats,
     err_items_become_error_events_and_the_stream_goes_on,

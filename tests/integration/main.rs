@@ -22,6 +22,7 @@ mod multi_topic;
 mod notifications;
 mod openapi;
 mod pg_hub;
+mod proxy;
 mod readme;
 // Kept as the README shows them (the README's own line breaks), so not reformatted.
 #[rustfmt::skip]

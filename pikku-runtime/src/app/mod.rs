@@ -12,7 +12,7 @@ use crate::openapi::OpenApiConfig;
 use crate::registry::{self, RouteDef};
 use crate::serving::limits::StreamLimiter;
 use crate::serving::pipeline::AppState;
-use crate::serving::{Limits, Shutdown, SseConfig};
+use crate::serving::{Limits, Shutdown, SseConfig, TrustedProxies};
 use crate::session::{ErasedSessions, SessionService};
 use crate::startup::{self, AppShape, StartupError};
 
@@ -72,6 +72,7 @@ pub struct Pikku<S> {
     shutdown: Shutdown,
     body_limit: usize,
     limits: Limits,
+    trusted_proxies: TrustedProxies,
     metrics: Metrics,
     #[cfg(feature = "openapi")]
     openapi: OpenApiConfig,
@@ -111,6 +112,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             shutdown: Shutdown::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             limits: Limits::default(),
+            trusted_proxies: TrustedProxies::from_env(),
             metrics: Metrics::default(),
             #[cfg(feature = "openapi")]
             openapi: OpenApiConfig::default(),
@@ -141,6 +143,22 @@ impl<S: Send + Sync + 'static> Pikku<S> {
     /// Caps concurrent streams (global, per client IP, per session).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` names the client, for the per-IP stream
+    /// caps and `rate_limit`s (behind a proxy every connection is the proxy's). Default:
+    /// [`TrustedProxies::from_env`] (`PIKKU_TRUSTED_PROXIES`), none when unset.
+    ///
+    /// ```
+    /// # struct Services;
+    /// use pikku::{Pikku, TrustedProxies};
+    /// // nginx on this host forwards every request.
+    /// let pikku = Pikku::new(Services).trusted_proxies(TrustedProxies::parse("127.0.0.1, ::1")?);
+    /// # Ok::<(), pikku::TrustedProxiesError>(())
+    /// ```
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
         self
     }
 
@@ -297,6 +315,7 @@ impl<S: Send + Sync + 'static> Pikku<S> {
             body_limit: self.body_limit,
             metrics: self.metrics.clone(),
             stream_limiter: StreamLimiter::new(self.limits),
+            trusted_proxies: self.trusted_proxies,
             cors: self.cors.clone(),
             rate_limiters: Default::default(),
             route_metrics: Default::default(),

@@ -27,7 +27,8 @@ use crate::registry::{RateLimit, RatePer};
 pub struct Limits {
     /// Streams open at once on this app.
     pub max_streams: Option<usize>,
-    /// Streams open at once from one client IP.
+    /// Streams open at once from one client IP (behind a reverse proxy, the client it names:
+    /// see [`TrustedProxies`](crate::TrustedProxies)).
     pub max_streams_per_ip: Option<usize>,
     /// Streams open at once of one session identity (one user, however many logins: see
     /// [`SessionInfo::identity`](crate::session::SessionInfo)), or of one credential (token or

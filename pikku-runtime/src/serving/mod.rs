@@ -6,6 +6,7 @@
 //! [`crate::serve`] sit on top.
 
 mod body;
+pub(crate) mod client_ip;
 mod config;
 pub(crate) mod limits;
 pub(crate) mod pipeline;
@@ -13,6 +14,7 @@ pub(crate) mod pipeline;
 use tokio_util::sync::CancellationToken;
 
 pub use body::{COALESCE_MAX_BYTES, PikkuBody, SseBody};
+pub use client_ip::{TRUSTED_PROXIES_ENV, TrustedProxies, TrustedProxiesError};
 pub use config::{DEFAULT_HEARTBEAT, HEARTBEAT_ENV, MAX_LIFETIME_ENV, SseConfig};
 pub use limits::Limits;
 

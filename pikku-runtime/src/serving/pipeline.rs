@@ -13,6 +13,7 @@ use http::{HeaderValue, header};
 use tokio_util::sync::CancellationToken;
 
 use super::body::{PikkuBody, SseBody, panic_message};
+use super::client_ip::TrustedProxies;
 use super::config::SseConfig;
 use super::limits::{RouteRateLimiter, StreamLimiter, StreamPermit};
 use crate::call::{Call, Step, Steps};
@@ -35,6 +36,8 @@ pub(crate) struct AppState {
     pub body_limit: usize,
     pub metrics: Metrics,
     pub stream_limiter: StreamLimiter,
+    /// Whose `X-Forwarded-For` names the client that the per-IP limits count.
+    pub trusted_proxies: TrustedProxies,
     /// The allowed cross-origin origins (trusted by the CSRF check too).
     pub cors: CorsConfig,
     /// Rate limiters by route (keyed by the descriptor's address).
@@ -95,6 +98,7 @@ pub(crate) async fn handle(
     peer: Option<IpAddr>,
 ) -> http::Response<PikkuBody> {
     let request_id = request_id(&headers);
+    let peer = app.trusted_proxies.client_ip(peer, &headers);
     let span = tracing::info_span!(
         "pikku",
         route = route.path,
