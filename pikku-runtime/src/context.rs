@@ -1,11 +1,14 @@
 //! Per-request context a function may take as `ctx: &Context`: request id, the SSE resume
-//! point (`Last-Event-ID`), the request headers, and the server's shutdown signal.
+//! point (`Last-Event-ID`), the request headers, the client's address, and the server's
+//! shutdown signal.
 //!
 //! The resume point comes from the `Last-Event-ID` header (what a browser's `EventSource`
 //! sends when it reconnects) or, on stream routes, from the query parameter
 //! [`LAST_EVENT_ID_QUERY`] (`?lastEventId=...`), since a browser's first request cannot set
 //! headers. The header wins when both are present. `earliest` (Mercure's convention) reads as
 //! `0`: from the start of what the stream keeps.
+
+use std::net::IpAddr;
 
 use parking_lot::Mutex;
 
@@ -98,6 +101,7 @@ pub struct Context {
     request_id: String,
     last_event_id: Option<LastEventId>,
     headers: HeaderMap,
+    client_ip: Option<IpAddr>,
     shutdown: CancellationToken,
     /// Headers the function adds; they leave with the call's first step (see
     /// [`Context::take_response_headers`]).
@@ -112,6 +116,7 @@ impl Clone for Context {
             request_id: self.request_id.clone(),
             last_event_id: self.last_event_id.clone(),
             headers: self.headers.clone(),
+            client_ip: self.client_ip,
             shutdown: self.shutdown.clone(),
             response_headers: Mutex::new(self.response_headers.lock().clone()),
             metrics: self.metrics.clone(),
@@ -125,6 +130,7 @@ impl Context {
     pub(crate) fn new(
         request_id: String,
         headers: HeaderMap,
+        client_ip: Option<IpAddr>,
         query_last_event_id: Option<&str>,
         shutdown: CancellationToken,
         metrics: Metrics,
@@ -138,6 +144,7 @@ impl Context {
             request_id,
             last_event_id,
             headers,
+            client_ip,
             shutdown,
             response_headers: Mutex::default(),
             metrics,
@@ -155,6 +162,7 @@ impl Context {
         Self::new(
             String::new(),
             HeaderMap::new(),
+            None,
             None,
             CancellationToken::new(),
             Metrics::default(),
@@ -175,6 +183,14 @@ impl Context {
     /// The request headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// The client's address: the connection's peer or, from a trusted reverse proxy, the
+    /// client it names (see [`TrustedProxies`](crate::TrustedProxies)); the address the per-IP
+    /// limits count. `None` where the transport has none (a [`detached`](Self::detached)
+    /// context, a server that does not record peers).
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
     }
 
     /// Adds a header to the response (e.g. `Set-Cookie` on login). Headers added before a

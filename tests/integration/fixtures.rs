@@ -194,6 +194,19 @@ pub fn app() -> (Pikku<TestServices>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     (Pikku::new(services), cleanups, started)
 }
 
+/// The client's address as the runtime sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ClientIp {
+    pub ip: Option<String>,
+}
+
+#[pikku_func(route = "/t/client-ip", auth = false)]
+async fn client_ip(_s: &TestServices, ctx: &Context) -> ClientIp {
+    ClientIp {
+        ip: ctx.client_ip().map(|ip| ip.to_string()),
+    }
+}
+
 /// Three requests a second per client.
 #[pikku_func(route = "/t/limited", auth = false, rate_limit = "3/s")]
 async fn limited(_s: &TestServices) -> N {

@@ -81,6 +81,25 @@ async fn rate_limits_count_each_forwarded_client() {
     );
 }
 
+#[tokio::test]
+async fn functions_see_the_client_in_their_context() {
+    let ip_seen = |srv: &TestServer, forwarded_for: &'static str| {
+        let req = client()
+            .get(srv.url("/t/client-ip"))
+            .header("x-forwarded-for", forwarded_for)
+            .send();
+        async move {
+            let v: serde_json::Value = req.await.unwrap().json().await.unwrap();
+            v["ip"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let (app, ..) = fixtures::app();
+    let direct = TestServer::pikku(app).await;
+    assert_eq!(ip_seen(&direct, "203.0.113.1").await, "127.0.0.1");
+    let behind = TestServer::pikku(capped("127.0.0.1")).await;
+    assert_eq!(ip_seen(&behind, "203.0.113.1").await, "203.0.113.1");
+}
+
 /// nginx as the deployment guide configures it (`proxy_set_header X-Forwarded-For
 /// $proxy_add_x_forwarded_for`), in front of a server that trusts it. Two clients on different
 /// loopback addresses each get their one stream; a third stream of the first is refused.

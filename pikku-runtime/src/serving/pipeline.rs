@@ -226,6 +226,7 @@ async fn run(
     let ctx = Context::new(
         request_id,
         headers,
+        peer,
         query_last_event_id.as_deref(),
         app.shutdown.clone(),
         app.metrics_of(route).clone(),
