@@ -191,7 +191,9 @@ async fn delete_thing(_s: &TestServices) -> N {
 pub fn app() -> (Pikku<TestServices>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let services = TestServices::default();
     let (cleanups, started) = (services.cleanups.clone(), services.started.clone());
-    (Pikku::new(services), cleanups, started)
+    // Pinned, so a PIKKU_TRUSTED_PROXIES in the environment does not change the tests.
+    let app = Pikku::new(services).trusted_proxies(pikku::TrustedProxies::default());
+    (app, cleanups, started)
 }
 
 /// The client's address as the runtime sees it.

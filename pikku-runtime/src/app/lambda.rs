@@ -19,8 +19,9 @@
 //!   (and its cleanup waits) until it ends, the function times out, or writing the response
 //!   to the Runtime API fails.
 //! - SSE heartbeats are sent as usual; they keep idle streams open through the function URL.
-//! - The peer IP (per-IP stream limits) is the request context's `sourceIp`; the `Host`
-//!   header (same-origin checks) is the function URL's host.
+//! - The peer IP (per-IP stream limits) is the request context's `sourceIp`, already the
+//!   client's address, so leave `PIKKU_TRUSTED_PROXIES` unset here; the `Host` header
+//!   (same-origin checks) is the function URL's host.
 //! - Shutdown: Lambda sends `SIGTERM` only to functions with an extension registered; then
 //!   the app's [`Shutdown`](crate::serving::Shutdown) is triggered, so open streams end with
 //!   their `shutdown` event. Without an extension the environment is frozen and later

@@ -9,6 +9,9 @@
 //! the address it received the request from, so the rightmost entry that is not itself a
 //! trusted proxy is the first address no trusted party can vouch beyond. Whatever a client
 //! writes into the header itself sits further left and is never reached.
+//!
+//! Every address in the list is believed about any client: list exactly the proxies, not
+//! whole networks other hosts share, and let clients reach the app only through them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -17,7 +20,7 @@ use http::HeaderMap;
 use ipnet::IpNet;
 
 /// Env var read by [`TrustedProxies::from_env`]: comma-separated proxy addresses or CIDR
-/// ranges (`10.0.0.0/8, 127.0.0.1`).
+/// ranges (`127.0.0.1, 10.0.3.7`).
 pub const TRUSTED_PROXIES_ENV: &str = "PIKKU_TRUSTED_PROXIES";
 
 /// Most `X-Forwarded-For` entries looked at per request: a chain of proxies is a few hops, and
@@ -29,8 +32,8 @@ const MAX_HOPS: usize = 32;
 ///
 /// ```
 /// use pikku::TrustedProxies;
-/// // nginx on the same host, and a load balancer's private network.
-/// let proxies = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+/// // nginx on the same host, and the load balancer in front of it.
+/// let proxies = TrustedProxies::parse("127.0.0.1, 10.0.3.7").unwrap();
 /// # let _ = proxies;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,7 +53,7 @@ impl TrustedProxies {
     /// Trusts these addresses or ranges (an address is a range of one).
     pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
         Self {
-            nets: nets.into_iter().collect(),
+            nets: nets.into_iter().map(canonical_net).collect(),
         }
     }
 
@@ -67,8 +70,8 @@ impl TrustedProxies {
                         entry: e.to_owned(),
                     })
             })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { nets })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(nets))
     }
 
     /// The list in `PIKKU_TRUSTED_PROXIES` (the default of [`Pikku::new`](crate::Pikku::new));
@@ -77,7 +80,11 @@ impl TrustedProxies {
     /// A list that does not parse is refused whole, with an error in the log: trusting part of
     /// what the operator wrote could let clients choose their own address.
     pub fn from_env() -> Self {
-        let Ok(list) = std::env::var(TRUSTED_PROXIES_ENV) else {
+        Self::from_env_value(std::env::var(TRUSTED_PROXIES_ENV).ok())
+    }
+
+    fn from_env_value(value: Option<String>) -> Self {
+        let Some(list) = value else {
             return Self::default();
         };
         Self::parse(&list).unwrap_or_else(|e| {
@@ -98,26 +105,28 @@ impl TrustedProxies {
 
     /// The client's address: `peer`, or when `peer` is trusted, the rightmost
     /// `X-Forwarded-For` entry that is not. When every entry is trusted it is the leftmost
-    /// one; an entry that is not an address stops the walk at the proxy that passed it on.
+    /// one (so a trusted address may name any client); an entry that is not an address stops
+    /// the walk at the proxy that passed it on.
     pub(crate) fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-        let peer = peer?;
+        let peer = canonical(peer?);
         if self.nets.is_empty() || !self.trusts(peer) {
             return Some(peer);
         }
-        // Header lines in order, each a comma-separated list: together one list.
-        let lines: Vec<&str> = headers
+        // Header lines in order, each a comma-separated list: together one list. Split as
+        // bytes, so a line with a byte that is not text (which a client can put left of what
+        // its proxy appends, on the same line) stops the walk only where that entry sits.
+        let entries = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let mut hop = peer;
-        for entry in lines
-            .iter()
             .rev()
-            .flat_map(|l| l.rsplit(','))
-            .take(MAX_HOPS)
-        {
-            let Some(ip) = parse_entry(entry.trim()) else {
+            .flat_map(|v| v.as_bytes().rsplit(|&b| b == b','))
+            .take(MAX_HOPS);
+        let mut hop = peer;
+        for entry in entries {
+            let Some(ip) = std::str::from_utf8(entry)
+                .ok()
+                .and_then(|e| parse_entry(e.trim()))
+            else {
                 return Some(hop);
             };
             if !self.trusts(ip) {
@@ -129,13 +138,27 @@ impl TrustedProxies {
     }
 }
 
-/// `203.0.113.7`, `2001:db8::1`, or either with a port (`203.0.113.7:5000`, `[2001:db8::1]:5000`),
-/// as some proxies write them.
+/// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]`, or with a port (`203.0.113.7:5000`,
+/// `[2001:db8::1]:5000`), as some proxies write them.
 fn parse_entry(e: &str) -> Option<IpAddr> {
-    IpAddr::from_str(e)
+    let bare = e.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+    IpAddr::from_str(bare.unwrap_or(e))
         .or_else(|_| SocketAddr::from_str(e).map(|s| s.ip()))
         .ok()
         .map(canonical)
+}
+
+/// A range written as IPv4-mapped IPv6 (`::ffff:10.0.0.0/104`) is the IPv4 range it maps, as
+/// addresses are compared in their [`canonical`] form.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .addr()
+            .to_ipv4_mapped()
+            .and_then(|a| ipnet::Ipv4Net::new(a, v6.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        other => other,
+    }
 }
 
 /// An IPv4 peer on a dual-stack socket arrives as `::ffff:a.b.c.d`: compared and counted as
@@ -240,6 +263,76 @@ mod tests {
         let h = xff(&[&format!("203.0.113.7,{long}")]);
         // Not reached within the bound: the last trusted hop looked at counts instead.
         assert_eq!(p.client_ip(Some(ip("10.0.0.2")), &h), Some(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn a_line_that_is_not_text_stops_only_where_it_sits() {
+        // nginx appends to the client's own line: the client's bytes sit left of its address.
+        let p = TrustedProxies::parse("127.0.0.1").unwrap();
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff, 203.0.113.7").unwrap(),
+        );
+        assert_eq!(
+            p.client_ip(Some(ip("127.0.0.1")), &h),
+            Some(ip("203.0.113.7"))
+        );
+        // Right of it: the walk stops at the proxy that passed it on.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"203.0.113.7, \xff").unwrap(),
+        );
+        assert_eq!(
+            p.client_ip(Some(ip("127.0.0.1")), &h),
+            Some(ip("127.0.0.1"))
+        );
+    }
+
+    #[test]
+    fn empty_entries_brackets_and_mapped_forms() {
+        let p = TrustedProxies::parse("127.0.0.1, ::ffff:10.0.0.0/104").unwrap();
+        // A client's trailing comma is left of what the proxy appends.
+        let h = xff(&["1.1.1.1,, 203.0.113.7"]);
+        assert_eq!(
+            p.client_ip(Some(ip("127.0.0.1")), &h),
+            Some(ip("203.0.113.7"))
+        );
+        // Bracketed IPv6 without a port.
+        let h = xff(&["[2001:db8::1]"]);
+        assert_eq!(
+            p.client_ip(Some(ip("127.0.0.1")), &h),
+            Some(ip("2001:db8::1"))
+        );
+        // An IPv4-mapped entry counts as its IPv4 address.
+        let h = xff(&["::ffff:203.0.113.7"]);
+        assert_eq!(
+            p.client_ip(Some(ip("127.0.0.1")), &h),
+            Some(ip("203.0.113.7"))
+        );
+        // A range written IPv4-mapped trusts those IPv4 peers.
+        let h = xff(&["203.0.113.7"]);
+        assert_eq!(
+            p.client_ip(Some(ip("10.1.1.1")), &h),
+            Some(ip("203.0.113.7"))
+        );
+        // An untrusted dual-stack peer is its IPv4 address too.
+        let h = HeaderMap::new();
+        assert_eq!(
+            p.client_ip(Some(ip("::ffff:198.51.100.1")), &h),
+            Some(ip("198.51.100.1"))
+        );
+    }
+
+    #[test]
+    fn the_env_list_is_taken_whole_or_not_at_all() {
+        assert!(TrustedProxies::from_env_value(None).is_empty());
+        let p = TrustedProxies::from_env_value(Some("127.0.0.1, 10.0.3.7".into()));
+        assert!(p.trusts(ip("10.0.3.7")) && p.trusts(ip("127.0.0.1")));
+        // One bad entry: nothing is trusted, not the entries that did parse.
+        let bad = TrustedProxies::from_env_value(Some("127.0.0.1, proxy.local".into()));
+        assert!(bad.is_empty());
     }
 
     #[test]
