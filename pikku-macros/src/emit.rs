@@ -191,8 +191,11 @@ fn handler(f: &FnItem, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     }
 }
 
-/// The handler's body: the runtime prepares the call (services, input, session), then the
-/// permission checks run, the function is called and its output becomes steps.
+/// The handler's body: one call into the runtime's `run_json` or `run_stream`, which prepare
+/// the call (services, input, session), run the permission checks, call the function and turn
+/// its output into steps. The expansion names the function and, as marker types, where its
+/// parameters go, what it returns and how its stream items are sent; it holds no `async` block
+/// or generator, which the compiler would check again on every build of the user's crate.
 fn run_call(f: &FnItem, spec: &RouteSpec, shape: &Shape) -> TokenStream {
     let name = &f.sig.ident;
     let services = &shape.services;
@@ -204,96 +207,90 @@ fn run_call(f: &FnItem, spec: &RouteSpec, shape: &Shape) -> TokenStream {
         Some(t) => syn::parse_quote_spanned!(t.span()=> ::std::sync::Arc<#t>),
         None => syn::parse_quote!(()),
     };
-    let call_args = call_args(shape);
-    // JSON functions answer once: a plain `async` block (`run_once`) costs the compiler far
-    // less than a `stream!` generator, and 3 of 4 functions in a typical API are JSON.
-    let once = matches!(shape.output, Output::Json { .. });
     let krate = &spec.krate;
-    let permission_checks = permission_checks(spec, once, &quote!(#krate::__private));
-    let body = output_body(shape, krate);
-    // The call into the runtime is spanned at the input type (its literal tokens, not the
-    // user's code inside), so a missing `Deserialize` is reported there.
+    let rt = quote!(#krate::__private);
+    let params = shape.params.iter().map(|p| match p {
+        Param::Input(_) => quote!(#rt::In),
+        Param::Session(_) => quote!(#rt::Ses),
+        Param::Context => quote!(#rt::Ctx),
+    });
+    let params = quote!((#(#params,)*));
+    let checks = permission_checks(spec, &rt, services, &input_ty, shape.session());
+    let fallible = |f: bool| {
+        if f {
+            quote!(#rt::Fallible)
+        } else {
+            quote!(#rt::Plain)
+        }
+    };
+    // Two calls, each spanned at the user's type its bounds check, so a missing derive is
+    // reported there: `prepare` at the input (`Deserialize`), `run_*` at the output or item
+    // (`Serialize`).
     let input_span = shape.input().map_or_else(Span::call_site, |t| t.span());
     let k = krate.at(input_span);
-    if once {
-        quote_spanned! {input_span=>
-            #k::__private::run_once(__call, |__p: #k::__private::Prepared<#services, #input_ty, #session_arg>| async move {
-                #permission_checks
-                let __out = #name(&*__p.services #(, #call_args)*).await;
-                #body
-            })
+    let prepared = quote_spanned! {input_span=>
+        #k::__private::prepare::<#services, #input_ty, #session_arg>(__call)
+    };
+    let (run, span, m, w) = match &shape.output {
+        Output::Json { ty, fallible: m } => (quote!(run_json), ty.span(), fallible(*m), None),
+        Output::Stream { item, fallible: m } => (
+            quote!(run_stream),
+            item.data.span(),
+            fallible(*m),
+            Some(item_marker(item, &rt)),
+        ),
+        Output::Either { item, fallible, .. } => {
+            let m = if *fallible {
+                quote!(#rt::FallibleEither)
+            } else {
+                quote!(#rt::Either)
+            };
+            (
+                quote!(run_stream),
+                item.data.span(),
+                m,
+                Some(item_marker(item, &rt)),
+            )
         }
+    };
+    let k = krate.at(span);
+    let w = w.map(|w| quote_spanned!(span=> #w, _,));
+    // The function's name, located at the output: a bound its output fails is reported there.
+    let mut name = name.clone();
+    name.set_span(name.span().located_at(span));
+    quote_spanned! {span=>
+        #k::__private::#run::<#services, #input_ty, #session_arg, #params, _, #m, #w _>(#prepared, #checks, #name)
+    }
+}
+
+/// How the runtime sends a stream item: its wrapping, and whether it is a `Result`.
+fn item_marker(item: &Item, rt: &TokenStream) -> TokenStream {
+    let w = match item.wrap {
+        Wrap::Plain => quote!(#rt::Data),
+        Wrap::Event => quote!(#rt::Evented),
+        Wrap::Frame => quote!(#rt::Framed),
+    };
+    if item.fallible {
+        quote!(#rt::TryItem<#w>)
     } else {
-        quote_spanned! {input_span=>
-            #k::__private::run(__call, |__p: #k::__private::Prepared<#services, #input_ty, #session_arg>| {
-                #k::__private::stream! {
-                    #permission_checks
-                    let __out = #name(&*__p.services #(, #call_args)*).await;
-                    #body
-                }
-            })
-        }
+        w
     }
 }
 
-/// The function's arguments after the services, from the prepared call `__p`.
-fn call_args(shape: &Shape) -> Vec<TokenStream> {
-    shape
-        .params
-        .iter()
-        .map(|p| match p {
-            Param::Input(_) => quote!(__p.input),
-            Param::Session(_) => quote!(&*__p.session),
-            Param::Context => quote!(&__p.ctx),
-        })
-        .collect()
-}
-
-/// Each check runs before the function; the first refusal answers 403.
-fn permission_checks(spec: &RouteSpec, once: bool, rt: &TokenStream) -> TokenStream {
-    let checks = spec.permissions.iter().map(|p| {
+/// The permission checks as the runtime's list: `(check, "name", rest)`, `()` at the end. The
+/// first refusal answers 403.
+fn permission_checks(
+    spec: &RouteSpec,
+    rt: &TokenStream,
+    services: &Type,
+    input_ty: &Type,
+    session: Option<&Type>,
+) -> TokenStream {
+    let session_ty = session.map_or_else(|| quote!(()), |t| quote!(#t));
+    spec.permissions.iter().rev().fold(quote!(()), |rest, p| {
         let name = p.to_token_stream().to_string().replace(' ', "");
-        let refuse = if once {
-            quote!(return #rt::fail(&__p.ctx, #rt::forbidden(#name));)
-        } else {
-            quote!(yield #rt::fail(&__p.ctx, #rt::forbidden(#name)); return;)
-        };
-        quote_spanned! {p.span()=>
-            if !#p(&*__p.services, &__p.input, &*__p.session).await {
-                #refuse
-            }
-        }
-    });
-    quote!(#(#checks)*)
-}
-
-/// What the handler does with the function's output `__out`.
-fn output_body(shape: &Shape, krate: &CratePath) -> TokenStream {
-    match &shape.output {
-        Output::Json { ty, fallible } => json_body(ty, *fallible, krate),
-        Output::Stream { item, fallible } => {
-            let unwrap = unwrap_fallible(*fallible, krate);
-            let events = stream_events(item, quote!(__out), krate);
-            quote!(#unwrap #events)
-        }
-        Output::Either {
-            json,
-            item,
-            fallible,
-        } => {
-            let unwrap = unwrap_fallible(*fallible, krate);
-            let events = stream_events(item, quote!(__s), krate);
-            let k = krate.at(json.span());
-            let json_fn = quote_spanned!(json.span()=> #k::__private::json);
-            quote! {
-                #unwrap
-                match __out {
-                    #krate::Reply::Json(__v) => yield #json_fn(&__p.ctx, &__v),
-                    #krate::Reply::Stream(__s) => { #events }
-                }
-            }
-        }
-    }
+        quote_spanned!(p.span()=> (#rt::check::<#services, #input_ty, #session_ty, _>(#p), #name, #rest))
+    })
 }
 
 /// Typed client calls (`f::call(&client, input)`), expanded by the runtime only when its
@@ -409,53 +406,6 @@ pub fn route_impl(item: TokenStream) -> TokenStream {
     match (name, items) {
         (Some(name), Some(items)) => quote_spanned! {Span::call_site()=> impl #name { #items } },
         _ => TokenStream::new(),
-    }
-}
-
-// Calls are spanned at the user's type, so a missing `Serialize` points there.
-fn json_body(ty: &Type, fallible: bool, krate: &CratePath) -> TokenStream {
-    let k = krate.at(ty.span());
-    if fallible {
-        let f = quote_spanned!(ty.span()=> #k::__private::json_result);
-        quote!(#f(&__p.ctx, __out))
-    } else {
-        let f = quote_spanned!(ty.span()=> #k::__private::json);
-        quote!(#f(&__p.ctx, &__out))
-    }
-}
-
-fn unwrap_fallible(fallible: bool, krate: &CratePath) -> TokenStream {
-    if fallible {
-        quote! {
-            let __out = match __out {
-                ::core::result::Result::Ok(__v) => __v,
-                ::core::result::Result::Err(__e) => {
-                    yield #krate::__private::fail(&__p.ctx, __e);
-                    return;
-                }
-            };
-        }
-    } else {
-        quote!()
-    }
-}
-
-fn stream_events(item: &Item, stream: TokenStream, krate: &CratePath) -> TokenStream {
-    let span = item.data.span();
-    let k = krate.at(span);
-    let frame = match (item.wrap, item.fallible) {
-        (Wrap::Plain, false) => quote_spanned!(span=> #k::__private::frame(&__item)),
-        (Wrap::Event, false) => quote_spanned!(span=> #k::__private::frame_event(&__item)),
-        (Wrap::Frame, false) => quote_spanned!(span=> #k::__private::frame_raw(__item)),
-        (Wrap::Plain, true) => quote_spanned!(span=> #k::__private::frame_result(__item)),
-        (Wrap::Event, true) => quote_spanned!(span=> #k::__private::frame_event_result(__item)),
-        (Wrap::Frame, true) => quote_spanned!(span=> #k::__private::frame_raw_result(__item)),
-    };
-    quote! {
-        yield #krate::__private::open(&__p.ctx);
-        for await __item in #stream {
-            yield #frame;
-        }
     }
 }
 

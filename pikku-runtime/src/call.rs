@@ -69,18 +69,30 @@ pub struct Prepared<S, I, U> {
 }
 
 /// How a session parameter is taken from a call: `()` for none, `Arc<T>` for a session `T`.
-pub trait SessionArg: Sized + Send + 'static {
+pub trait SessionArg: Sized + Send + Sync + 'static {
+    /// What the function borrows: `()` or `T`.
+    type Target: Send + Sync + 'static;
     /// Takes the session the runtime resolved.
     fn take(session: Option<Arc<dyn Any + Send + Sync>>) -> Result<Self, PikkuError>;
+    /// The session as the function borrows it.
+    fn target(&self) -> &Self::Target;
 }
 
 impl SessionArg for () {
+    type Target = ();
     fn take(_: Option<Arc<dyn Any + Send + Sync>>) -> Result<Self, PikkuError> {
         Ok(())
+    }
+    fn target(&self) -> &() {
+        self
     }
 }
 
 impl<T: Send + Sync + 'static> SessionArg for Arc<T> {
+    type Target = T;
+    fn target(&self) -> &T {
+        self
+    }
     fn take(session: Option<Arc<dyn Any + Send + Sync>>) -> Result<Self, PikkuError> {
         session
             .ok_or_else(|| PikkuError::unauthorized("a valid session is required"))?
@@ -140,12 +152,12 @@ pub(crate) fn failed(e: PikkuError) -> Steps {
 }
 
 /// A stream starts, with the headers the function added.
-pub fn open(ctx: &Context) -> Step {
+pub(crate) fn open(ctx: &Context) -> Step {
     Step::Open(Box::new(ctx.take_response_headers()))
 }
 
 /// An error before anything was sent.
-pub fn fail<E: Into<PikkuError>>(ctx: &Context, e: E) -> Step {
+pub(crate) fn fail<E: Into<PikkuError>>(ctx: &Context, e: E) -> Step {
     Step::Fail(Box::new((e.into(), ctx.take_response_headers())))
 }
 
@@ -177,14 +189,6 @@ pub(crate) fn event_error(e: PikkuError) -> Step {
 
 /// A pre-encoded event, sent as it is.
 #[inline]
-pub fn frame_raw<T>(item: sse::Frame<T>) -> Step {
+pub(crate) fn frame_raw<T>(item: sse::Frame<T>) -> Step {
     Step::Event(item.into_bytes())
-}
-
-/// A fallible pre-encoded event.
-pub fn frame_raw_result<T, E: Into<PikkuError>>(item: Result<sse::Frame<T>, E>) -> Step {
-    match item {
-        Ok(v) => frame_raw(v),
-        Err(e) => event_error(e.into()),
-    }
 }

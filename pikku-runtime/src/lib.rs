@@ -120,6 +120,7 @@ pub mod call;
 #[doc(hidden)]
 pub mod checks;
 pub mod context;
+pub(crate) mod invoke;
 pub mod registry;
 mod reply;
 // 5. Sessions and request policies
@@ -203,12 +204,13 @@ pub mod prelude {
 /// Used by the code `#[pikku_func]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::call::{Call, Prepared, Step, Steps, fail, frame_raw, frame_raw_result, open};
-    pub use crate::checks::{
-        frame, frame_event, frame_event_result, frame_result, json, json_result, run, run_once,
-        schema_of,
-    };
+    pub use crate::call::{Call, Steps};
+    pub use crate::checks::schema_of;
     pub use crate::input::InputPlan;
+    pub use crate::invoke::{
+        Ctx, Data, Either, Evented, Fallible, FallibleEither, Framed, In, Plain, Ses, TryItem,
+        check, prepare, run_json, run_stream,
+    };
     pub use crate::registry::{
         Method, RateLimit, RatePer, RegisteredRoute, ResponseKind, RouteDef,
     };
