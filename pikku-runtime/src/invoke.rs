@@ -19,11 +19,11 @@ use std::pin::Pin;
 use async_stream::stream;
 use futures_util::Stream;
 
-use crate::Reply;
 use crate::call::{self, Call, Prepared, SessionArg, Step, Steps};
 use crate::checks::{PikkuInput, PikkuOutput};
 use crate::context::Context;
 use crate::error::PikkuError;
+use crate::reply::Reply;
 use crate::sse::{self, Event, Frame};
 
 /// Parameter marker: the input (`I`, by value).
@@ -329,6 +329,11 @@ where
     call.prepare::<S, I, U>()
 }
 
+/// The 403 of a refused permission check.
+fn forbidden(check: &'static str) -> PikkuError {
+    PikkuError::forbidden(format!("permission check `{check}` refused this request"))
+}
+
 /// The handler of a JSON function: run the checks, call `f`, answer once.
 ///
 /// `A` places the parameters ([`Invoke`]), `P` are the checks ([`Checks`]), `M` marks the
@@ -363,7 +368,7 @@ where
             .first_refusal(&*services, &input, session.target())
             .await
         {
-            return call::fail(&ctx, crate::__private::forbidden(name));
+            return call::fail(&ctx, forbidden(name));
         }
         f.invoke(&*services, input, session.target(), &ctx)
             .await
@@ -394,7 +399,7 @@ where
     Box::pin(stream! {
         let Prepared { services, input, session, ctx } = p;
         if let Some(name) = checks.first_refusal(&*services, &input, session.target()).await {
-            yield call::fail(&ctx, crate::__private::forbidden(name));
+            yield call::fail(&ctx, forbidden(name));
             return;
         }
         let out = f.invoke(&*services, input, session.target(), &ctx).await;

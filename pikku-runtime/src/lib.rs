@@ -120,7 +120,8 @@ pub mod call;
 #[doc(hidden)]
 pub mod checks;
 pub mod context;
-pub(crate) mod invoke;
+// The generic half of every generated handler (re-exported through `__private`).
+mod invoke;
 pub mod registry;
 mod reply;
 // 5. Sessions and request policies
@@ -214,7 +215,6 @@ pub mod __private {
     pub use crate::registry::{
         Method, RateLimit, RatePer, RegisteredRoute, ResponseKind, RouteDef,
     };
-    pub use async_stream::stream;
     pub use inventory;
     pub use serde::Serialize;
     pub use serde::de::DeserializeOwned;
@@ -227,11 +227,6 @@ pub mod __private {
     /// One path of `routes![...]`: its route, refusing a function not visible there.
     pub use pikku_macros::__route_of as route_of;
     pub use std::sync::OnceLock;
-
-    /// The 403 of a refused permission check.
-    pub fn forbidden(check: &'static str) -> crate::PikkuError {
-        crate::PikkuError::forbidden(format!("permission check `{check}` refused this request"))
-    }
 
     /// `TypeId::of`, as a fn pointer for descriptors.
     pub fn type_id<T: 'static>() -> std::any::TypeId {

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("context", 4),
     ("call", 4),
     ("checks", 4),
+    ("invoke", 4),
     ("registry", 4),
     ("reply", 4),
     ("session", 5),
