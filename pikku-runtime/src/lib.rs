@@ -120,8 +120,9 @@ pub mod call;
 #[doc(hidden)]
 pub mod checks;
 pub mod context;
-// The generic half of every generated handler (re-exported through `__private`).
-mod invoke;
+// The generic half of every generated handler (used through `__private`).
+#[doc(hidden)]
+pub mod invoke;
 pub mod registry;
 mod reply;
 // 5. Sessions and request policies
