@@ -179,7 +179,9 @@ pub use server::{
 };
 #[cfg(feature = "tls")]
 pub use server::{TlsConfig, TlsError};
-pub use serving::{Limits, Shutdown, SseConfig, TrustedProxies, TrustedProxiesError};
+pub use serving::{
+    ForwardedHeader, Limits, Shutdown, SseConfig, TrustedProxies, TrustedProxiesError,
+};
 pub use session::SessionService;
 pub use sse::{Event, Frame};
 pub use startup::StartupError;

@@ -1,13 +1,14 @@
 //! Behind a reverse proxy: the per-IP stream caps and `rate_limit`s count the client the proxy
-//! names in `X-Forwarded-For`, but only when the connection comes from a trusted proxy.
+//! names in `X-Forwarded-For` (or, when the app says so, RFC 7239 `Forwarded`), but only when
+//! the connection comes from a trusted proxy.
 //!
 //! The first tests play the proxy themselves (a client on 127.0.0.1 sending the header); the
-//! last puts a real nginx in front of the server, with clients on different loopback addresses.
+//! last put a real nginx in front of the server, with clients on different loopback addresses.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use pikku::{Limits, TrustedProxies};
+use pikku::{ForwardedHeader, Limits, TrustedProxies};
 
 use crate::fixtures;
 use crate::support::*;
@@ -109,7 +110,7 @@ async fn behind_nginx_each_client_has_its_own_cap() {
         panic!("nginx is missing: install Debian's `nginx` package (.ci/run does)");
     };
     let srv = TestServer::pikku(capped("127.0.0.1")).await;
-    let proxy = nginx.start(&srv.url("")).await;
+    let proxy = nginx.start(&srv.url(""), Names::XForwardedFor).await;
     let from = |local: [u8; 4]| {
         reqwest::Client::builder()
             .local_address(IpAddr::from(local))
@@ -137,7 +138,7 @@ async fn behind_nginx_each_client_has_its_own_cap() {
     drop((a, b));
     // Without trusting nginx, both clients are nginx's address: the second is refused.
     let direct = TestServer::pikku(capped("")).await;
-    let proxy2 = nginx.start(&direct.url("")).await;
+    let proxy2 = nginx.start(&direct.url(""), Names::XForwardedFor).await;
     let url2 = format!("{}/t/guarded?every_ms=1000", proxy2.url);
     let a = from([127, 0, 0, 2]).get(&url2).send().await.unwrap();
     assert_eq!(a.status(), 200);
@@ -150,6 +151,104 @@ async fn behind_nginx_each_client_has_its_own_cap() {
     drop((a, b));
     drop((proxy, proxy2));
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn with_forwarded_chosen_the_rfc7239_client_counts_and_x_forwarded_for_does_not() {
+    let app = capped("127.0.0.1, ::1");
+    let app = app.trusted_proxies(
+        TrustedProxies::parse("127.0.0.1, ::1")
+            .unwrap()
+            .header(ForwardedHeader::Forwarded),
+    );
+    let srv = TestServer::pikku(app).await;
+    // Every request also carries the same `X-Forwarded-For`: were it read, all of them would
+    // be one client and the second stream would be refused.
+    let open = |forwarded: &'static str| {
+        client()
+            .get(srv.url("/t/guarded?every_ms=1000"))
+            .header("forwarded", forwarded)
+            .header("x-forwarded-for", "198.51.100.9")
+            .send()
+    };
+    let a = open("for=203.0.113.1;proto=http").await.unwrap();
+    assert_eq!(a.status(), 200);
+    let b = open("for=\"[2001:db8::2]:4711\"").await.unwrap();
+    assert_eq!(b.status(), 200, "another client by its `for`");
+    let again = open("for=1.1.1.1, for=203.0.113.1").await.unwrap();
+    assert_eq!(again.status(), 429, "203.0.113.1's second stream");
+    drop((a, b));
+
+    let (app, ..) = fixtures::app();
+    let app = app.trusted_proxies(
+        TrustedProxies::parse("127.0.0.1")
+            .unwrap()
+            .header(ForwardedHeader::Forwarded),
+    );
+    let srv = TestServer::pikku(app).await;
+    let seen = |forwarded: &'static str| {
+        client()
+            .get(srv.url("/t/client-ip"))
+            .header("forwarded", forwarded)
+            .header("x-forwarded-for", "198.51.100.9")
+            .send()
+    };
+    let v: serde_json::Value = seen("for=203.0.113.1").await.unwrap().json().await.unwrap();
+    assert_eq!(v["ip"], "203.0.113.1");
+    // `for=unknown`: no address, so the proxy that passed it on is the client.
+    let v: serde_json::Value = seen("for=unknown").await.unwrap().json().await.unwrap();
+    assert_eq!(v["ip"], "127.0.0.1");
+}
+
+/// nginx writing RFC 7239 `Forwarded` (the two `map`s of the deployment guide; it has no
+/// variable of its own for it) in front of a server that reads that header. The clients also
+/// send an `X-Forwarded-For`, which this nginx passes on untouched: the server ignores it.
+#[tokio::test]
+async fn behind_nginx_writing_forwarded_each_client_has_its_own_cap() {
+    let Some(nginx) = Nginx::find() else {
+        panic!("nginx is missing: install Debian's `nginx` package (.ci/run does)");
+    };
+    let app = capped("127.0.0.1").trusted_proxies(
+        TrustedProxies::parse("127.0.0.1")
+            .unwrap()
+            .header(ForwardedHeader::Forwarded),
+    );
+    let srv = TestServer::pikku(app).await;
+    let proxy = nginx.start(&srv.url(""), Names::Forwarded).await;
+    let url = format!("{}/t/guarded?every_ms=1000", proxy.url);
+    let open = |local: [u8; 4], own: &'static str| {
+        let c = reqwest::Client::builder()
+            .local_address(IpAddr::from(local))
+            .build()
+            .unwrap();
+        let url = url.clone();
+        async move {
+            c.get(url)
+                .header("forwarded", own)
+                .header("x-forwarded-for", "198.51.100.9")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A client's own `Forwarded` (here with a quote left open) sits left of nginx's element.
+    let a = open([127, 0, 0, 2], "for=198.51.100.9").await;
+    assert_eq!(a.status(), 200);
+    let b = open([127, 0, 0, 3], "for=\"198.51.100.9").await;
+    assert_eq!(b.status(), 200, "another client through nginx");
+    let again = open([127, 0, 0, 2], "for=198.51.100.10").await;
+    assert_eq!(again.status(), 429, "127.0.0.2's second stream");
+    drop((a, b, proxy));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// The header the nginx in front names the client in.
+#[derive(Clone, Copy)]
+enum Names {
+    /// `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for`.
+    XForwardedFor,
+    /// `Forwarded`, the client's header with `for=<peer>` appended, as the README shows.
+    Forwarded,
 }
 
 /// The nginx binary, and running copies of it with a config of their own.
@@ -181,8 +280,9 @@ impl Nginx {
     }
 
     /// Starts nginx in the foreground on a free loopback port, proxying to `upstream`
-    /// (`http://127.0.0.1:port`) over HTTP/1.1 with buffering off, as for any SSE server.
-    async fn start(&self, upstream: &str) -> RunningNginx {
+    /// (`http://127.0.0.1:port`) over HTTP/1.1 with buffering off, as for any SSE server,
+    /// naming the client as `names` says.
+    async fn start(&self, upstream: &str, names: Names) -> RunningNginx {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -190,14 +290,31 @@ impl Nginx {
             .port();
         let dir = std::env::temp_dir().join(format!("pikku-nginx-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("logs")).unwrap();
+        let (maps, set_header) = match names {
+            Names::XForwardedFor => (
+                "",
+                "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+            ),
+            // The README's maps.
+            Names::Forwarded => (
+                "map $remote_addr $forwarded_for {\n\
+                 \x20   ~:      \"for=\\\"[$remote_addr]\\\"\";\n\
+                 \x20   default \"for=$remote_addr\";\n}\n\
+                 map $http_forwarded $proxy_add_forwarded {\n\
+                 \x20   \"\"      $forwarded_for;\n\
+                 \x20   default \"$http_forwarded, $forwarded_for\";\n}\n",
+                "proxy_set_header Forwarded $proxy_add_forwarded;",
+            ),
+        };
         let conf = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\n\
              error_log {dir}/logs/error.log warn;\nevents {{ worker_connections 64; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
              \x20 fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n\
+             {maps}\
              \x20 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
              \x20     proxy_pass {upstream};\n      proxy_http_version 1.1;\n      proxy_buffering off;\n\
-             \x20     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n}}\n",
+             \x20     {set_header}\n    }}\n  }}\n}}\n",
             dir = dir.display(),
         );
         let conf_path = dir.join("nginx.conf");

@@ -146,9 +146,11 @@ impl<S: Send + Sync + 'static> Pikku<S> {
         self
     }
 
-    /// The reverse proxies whose `X-Forwarded-For` names the client, for the per-IP stream
-    /// caps and `rate_limit`s (behind a proxy every connection is the proxy's). Default:
-    /// [`TrustedProxies::from_env`] (`PIKKU_TRUSTED_PROXIES`), none when unset.
+    /// The reverse proxies whose `X-Forwarded-For` (or, by
+    /// [`TrustedProxies::header`], `Forwarded`) names the client, for the per-IP stream caps
+    /// and `rate_limit`s (behind a proxy every connection is the proxy's). Default:
+    /// [`TrustedProxies::from_env`] (`PIKKU_TRUSTED_PROXIES`,
+    /// `PIKKU_TRUSTED_PROXIES_HEADER`), none when unset.
     ///
     /// ```
     /// # struct Services;

@@ -14,7 +14,10 @@ pub(crate) mod pipeline;
 use tokio_util::sync::CancellationToken;
 
 pub use body::{COALESCE_MAX_BYTES, PikkuBody, SseBody};
-pub use client_ip::{TRUSTED_PROXIES_ENV, TrustedProxies, TrustedProxiesError};
+pub use client_ip::{
+    ForwardedHeader, TRUSTED_PROXIES_ENV, TRUSTED_PROXIES_HEADER_ENV, TrustedProxies,
+    TrustedProxiesError,
+};
 pub use config::{DEFAULT_HEARTBEAT, HEARTBEAT_ENV, MAX_LIFETIME_ENV, SseConfig};
 pub use limits::Limits;
 

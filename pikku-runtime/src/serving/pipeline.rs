@@ -36,7 +36,7 @@ pub(crate) struct AppState {
     pub body_limit: usize,
     pub metrics: Metrics,
     pub stream_limiter: StreamLimiter,
-    /// Whose `X-Forwarded-For` names the client that the per-IP limits count.
+    /// Whose `X-Forwarded-For` (or `Forwarded`) names the client that the per-IP limits count.
     pub trusted_proxies: TrustedProxies,
     /// The allowed cross-origin origins (trusted by the CSRF check too).
     pub cors: CorsConfig,
