@@ -32,8 +32,9 @@ pub const TRUSTED_PROXIES_ENV: &str = "PIKKU_TRUSTED_PROXIES";
 /// client in, `x-forwarded-for` (the default) or `forwarded` (RFC 7239).
 pub const TRUSTED_PROXIES_HEADER_ENV: &str = "PIKKU_TRUSTED_PROXIES_HEADER";
 
-/// Most `X-Forwarded-For` entries (or `Forwarded` elements) looked at per request: a chain of proxies is a few hops, and
-/// the walk stops at the first untrusted entry anyway; this only bounds a trusted peer's header.
+/// Most `X-Forwarded-For` entries (or `Forwarded` elements) looked at per request: a chain of
+/// proxies is a few hops, and the walk stops at the first untrusted entry anyway; this only
+/// bounds a trusted peer's header.
 const MAX_HOPS: usize = 32;
 
 /// The reverse proxies whose `X-Forwarded-For` the app believes. None by default: every
@@ -96,7 +97,7 @@ impl ForwardedHeader {
     }
 }
 
-/// A [`TrustedProxies`] list (or header name) that does not parse.
+/// A [`TrustedProxies`] list that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{entry}` is not an IP address or CIDR range (as in `10.0.0.0/8`)")]
 pub struct TrustedProxiesError {
