@@ -200,6 +200,43 @@ async fn with_forwarded_chosen_the_rfc7239_client_counts_and_x_forwarded_for_doe
     assert_eq!(v["ip"], "127.0.0.1");
 }
 
+/// The env names the header, in the demo's own process: its login rate limit (10 a second per
+/// client) counts the client `Forwarded` names. Every request carries a different
+/// `X-Forwarded-For`, so were that read instead, none would be refused.
+#[tokio::test]
+async fn the_demo_reads_the_header_its_env_names() {
+    let demo = DemoProcess::start(&[
+        ("PIKKU_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+        ("PIKKU_TRUSTED_PROXIES_HEADER", "forwarded"),
+    ])
+    .await;
+    let login = |forwarded: &str, i: usize| {
+        client()
+            .post(demo.url("/auth/login"))
+            .header("forwarded", forwarded.to_owned())
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&serde_json::json!({ "userId": "alice" }))
+            .send()
+    };
+    // Four times the burst at once: whatever refills while they arrive, some are over it.
+    let statuses: Vec<u16> =
+        futures_util::future::join_all((0..40).map(|i| login("for=203.0.113.1", i)))
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+    assert!(
+        statuses.contains(&429),
+        "one client over its limit: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s != 429).count() >= 10,
+        "{statuses:?}"
+    );
+    let other = login("for=203.0.113.2", 99).await.unwrap();
+    assert_ne!(other.status(), 429, "another client has its own limit");
+}
+
 /// nginx writing RFC 7239 `Forwarded` (the two `map`s of the deployment guide; it has no
 /// variable of its own for it) in front of a server that reads that header. The clients also
 /// send an `X-Forwarded-For`, which this nginx passes on untouched: the server ignores it.
