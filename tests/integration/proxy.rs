@@ -22,6 +22,13 @@ fn capped(proxies: &str) -> pikku::Pikku<fixtures::TestServices> {
     .trusted_proxies(TrustedProxies::parse(proxies).unwrap())
 }
 
+/// Trusts `proxies`, reading the client from RFC 7239 `Forwarded`.
+fn reading_forwarded(proxies: &str) -> TrustedProxies {
+    TrustedProxies::parse(proxies)
+        .unwrap()
+        .header(ForwardedHeader::Forwarded)
+}
+
 async fn stream_for(srv: &TestServer, forwarded_for: &str) -> reqwest::Response {
     client()
         .get(srv.url("/t/guarded?every_ms=1000"))
@@ -155,12 +162,7 @@ async fn behind_nginx_each_client_has_its_own_cap() {
 
 #[tokio::test]
 async fn with_forwarded_chosen_the_rfc7239_client_counts_and_x_forwarded_for_does_not() {
-    let app = capped("127.0.0.1, ::1");
-    let app = app.trusted_proxies(
-        TrustedProxies::parse("127.0.0.1, ::1")
-            .unwrap()
-            .header(ForwardedHeader::Forwarded),
-    );
+    let app = capped("127.0.0.1, ::1").trusted_proxies(reading_forwarded("127.0.0.1, ::1"));
     let srv = TestServer::pikku(app).await;
     // Every request also carries the same `X-Forwarded-For`: were it read, all of them would
     // be one client and the second stream would be refused.
@@ -180,11 +182,7 @@ async fn with_forwarded_chosen_the_rfc7239_client_counts_and_x_forwarded_for_doe
     drop((a, b));
 
     let (app, ..) = fixtures::app();
-    let app = app.trusted_proxies(
-        TrustedProxies::parse("127.0.0.1")
-            .unwrap()
-            .header(ForwardedHeader::Forwarded),
-    );
+    let app = app.trusted_proxies(reading_forwarded("127.0.0.1"));
     let srv = TestServer::pikku(app).await;
     let seen = |forwarded: &'static str| {
         client()
@@ -245,11 +243,7 @@ async fn behind_nginx_writing_forwarded_each_client_has_its_own_cap() {
     let Some(nginx) = Nginx::find() else {
         panic!("nginx is missing: install Debian's `nginx` package (.ci/run does)");
     };
-    let app = capped("127.0.0.1").trusted_proxies(
-        TrustedProxies::parse("127.0.0.1")
-            .unwrap()
-            .header(ForwardedHeader::Forwarded),
-    );
+    let app = capped("127.0.0.1").trusted_proxies(reading_forwarded("127.0.0.1"));
     let srv = TestServer::pikku(app).await;
     let proxy = nginx.start(&srv.url(""), Names::Forwarded).await;
     let url = format!("{}/t/guarded?every_ms=1000", proxy.url);
